@@ -1,0 +1,27 @@
+"""sparsecodec: lossless compact formats for pruned and quantized weight matrices.
+
+>>> import numpy as np, sparsecodec as sc
+>>> W = np.zeros((4, 3), np.float32); W[1, 2] = 0.5
+>>> enc = sc.encode(W, format="sham")
+>>> bool((enc.decode() == W).all()), (np.ones(4) @ enc).tolist()
+(True, [0.0, 0.0, 0.5])
+"""
+
+from . import formats as _formats  # noqa: F401  (registers every format)
+from .api import encode, formats, sizes
+from .errors import DTypeError, EncodeError, FormatError, ShapeError, SparseCodecError
+from .formats.base import Encoded
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DTypeError",
+    "EncodeError",
+    "Encoded",
+    "FormatError",
+    "ShapeError",
+    "SparseCodecError",
+    "encode",
+    "formats",
+    "sizes",
+]

@@ -1,0 +1,27 @@
+"""The one exception hierarchy of sparsecodec.
+
+Every error the library raises on purpose is a :class:`SparseCodecError`. The subclasses also
+derive from the matching built-in exception so that ``except ValueError`` keeps working.
+"""
+
+from __future__ import annotations
+
+
+class SparseCodecError(Exception):
+    """Base class of every error raised by sparsecodec."""
+
+
+class FormatError(SparseCodecError, ValueError):
+    """Encoded data (components, meta or a file) is inconsistent, truncated or hostile."""
+
+
+class EncodeError(SparseCodecError, ValueError):
+    """The input cannot be encoded as asked (bad dtype, too many distinct values, bad option)."""
+
+
+class ShapeError(SparseCodecError, ValueError):
+    """An array has the wrong number of dimensions or the wrong length."""
+
+
+class DTypeError(SparseCodecError, TypeError):
+    """An operand has a dtype the operation does not accept (complex, object, ...)."""

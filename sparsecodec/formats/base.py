@@ -1,0 +1,314 @@
+"""The ``Encoded`` protocol, the format registry and the analysis shared by every encoder."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..coding.huffman import MAX_SYMBOLS
+from ..errors import DTypeError, EncodeError, FormatError, ShapeError
+from ..kernels import analysis as ak
+
+FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+_UINT = {2: np.dtype(np.uint16), 4: np.dtype(np.uint32), 8: np.dtype(np.uint64)}
+
+
+def bits_dtype(dtype: np.dtype) -> np.dtype:
+    """The unsigned integer dtype with the same width as a float dtype."""
+    return _UINT[np.dtype(dtype).itemsize]
+
+
+def check_matrix(W: Any) -> np.ndarray:
+    """Return ``W`` as a C-contiguous 2-D float16/32/64 array or raise a clear error."""
+    if not isinstance(W, np.ndarray):
+        try:
+            W = np.asarray(W)
+        except Exception as exc:  # pragma: no cover - numpy's own message is good
+            raise EncodeError(f"cannot convert input to an array: {exc}") from exc
+    if W.ndim != 2:
+        raise ShapeError(f"expected a 2-D matrix, found an array with {W.ndim} dimension(s)")
+    if W.dtype.newbyteorder("=") not in FLOAT_DTYPES or W.dtype.kind != "f":
+        raise EncodeError(f"expected a float16, float32 or float64 matrix, found dtype {W.dtype}")
+    return np.ascontiguousarray(W, dtype=W.dtype.newbyteorder("="))
+
+
+@dataclass(frozen=True)
+class Distinct:
+    """Distinct bit patterns (sorted), their counts, and each entry's index into them."""
+
+    values: np.ndarray
+    counts: np.ndarray
+    symbols: np.ndarray  # int32, one per entry, in the order the entries were given
+
+    @property
+    def k(self) -> int:
+        return int(self.values.shape[0])
+
+
+def distinct_values(bits: np.ndarray) -> Distinct | None:
+    """Distinct values of a 1-D bit array, or None when there are more than MAX_SYMBOLS."""
+    uniq, counts, inverse, k = ak.distinct(bits, MAX_SYMBOLS)
+    if k > MAX_SYMBOLS:
+        return None
+    order = np.argsort(uniq, kind="stable")
+    rank = np.empty(k, np.int32)
+    rank[order] = np.arange(k, dtype=np.int32)
+    ak.remap(inverse, rank)
+    return Distinct(uniq[order], counts[order], inverse)
+
+
+class Matrix:
+    """One input matrix and the analyses encoders share (each computed once, on demand)."""
+
+    def __init__(self, W: Any):
+        self.W = check_matrix(W)
+        self.shape: tuple[int, int] = (int(self.W.shape[0]), int(self.W.shape[1]))
+        self.dtype = self.W.dtype
+        self.bits = self.W.view(bits_dtype(self.dtype))
+
+    @property
+    def size(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+    @cached_property
+    def csc(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(indptr int64[m+1], rows int64[nnz], value bits[nnz]) of the nonzero entries."""
+        return ak.compress_structure(self.bits)
+
+    @cached_property
+    def csr(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(indptr int64[n+1], cols int64[nnz], value bits[nnz]) of the nonzero entries."""
+        return ak.compress_structure(np.ascontiguousarray(self.bits.T))
+
+    @property
+    def nnz(self) -> int:
+        return int(self.csc[0][-1])
+
+    @cached_property
+    def all_distinct(self) -> Distinct | None:
+        """Distinct values over every entry; symbols in column-major order."""
+        return distinct_values(np.ascontiguousarray(self.bits.T).ravel())
+
+    @cached_property
+    def nonzero_distinct(self) -> Distinct | None:
+        """Distinct nonzero values; symbols in CSC order."""
+        return distinct_values(self.csc[2])
+
+    def require_distinct(self, which: str, fmt: str) -> Distinct:
+        d = self.all_distinct if which == "all" else self.nonzero_distinct
+        if d is None:
+            raise EncodeError(
+                f"{fmt}: the matrix has more than {MAX_SYMBOLS} distinct values; "
+                "quantize it first or use dense/csr/csc/coo"
+            )
+        return d
+
+
+# --------------------------------------------------------------------------- the protocol
+
+
+_REGISTRY: dict[str, type[Encoded]] = {}
+
+
+def register(cls: type[Encoded]) -> type[Encoded]:
+    """Class decorator adding a format to the registry under ``cls.format``."""
+    _REGISTRY[cls.format] = cls
+    return cls
+
+
+def registry() -> dict[str, type[Encoded]]:
+    return dict(_REGISTRY)
+
+
+class Encoded:
+    """An immutable encoded matrix ``W`` of shape (n, m): the protocol every format implements.
+
+    Subclasses provide ``_encode``, ``size_of``, ``components``, ``_meta``, ``_from_parts``,
+    ``decode``, ``_rmatmul`` and ``nnz``.
+    """
+
+    format: ClassVar[str]
+    options: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, shape: tuple[int, int], dtype: np.dtype):
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.dtype = np.dtype(dtype)
+
+    # ---- construction
+    @classmethod
+    def encode(cls, W: Any, **opts: Any) -> Encoded:
+        """Encode a 2-D float matrix exactly."""
+        M = W if isinstance(W, Matrix) else Matrix(W)
+        cls.check_options(opts)
+        return cls._encode(M, **opts)
+
+    @classmethod
+    def check_options(cls, opts: dict[str, Any]) -> None:
+        unknown = sorted(set(opts) - set(cls.options))
+        if unknown:
+            allowed = ", ".join(cls.options) or "none"
+            raise EncodeError(f"{cls.format}: unknown option(s) {unknown}; allowed: {allowed}")
+
+    @classmethod
+    def _encode(cls, M: Matrix, **opts: Any) -> Encoded:
+        raise NotImplementedError
+
+    @classmethod
+    def size_of(cls, M: Matrix, **opts: Any) -> int | None:
+        """Exact ``nbytes`` the encoding of ``M`` would have, or None if it cannot be encoded."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_components(cls, meta: dict[str, Any], comps: dict[str, np.ndarray]) -> Encoded:
+        """Rebuild from stored parts, validating everything (raises :class:`FormatError`)."""
+        if not isinstance(meta, dict):
+            raise FormatError(f"{cls.format}: meta must be a dict, found {type(meta).__name__}")
+        if not isinstance(comps, dict):
+            raise FormatError(f"{cls.format}: components must be a dict")
+        fmt = meta.get("format", cls.format)
+        if fmt != cls.format:
+            raise FormatError(f"{cls.format}: meta names format {fmt!r}")
+        shape = meta.get("shape")
+        if (not isinstance(shape, (list, tuple)) or len(shape) != 2
+                or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**40
+                           for s in shape)):
+            raise FormatError(f"{cls.format}: meta 'shape' must be two integers in [0, 2^40), "
+                              f"found {shape!r}")
+        dtype = meta.get("dtype")
+        if dtype not in ("float16", "float32", "float64"):
+            raise FormatError(f"{cls.format}: meta 'dtype' must be float16/float32/float64, "
+                              f"found {dtype!r}")
+        expected = set(cls.component_names(meta))
+        if set(comps) != expected:
+            raise FormatError(f"{cls.format}: expected components {sorted(expected)}, "
+                              f"found {sorted(comps)}")
+        return cls._from_parts((shape[0], shape[1]), np.dtype(dtype), meta, comps)
+
+    @classmethod
+    def component_names(cls, meta: dict[str, Any]) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    @classmethod
+    def _from_parts(cls, shape: tuple[int, int], dtype: np.dtype, meta: dict[str, Any],
+                    comps: dict[str, np.ndarray]) -> Encoded:
+        raise NotImplementedError
+
+    # ---- storage
+    def components(self) -> dict[str, np.ndarray]:
+        """The named arrays that are stored; their bytes are exactly ``nbytes``."""
+        raise NotImplementedError
+
+    def _meta(self) -> dict[str, Any]:
+        return {}
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """JSON-serialisable scalars that, with ``components()``, describe the matrix fully."""
+        return {"format": self.format, "shape": list(self.shape), "dtype": self.dtype.name,
+                **self._meta()}
+
+    @property
+    def nbytes(self) -> int:
+        """Exact bytes of every stored component (payload, codebook, indices, pointers)."""
+        return int(sum(a.nbytes for a in self.components().values()))
+
+    @property
+    def bits_per_weight(self) -> float:
+        n, m = self.shape
+        return 8.0 * self.nbytes / (n * m) if n * m else math.nan
+
+    @property
+    def nnz(self) -> int:
+        """Number of entries whose bit pattern is not +0.0."""
+        raise NotImplementedError
+
+    # ---- computation
+    def decode(self) -> np.ndarray:
+        """The original matrix, bit for bit (same dtype, -0.0, inf and NaN payloads kept)."""
+        raise NotImplementedError
+
+    def _rmatmul(self, Xt: np.ndarray) -> np.ndarray:
+        """``(X @ W).T`` as float64 (m, b) from ``Xt = X.T``, float64 C-contiguous (n, b)."""
+        raise NotImplementedError
+
+    def _operand(self, X: Any, ndim: int) -> tuple[np.ndarray, np.dtype]:
+        X = np.asarray(X)
+        if X.ndim != ndim:
+            want = "(n,)" if ndim == 1 else "(b, n)"
+            raise ShapeError(f"{self.format}: expected an operand of shape {want} with "
+                             f"n = {self.shape[0]}, found shape {X.shape}")
+        if X.dtype.kind not in "biuf":
+            raise DTypeError(f"{self.format}: expected a real numeric operand, "
+                             f"found dtype {X.dtype}")
+        if X.shape[-1] != self.shape[0]:
+            raise ShapeError(f"{self.format}: operand length {X.shape[-1]} does not match "
+                             f"the matrix's {self.shape[0]} rows")
+        out = np.result_type(X.dtype, self.dtype)
+        if out.kind != "f":
+            out = np.dtype(np.float64)
+        return X, out
+
+    def rmatvec(self, x: Any) -> np.ndarray:
+        """``x @ W`` for ``x`` of shape (n,), computed on the encoded form (float64 sums)."""
+        x, out = self._operand(x, 1)
+        y = self._rmatmul(np.ascontiguousarray(x, dtype=np.float64).reshape(-1, 1))
+        return y[:, 0].astype(out)
+
+    def rmatmul(self, X: Any) -> np.ndarray:
+        """``X @ W`` for ``X`` of shape (b, n), computed on the encoded form in parallel."""
+        X, out = self._operand(X, 2)
+        Yt = self._rmatmul(np.ascontiguousarray(X.T, dtype=np.float64))
+        return np.ascontiguousarray(Yt.T, dtype=out)
+
+    def __rmatmul__(self, X: Any) -> np.ndarray:
+        X = np.asarray(X)
+        return self.rmatvec(X) if X.ndim == 1 else self.rmatmul(X)
+
+    def __repr__(self) -> str:
+        n, m = self.shape
+        return (f"<{type(self).__name__} format={self.format!r} shape=({n}, {m}) "
+                f"dtype={self.dtype.name} nnz={self.nnz} nbytes={self.nbytes}>")
+
+
+# --------------------------------------------------------------------------- validation helpers
+
+
+def component(comps: dict[str, np.ndarray], name: str, fmt: str, dtype: Any,
+              length: int | None = None, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """Fetch component ``name`` as a native-order array of ``dtype``, checking its size."""
+    a = comps[name]
+    if not isinstance(a, np.ndarray):
+        raise FormatError(f"{fmt}: component {name!r} must be an ndarray, "
+                          f"found {type(a).__name__}")
+    want = np.dtype(dtype)
+    if a.dtype.newbyteorder("=") != want:
+        raise FormatError(f"{fmt}: component {name!r} must have dtype {want}, found {a.dtype}")
+    if a.dtype.byteorder not in ("=", "|", "<" if np.little_endian else ">"):
+        a = a.astype(want)
+    if shape is not None:
+        if a.shape != shape:
+            raise FormatError(f"{fmt}: component {name!r} must have shape {shape}, "
+                              f"found {a.shape}")
+    elif a.ndim != 1:
+        raise FormatError(f"{fmt}: component {name!r} must be 1-D, found shape {a.shape}")
+    if length is not None and a.shape[0] != length:
+        raise FormatError(f"{fmt}: component {name!r} must have length {length}, "
+                          f"found {a.shape[0]}")
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+def meta_int(meta: dict[str, Any], key: str, fmt: str, lo: int, hi: int) -> int:
+    v = meta.get(key)
+    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        raise FormatError(f"{fmt}: meta {key!r} must be an integer in [{lo}, {hi}], "
+                          f"found {v!r}")
+    return v
+
+
+def float_view(values_bits: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Codebook bit patterns as float64 numbers for computing."""
+    return values_bits.view(dtype).astype(np.float64)

@@ -1,0 +1,50 @@
+"""``dense``: the matrix as it is, the baseline every other format is measured against."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..kernels.analysis import count_nonzero_bits
+from .base import Encoded, Matrix, bits_dtype, component, register
+
+
+@register
+class Dense(Encoded):
+    """One component ``values``: the (n, m) matrix in its own dtype, row-major."""
+
+    format = "dense"
+
+    def __init__(self, values: np.ndarray):
+        super().__init__(values.shape, values.dtype)
+        self.values = values
+
+    @classmethod
+    def _encode(cls, M: Matrix, **opts: Any) -> Dense:
+        return cls(M.W.copy())
+
+    @classmethod
+    def size_of(cls, M: Matrix, **opts: Any) -> int:
+        return M.W.nbytes
+
+    @classmethod
+    def component_names(cls, meta: dict[str, Any]) -> tuple[str, ...]:
+        return ("values",)
+
+    @classmethod
+    def _from_parts(cls, shape, dtype, meta, comps) -> Dense:
+        return cls(component(comps, "values", cls.format, dtype, shape=shape))
+
+    def components(self) -> dict[str, np.ndarray]:
+        return {"values": self.values}
+
+    @property
+    def nnz(self) -> int:
+        return int(count_nonzero_bits(self.values.view(bits_dtype(self.dtype))))
+
+    def decode(self) -> np.ndarray:
+        return self.values.copy()
+
+    def _rmatmul(self, Xt: np.ndarray) -> np.ndarray:
+        return self.values.T.astype(np.float64) @ Xt

@@ -1,0 +1,138 @@
+"""``sham`` (sparse HAM): CSC whose nonzero values are canonical-Huffman coded.
+
+Row indices are packed at ``ceil(log2 n)`` bits and the ``m + 1`` column pointers at
+``ceil(log2(nnz + 1))`` bits; the nonzero values, in column-major order, form a Huffman stream
+cut into blocks of ``block_cols`` columns with 4 lanes each. Components: ``symbols``,
+``code_counts``, ``stream``, ``offsets``, ``indptr``, ``indices``; meta ``nnz``, ``block_cols``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..coding.bits import check_packed, pack, unpack, width_for, words_for
+from ..coding.huffman import (
+    MAX_CODE_LENGTH,
+    HuffmanPart,
+    code_lengths,
+    stream_bits,
+    stream_nbytes,
+)
+from ..errors import FormatError
+from ..kernels import compressed as kc
+from ..kernels import entropy as ke
+from .base import Encoded, Matrix, bits_dtype, component, float_view, meta_int, register
+from .ham import BLOCK_SYMBOLS, block_starts, check_coder_options
+
+
+@register
+class SHAM(Encoded):
+    format = "sham"
+    options = ("block_symbols", "max_code_length")
+
+    def __init__(self, shape, dtype, part: HuffmanPart, indptr: np.ndarray, indices: np.ndarray,
+                 nnz: int, block_cols: int):
+        super().__init__(shape, dtype)
+        self.part = part
+        self.indptr = indptr
+        self.indices = indices
+        self._nnz = nnz
+        self.block_cols = block_cols
+
+    @staticmethod
+    def _block_cols(m: int, nnz: int, block_symbols: int) -> int:
+        per_col = max(nnz, 1) / max(m, 1)
+        return max(1, min(max(m, 1), int(np.ceil(block_symbols / per_col))))
+
+    @classmethod
+    def _encode(cls, M: Matrix, block_symbols: int = BLOCK_SYMBOLS,
+                max_code_length: int = MAX_CODE_LENGTH) -> SHAM:
+        check_coder_options(cls.format, block_symbols, max_code_length)
+        d = M.require_distinct("nonzero", cls.format)
+        n, m = M.shape
+        ptr, rows, _ = M.csc
+        nnz = int(ptr[-1])
+        bc = cls._block_cols(m, nnz, block_symbols)
+        part = HuffmanPart.encode(d.values.view(M.dtype), d.counts, d.symbols,
+                                  block_starts(0, m, bc, ptr), max_code_length)
+        return cls(M.shape, M.dtype, part, pack(ptr, width_for(nnz)),
+                   pack(rows, width_for(n - 1)), nnz, bc)
+
+    @classmethod
+    def size_of(cls, M: Matrix, block_symbols: int = BLOCK_SYMBOLS,
+                max_code_length: int = MAX_CODE_LENGTH) -> int | None:
+        check_coder_options(cls.format, block_symbols, max_code_length)
+        d = M.nonzero_distinct
+        if d is None:
+            return None
+        n, m = M.shape
+        nnz = M.nnz
+        lengths = code_lengths(d.counts, max_code_length)
+        nblocks = -(-m // cls._block_cols(m, nnz, block_symbols))
+        return (stream_nbytes(d.k, M.dtype.itemsize, int(lengths.max(initial=0)),
+                              stream_bits(d.counts, lengths), nblocks)
+                + 8 * words_for((m + 1) * width_for(nnz)) + 8 * words_for(nnz * width_for(n - 1)))
+
+    @classmethod
+    def component_names(cls, meta: dict[str, Any]) -> tuple[str, ...]:
+        return ("symbols", "code_counts", "stream", "offsets", "indptr", "indices")
+
+    def _meta(self) -> dict[str, Any]:
+        return {"nnz": self._nnz, "block_cols": self.block_cols}
+
+    @classmethod
+    def _from_parts(cls, shape, dtype, meta, comps) -> SHAM:
+        fmt = cls.format
+        n, m = shape
+        nnz = meta_int(meta, "nnz", fmt, 0, n * m)
+        bc = meta_int(meta, "block_cols", fmt, 1, max(m, 1))
+        indptr = component(comps, "indptr", fmt, np.uint64)
+        indices = component(comps, "indices", fmt, np.uint64)
+        pw, iw = width_for(nnz), width_for(n - 1)
+        check_packed(indptr, m + 1, pw, f"{fmt}: indptr")
+        check_packed(indices, nnz, iw, f"{fmt}: indices")
+        code = kc.check_compressed(indptr, pw, m, indices, iw, n, nnz)
+        if code:
+            raise FormatError(f"{fmt}: {kc.MESSAGES[code]}")
+        symbols = component(comps, "symbols", fmt, dtype)
+        if (nnz > 0) != (symbols.shape[0] > 0):
+            raise FormatError(f"{fmt}: {symbols.shape[0]} symbols for {nnz} nonzeros")
+        if kc.has_zero(symbols.view(bits_dtype(dtype))):
+            raise FormatError(f"{fmt}: the codebook holds +0.0 (zeros are never stored)")
+        nblocks = -(-m // bc)
+        part = HuffmanPart.from_stored(
+            symbols, component(comps, "code_counts", fmt, np.uint32),
+            component(comps, "stream", fmt, np.uint64),
+            component(comps, "offsets", fmt, np.uint64), nblocks, fmt)
+        return cls(shape, dtype, part, indptr, indices, nnz, bc)
+
+    def components(self) -> dict[str, np.ndarray]:
+        return {**self.part.stored(), "indptr": self.indptr, "indices": self.indices}
+
+    @property
+    def nnz(self) -> int:
+        return self._nnz
+
+    def _pos_args(self) -> tuple:
+        return (self.indptr, width_for(self._nnz), self.indices, width_for(self.shape[0] - 1))
+
+    def _check(self, bad: int) -> None:
+        if bad >= 0:
+            raise FormatError(f"{self.format}: block {bad} of the stream is corrupt")
+
+    def decode(self) -> np.ndarray:
+        n, m = self.shape
+        bits = bits_dtype(self.dtype)
+        flat = np.zeros(n * m, bits)
+        self._check(ke.sham_decode(*self.part.kernel_args(), self.part.symbols.view(bits),
+                                   *self._pos_args(), n, m, self.block_cols, flat))
+        return flat.view(self.dtype).reshape(m, n).T
+
+    def _rmatmul(self, Xt: np.ndarray) -> np.ndarray:
+        Yt = np.zeros((self.shape[1], Xt.shape[1]), np.float64)
+        self._check(ke.sham_rmatmul(*self.part.kernel_args(),
+                                    float_view(self.part.symbols, self.dtype), *self._pos_args(),
+                                    self.block_cols, Xt, Yt))
+        return Yt

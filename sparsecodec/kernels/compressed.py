@@ -1,0 +1,204 @@
+"""Kernels over compressed sparse structure with bit-packed pointers and indices.
+
+The same kernels serve CSC (outer = columns, inner = rows) and CSR (outer = rows, inner = columns)
+and the position part of sHAM. Pointers and indices are read straight from their packed words;
+nothing is unpacked into a temporary array.
+
+Products are computed as ``Yt = (X @ W).T`` from ``Xt = X.T`` (both float64, C order), so the
+batch dimension is the contiguous inner loop.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from ..coding.bits import read_bits
+
+OK = 0
+BAD_FIRST = 1
+NOT_MONOTONE = 2
+BAD_LAST = 3
+OUT_OF_RANGE = 4
+NOT_SORTED = 5
+
+MESSAGES = {
+    BAD_FIRST: "the first pointer is not 0",
+    NOT_MONOTONE: "pointers decrease",
+    BAD_LAST: "the last pointer does not equal the number of stored entries",
+    OUT_OF_RANGE: "an index is out of range",
+    NOT_SORTED: "indices are not strictly increasing",
+}
+
+_COLS_PER_TASK = 16
+
+
+def scatter_tasks() -> int:
+    """Private accumulators for row-wise scatter products: two per thread, for balance."""
+    return 2 * numba.get_num_threads()
+
+
+@njit(cache=True, nogil=True, inline="always")
+def ptr_at(ptr, pw, j):
+    return np.int64(read_bits(ptr, j * pw, pw))
+
+
+@njit(cache=True, nogil=True)
+def check_compressed(ptr, pw, outer, idx, iw, inner, nnz):
+    """Validate packed pointers (outer + 1) and indices (nnz); returns an error code."""
+    if ptr_at(ptr, pw, 0) != 0:
+        return BAD_FIRST
+    prev = 0
+    for j in range(1, outer + 1):
+        cur = ptr_at(ptr, pw, j)
+        if cur < prev:
+            return NOT_MONOTONE
+        if cur > nnz:
+            return BAD_LAST
+        prev = cur
+    if prev != nnz:
+        return BAD_LAST
+    lo = 0
+    for j in range(outer):
+        hi = ptr_at(ptr, pw, j + 1)
+        last = -1
+        for q in range(lo, hi):
+            i = np.int64(read_bits(idx, q * iw, iw))
+            if i >= inner:
+                return OUT_OF_RANGE
+            if i <= last:
+                return NOT_SORTED
+            last = i
+        lo = hi
+    return OK
+
+
+@njit(cache=True, nogil=True)
+def check_coordinates(row, rw, col, cw, n, m, nnz):
+    """Validate packed COO coordinates: in range and strictly increasing in row-major order."""
+    last = -1
+    for q in range(nnz):
+        i = np.int64(read_bits(row, q * rw, rw))
+        j = np.int64(read_bits(col, q * cw, cw))
+        if i >= n or j >= m:
+            return OUT_OF_RANGE
+        key = i * m + j
+        if key <= last:
+            return NOT_SORTED
+        last = key
+    return OK
+
+
+@njit(cache=True, nogil=True)
+def has_zero(bits):
+    for v in bits:
+        if v == 0:
+            return True
+    return False
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def decode(ptr, pw, idx, iw, vals, outer, inner, out):
+    """Scatter stored values into ``out`` (flat, zero-filled; ``outer`` runs of ``inner``)."""
+    for j in prange(outer):
+        lo = ptr_at(ptr, pw, j)
+        hi = ptr_at(ptr, pw, j + 1)
+        base = j * inner
+        for q in range(lo, hi):
+            out[base + np.int64(read_bits(idx, q * iw, iw))] = vals[q]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def columns_dot(ptr, pw, idx, iw, c0, c1, vals, voff, Xt, Yt, acc):
+    """``Yt[j] = sum_q Xt[row_q] * vals[q - voff]`` for the stored entries of columns c0..c1."""
+    bsz = Xt.shape[1]
+    lo = ptr_at(ptr, pw, c0)
+    for j in range(c0, c1):
+        hi = ptr_at(ptr, pw, j + 1)
+        for t in range(bsz):
+            acc[t] = 0.0
+        p = lo * iw
+        for q in range(lo, hi):
+            i = np.int64(read_bits(idx, p, iw))
+            p += iw
+            v = np.float64(vals[q - voff])
+            for t in range(bsz):
+                acc[t] += Xt[i, t] * v
+        for t in range(bsz):
+            Yt[j, t] = acc[t]
+        lo = hi
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def csc_rmatmul(ptr, pw, idx, iw, vals, Xt, Yt):
+    m = Yt.shape[0]
+    ntasks = (m + _COLS_PER_TASK - 1) // _COLS_PER_TASK
+    for task in prange(ntasks):
+        c0 = task * _COLS_PER_TASK
+        c1 = min(m, c0 + _COLS_PER_TASK)
+        acc = np.empty(Xt.shape[1], np.float64)
+        columns_dot(ptr, pw, idx, iw, c0, c1, vals, 0, Xt, Yt, acc)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def csr_rmatmul(ptr, pw, idx, iw, vals, Xt, Yt, ntasks):
+    """Row-wise scatter ``Yt[col] += Xt[row] * v``, one private accumulator per task."""
+    n = Xt.shape[0]
+    bsz = Xt.shape[1]
+    ntasks = min(n, ntasks)
+    if ntasks == 0:
+        Yt[:] = 0.0
+        return
+    part = np.zeros((ntasks,) + Yt.shape, np.float64)
+    for task in prange(ntasks):
+        r0 = task * n // ntasks
+        r1 = (task + 1) * n // ntasks
+        mine = part[task]
+        for r in range(r0, r1):
+            lo = ptr_at(ptr, pw, r)
+            hi = ptr_at(ptr, pw, r + 1)
+            for q in range(lo, hi):
+                j = np.int64(read_bits(idx, q * iw, iw))
+                v = np.float64(vals[q])
+                for t in range(bsz):
+                    mine[j, t] += Xt[r, t] * v
+    _sum_parts(part, Yt)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def coo_rmatmul(row, rw, col, cw, vals, Xt, Yt, ntasks):
+    nnz = vals.shape[0]
+    bsz = Xt.shape[1]
+    ntasks = min(max(nnz, 1), ntasks)
+    part = np.zeros((ntasks,) + Yt.shape, np.float64)
+    for task in prange(ntasks):
+        q0 = task * nnz // ntasks
+        q1 = (task + 1) * nnz // ntasks
+        mine = part[task]
+        for q in range(q0, q1):
+            i = np.int64(read_bits(row, q * rw, rw))
+            j = np.int64(read_bits(col, q * cw, cw))
+            v = np.float64(vals[q])
+            for t in range(bsz):
+                mine[j, t] += Xt[i, t] * v
+    _sum_parts(part, Yt)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _sum_parts(part, Yt):
+    m = Yt.shape[0]
+    for j in prange(m):
+        for t in range(Yt.shape[1]):
+            s = 0.0
+            for k in range(part.shape[0]):
+                s += part[k, j, t]
+            Yt[j, t] = s
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def coo_decode(row, rw, col, cw, vals, m, out):
+    for q in prange(vals.shape[0]):
+        i = np.int64(read_bits(row, q * rw, rw))
+        j = np.int64(read_bits(col, q * cw, cw))
+        out[i * m + j] = vals[q]

@@ -1,0 +1,179 @@
+"""Kernels of the codebook formats: index map (fixed width), HAM and sHAM (Huffman coded).
+
+Each works column block by column block in parallel. The Huffman formats decode one block of
+symbols at a time into a small scratch array (kept in L2) and consume it at once, so the dense
+matrix is never formed by a dot product.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ..coding.bits import read_bits
+from ..coding.huffman import decode_block
+from .compressed import columns_dot, ptr_at
+
+# --------------------------------------------------------------------------- index map
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def im_max_index(words, width, count):
+    chunk = 1 << 15
+    nchunks = (count + chunk - 1) // chunk
+    best = np.zeros(max(nchunks, 1), np.int64)
+    for c in prange(nchunks):
+        p = c * chunk * width
+        mx = 0
+        for _ in range(c * chunk, min(count, (c + 1) * chunk)):
+            v = np.int64(read_bits(words, p, width))
+            p += width
+            if v > mx:
+                mx = v
+        best[c] = mx
+    return best.max()
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def im_decode(words, width, cb, n, m, out):
+    """``out`` is the flat column-major result."""
+    for j in prange(m):
+        p = j * n * width
+        base = j * n
+        for i in range(n):
+            out[base + i] = cb[np.int64(read_bits(words, p, width))]
+            p += width
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def im_rmatmul(words, width, cbf, nonzero, Xt, Yt):
+    n = Xt.shape[0]
+    bsz = Xt.shape[1]
+    for j in prange(Yt.shape[0]):
+        acc = np.zeros(bsz, np.float64)
+        p = j * n * width
+        for i in range(n):
+            s = np.int64(read_bits(words, p, width))
+            p += width
+            if nonzero[s]:
+                v = cbf[s]
+                for t in range(bsz):
+                    acc[t] += Xt[i, t] * v
+        for t in range(bsz):
+            Yt[j, t] = acc[t]
+
+
+# --------------------------------------------------------------------------- HAM
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def ham_decode(words, lane_off, table, limit, base, first, bits, maxlen, cb, n, m, block_cols,
+               out):
+    """Decode every entry into the flat column-major ``out``; returns a corrupt block or -1."""
+    nblocks = (m + block_cols - 1) // block_cols
+    bad = np.full(max(nblocks, 1), -1, np.int64)
+    for b in prange(nblocks):
+        lo = b * block_cols * n
+        cnt = (min(m, (b + 1) * block_cols) - b * block_cols) * n
+        scratch = np.empty(cnt, np.int32)
+        if not decode_block(words, lane_off, b, cnt, table, limit, base, first, bits, maxlen,
+                            scratch):
+            bad[b] = b
+            continue
+        for t in range(cnt):
+            out[lo + t] = cb[scratch[t]]
+    return _first_bad(bad)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def ham_rmatmul(words, lane_off, table, limit, base, first, bits, maxlen, cbf, zero_sym,
+                block_cols, Xt, Yt):
+    n = Xt.shape[0]
+    bsz = Xt.shape[1]
+    m = Yt.shape[0]
+    nblocks = (m + block_cols - 1) // block_cols
+    bad = np.full(max(nblocks, 1), -1, np.int64)
+    for b in prange(nblocks):
+        c0 = b * block_cols
+        c1 = min(m, c0 + block_cols)
+        cnt = (c1 - c0) * n
+        scratch = np.empty(cnt, np.int32)
+        if not decode_block(words, lane_off, b, cnt, table, limit, base, first, bits, maxlen,
+                            scratch):
+            bad[b] = b
+            continue
+        acc = np.empty(bsz, np.float64)
+        t = 0
+        for j in range(c0, c1):
+            for u in range(bsz):
+                acc[u] = 0.0
+            for i in range(n):
+                s = scratch[t]
+                t += 1
+                if s != zero_sym:
+                    v = cbf[s]
+                    for u in range(bsz):
+                        acc[u] += Xt[i, u] * v
+            for u in range(bsz):
+                Yt[j, u] = acc[u]
+    return _first_bad(bad)
+
+
+# --------------------------------------------------------------------------- sHAM
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def sham_decode(words, lane_off, table, limit, base, first, bits, maxlen, cb, ptr, pw, idx, iw,
+                n, m, block_cols, out):
+    """Scatter the nonzeros into the flat column-major, zero-filled ``out``."""
+    nblocks = (m + block_cols - 1) // block_cols
+    bad = np.full(max(nblocks, 1), -1, np.int64)
+    for b in prange(nblocks):
+        c0 = b * block_cols
+        c1 = min(m, c0 + block_cols)
+        q0 = ptr_at(ptr, pw, c0)
+        cnt = ptr_at(ptr, pw, c1) - q0
+        scratch = np.empty(cnt, np.int32)
+        if not decode_block(words, lane_off, b, cnt, table, limit, base, first, bits, maxlen,
+                            scratch):
+            bad[b] = b
+            continue
+        lo = q0
+        for j in range(c0, c1):
+            hi = ptr_at(ptr, pw, j + 1)
+            for q in range(lo, hi):
+                out[j * n + np.int64(read_bits(idx, q * iw, iw))] = cb[scratch[q - q0]]
+            lo = hi
+    return _first_bad(bad)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def sham_rmatmul(words, lane_off, table, limit, base, first, bits, maxlen, cbf, ptr, pw, idx, iw,
+                 block_cols, Xt, Yt):
+    m = Yt.shape[0]
+    nblocks = (m + block_cols - 1) // block_cols
+    bad = np.full(max(nblocks, 1), -1, np.int64)
+    for b in prange(nblocks):
+        c0 = b * block_cols
+        c1 = min(m, c0 + block_cols)
+        q0 = ptr_at(ptr, pw, c0)
+        cnt = ptr_at(ptr, pw, c1) - q0
+        scratch = np.empty(cnt, np.int32)
+        if not decode_block(words, lane_off, b, cnt, table, limit, base, first, bits, maxlen,
+                            scratch):
+            bad[b] = b
+            continue
+        vals = np.empty(cnt, np.float64)
+        for t in range(cnt):
+            vals[t] = cbf[scratch[t]]
+        acc = np.empty(Xt.shape[1], np.float64)
+        columns_dot(ptr, pw, idx, iw, c0, c1, vals, q0, Xt, Yt, acc)
+    return _first_bad(bad)
+
+
+@njit(cache=True, nogil=True)
+def _first_bad(bad):
+    for b in bad:
+        if b >= 0:
+            return b
+    return -1

@@ -470,7 +470,7 @@ def offsets_width(nwords: int) -> int:
 def stream_nbytes(k: int, itemsize: int, maxlen: int, total_bits: int, nblocks: int) -> int:
     """Exact stored bytes of a Huffman part: symbols, code counts, stream words, packed offsets."""
     nwords = words_for(total_bits)
-    noff = LANES * nblocks + 1 if nblocks else 1
+    noff = LANES * nblocks + 1
     return (k * itemsize + 4 * (maxlen + 1 if k else 0) + 8 * nwords
             + 8 * words_for(noff * offsets_width(nwords)))
 
@@ -506,6 +506,8 @@ class HuffmanPart:
         if int(counts.sum()) != symbols.shape[0]:
             raise FormatError(f"{what}: code_counts describe {int(counts.sum())} codes but "
                               f"there are {symbols.shape[0]} symbols")
+        if np.unique(symbols.view(f"u{symbols.dtype.itemsize}")).shape[0] != symbols.shape[0]:
+            raise FormatError(f"{what}: symbols must be distinct")
         noff = LANES * nblocks + 1
         width = offsets_width(words.shape[0])
         check_packed(offsets, noff, width, f"{what}: offsets")

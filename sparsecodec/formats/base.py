@@ -133,6 +133,8 @@ class Encoded:
 
     format: ClassVar[str]
     options: ClassVar[tuple[str, ...]] = ()
+    # makes numpy's binary operators defer to us, so that ``ndarray @ enc`` calls __rmatmul__
+    __array_ufunc__ = None
 
     def __init__(self, shape: tuple[int, int], dtype: np.dtype):
         self.shape = (int(shape[0]), int(shape[1]))
@@ -230,6 +232,19 @@ class Encoded:
     def decode(self) -> np.ndarray:
         """The original matrix, bit for bit (same dtype, -0.0, inf and NaN payloads kept)."""
         raise NotImplementedError
+
+    def decode_columns(self, start: int, stop: int) -> np.ndarray:
+        """``W[:, start:stop]`` bit for bit. Blocked formats decode only the blocks needed."""
+        start, stop = self._column_range(start, stop)
+        return self.decode()[:, start:stop]
+
+    def _column_range(self, start: int, stop: int) -> tuple[int, int]:
+        m = self.shape[1]
+        if not (isinstance(start, (int, np.integer)) and isinstance(stop, (int, np.integer))
+                and 0 <= start <= stop <= m):
+            raise ShapeError(f"{self.format}: column range must satisfy 0 <= start <= stop <= "
+                             f"{m}, found {start!r}:{stop!r}")
+        return int(start), int(stop)
 
     def _rmatmul(self, Xt: np.ndarray) -> np.ndarray:
         """``(X @ W).T`` as float64 (m, b) from ``Xt = X.T``, float64 C-contiguous (n, b)."""

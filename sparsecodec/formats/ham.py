@@ -43,6 +43,14 @@ def block_starts(per_col: np.ndarray | int, m: int, block_cols: int, ptr: np.nda
     return (cols * per_col if ptr is None else ptr[cols]).astype(np.int64)
 
 
+def block_range(start: int, stop: int, block_cols: int, m: int) -> tuple[int, int, int, int]:
+    """Blocks ``[b_lo, b_hi)`` covering columns ``[start, stop)`` and the columns they span."""
+    if start == stop:
+        return 0, 0, start, start
+    b_lo, b_hi = start // block_cols, -(-stop // block_cols)
+    return b_lo, b_hi, b_lo * block_cols, min(m, b_hi * block_cols)
+
+
 @register
 class HAM(Encoded):
     format = "ham"
@@ -117,12 +125,18 @@ class HAM(Encoded):
             raise FormatError(f"{self.format}: block {bad} of the stream is corrupt")
 
     def decode(self) -> np.ndarray:
+        return self.decode_columns(0, self.shape[1])
+
+    def decode_columns(self, start: int, stop: int) -> np.ndarray:
+        start, stop = self._column_range(start, stop)
         n, m = self.shape
         bits = bits_dtype(self.dtype)
-        flat = np.empty(n * m, bits)
+        b_lo, b_hi, c_lo, c_hi = block_range(start, stop, self.block_cols, m)
+        flat = np.empty(n * (c_hi - c_lo), bits)
         self._check(ke.ham_decode(*self.part.kernel_args(), self.part.symbols.view(bits), n, m,
-                                  self.block_cols, flat))
-        return flat.view(self.dtype).reshape(m, n).T
+                                  self.block_cols, b_lo, b_hi, flat))
+        out = flat.view(self.dtype).reshape(c_hi - c_lo, n).T
+        return out[:, start - c_lo:stop - c_lo]
 
     def _rmatmul(self, Xt: np.ndarray) -> np.ndarray:
         Yt = np.zeros((self.shape[1], Xt.shape[1]), np.float64)

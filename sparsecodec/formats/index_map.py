@@ -71,6 +71,9 @@ class IndexMap(Encoded):
         if (size > 0) != (k > 0) or k > 1 << width:
             raise FormatError(f"{fmt}: a codebook of {k} values does not fit a "
                               f"{shape} matrix with {width}-bit indices")
+        cb_bits = codebook.view(bits_dtype(dtype))
+        if k > 1 and not np.all(cb_bits[1:] > cb_bits[:-1]):
+            raise FormatError(f"{fmt}: codebook bit patterns must be strictly increasing")
         check_packed(indices, size, width, f"{fmt}: indices")
         if size and int(ke.im_max_index(indices, width, size)) >= k:
             raise FormatError(f"{fmt}: an index points past the {k}-value codebook")

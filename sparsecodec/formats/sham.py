@@ -24,7 +24,7 @@ from ..errors import FormatError
 from ..kernels import compressed as kc
 from ..kernels import entropy as ke
 from .base import Encoded, Matrix, bits_dtype, component, float_view, meta_int, register
-from .ham import BLOCK_SYMBOLS, block_starts, check_coder_options
+from .ham import BLOCK_SYMBOLS, block_range, block_starts, check_coder_options
 
 
 @register
@@ -123,12 +123,18 @@ class SHAM(Encoded):
             raise FormatError(f"{self.format}: block {bad} of the stream is corrupt")
 
     def decode(self) -> np.ndarray:
+        return self.decode_columns(0, self.shape[1])
+
+    def decode_columns(self, start: int, stop: int) -> np.ndarray:
+        start, stop = self._column_range(start, stop)
         n, m = self.shape
         bits = bits_dtype(self.dtype)
-        flat = np.zeros(n * m, bits)
+        b_lo, b_hi, c_lo, c_hi = block_range(start, stop, self.block_cols, m)
+        flat = np.zeros(n * (c_hi - c_lo), bits)
         self._check(ke.sham_decode(*self.part.kernel_args(), self.part.symbols.view(bits),
-                                   *self._pos_args(), n, m, self.block_cols, flat))
-        return flat.view(self.dtype).reshape(m, n).T
+                                   *self._pos_args(), n, m, self.block_cols, b_lo, b_hi, flat))
+        out = flat.view(self.dtype).reshape(c_hi - c_lo, n).T
+        return out[:, start - c_lo:stop - c_lo]
 
     def _rmatmul(self, Xt: np.ndarray) -> np.ndarray:
         Yt = np.zeros((self.shape[1], Xt.shape[1]), np.float64)

@@ -68,17 +68,17 @@ def im_rmatmul(words, width, cbf, nonzero, Xt, Yt):
 
 @njit(cache=True, nogil=True, parallel=True)
 def ham_decode(words, lane_off, table, limit, base, first, bits, maxlen, cb, n, m, block_cols,
-               out):
-    """Decode every entry into the flat column-major ``out``; returns a corrupt block or -1."""
-    nblocks = (m + block_cols - 1) // block_cols
-    bad = np.full(max(nblocks, 1), -1, np.int64)
-    for b in prange(nblocks):
-        lo = b * block_cols * n
+               b_lo, b_hi, out):
+    """Decode blocks b_lo..b_hi into the flat column-major ``out`` (which starts at block
+    b_lo's first column); returns a corrupt block or -1."""
+    bad = np.full(max(b_hi - b_lo, 1), -1, np.int64)
+    for b in prange(b_lo, b_hi):
+        lo = (b - b_lo) * block_cols * n
         cnt = (min(m, (b + 1) * block_cols) - b * block_cols) * n
         scratch = np.empty(cnt, np.int32)
         if not decode_block(words, lane_off, b, cnt, table, limit, base, first, bits, maxlen,
                             scratch):
-            bad[b] = b
+            bad[b - b_lo] = b
             continue
         for t in range(cnt):
             out[lo + t] = cb[scratch[t]]
@@ -124,11 +124,12 @@ def ham_rmatmul(words, lane_off, table, limit, base, first, bits, maxlen, cbf, z
 
 @njit(cache=True, nogil=True, parallel=True)
 def sham_decode(words, lane_off, table, limit, base, first, bits, maxlen, cb, ptr, pw, idx, iw,
-                n, m, block_cols, out):
-    """Scatter the nonzeros into the flat column-major, zero-filled ``out``."""
-    nblocks = (m + block_cols - 1) // block_cols
-    bad = np.full(max(nblocks, 1), -1, np.int64)
-    for b in prange(nblocks):
+                n, m, block_cols, b_lo, b_hi, out):
+    """Scatter the nonzeros of blocks b_lo..b_hi into the flat column-major, zero-filled
+    ``out`` (which starts at block b_lo's first column)."""
+    bad = np.full(max(b_hi - b_lo, 1), -1, np.int64)
+    off = b_lo * block_cols * n
+    for b in prange(b_lo, b_hi):
         c0 = b * block_cols
         c1 = min(m, c0 + block_cols)
         q0 = ptr_at(ptr, pw, c0)
@@ -136,13 +137,13 @@ def sham_decode(words, lane_off, table, limit, base, first, bits, maxlen, cb, pt
         scratch = np.empty(cnt, np.int32)
         if not decode_block(words, lane_off, b, cnt, table, limit, base, first, bits, maxlen,
                             scratch):
-            bad[b] = b
+            bad[b - b_lo] = b
             continue
         lo = q0
         for j in range(c0, c1):
             hi = ptr_at(ptr, pw, j + 1)
             for q in range(lo, hi):
-                out[j * n + np.int64(read_bits(idx, q * iw, iw))] = cb[scratch[q - q0]]
+                out[j * n - off + np.int64(read_bits(idx, q * iw, iw))] = cb[scratch[q - q0]]
             lo = hi
     return _first_bad(bad)
 

@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+
+import sparsecodec as sc
+
+FORMATS = sc.formats()
+
+
+@pytest.mark.parametrize("bad, exc, msg", [
+    (np.zeros(5, np.float32), sc.ShapeError, "2-D"),
+    (np.zeros((2, 2, 2), np.float32), sc.ShapeError, "3 dimension"),
+    (np.zeros((2, 2), np.complex64), sc.EncodeError, "complex64"),
+    (np.zeros((2, 2), object), sc.EncodeError, "object"),
+    (np.zeros((2, 2), np.int32), sc.EncodeError, "int32"),
+])
+def test_bad_matrices(bad, exc, msg):
+    with pytest.raises(exc, match=msg):
+        sc.encode(bad, format="sham")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_bad_operands(fmt):
+    enc = sc.encode(np.eye(4, dtype=np.float32), format=fmt)
+    with pytest.raises(sc.ShapeError, match="4 rows"):
+        enc.rmatvec(np.ones(5))
+    with pytest.raises(sc.ShapeError, match=r"\(n,\)"):
+        enc.rmatvec(np.ones((2, 4)))
+    with pytest.raises(sc.ShapeError):
+        enc.rmatmul(np.ones((2, 3)))
+    with pytest.raises(sc.DTypeError, match="complex"):
+        enc.rmatvec(np.ones(4, np.complex128))
+    with pytest.raises(sc.DTypeError):
+        np.array(["a"] * 4, dtype=object) @ enc
+    with pytest.raises(sc.ShapeError):
+        enc.decode_columns(3, 2)
+
+
+def test_index_map_width_too_small():
+    W = np.arange(16, dtype=np.float32).reshape(4, 4)
+    with pytest.raises(sc.EncodeError, match="16 distinct values need 4 bits"):
+        sc.encode(W, format="index_map", bits=3)
+    assert sc.encode(W, format="index_map", bits=7).width == 7
+
+
+def test_unknown_format_and_options():
+    W = np.eye(3, dtype=np.float32)
+    with pytest.raises(sc.EncodeError, match="unknown format"):
+        sc.encode(W, format="zip")
+    with pytest.raises(sc.EncodeError, match="unknown option"):
+        sc.encode(W, format="csr", bits=3)
+    with pytest.raises(sc.EncodeError, match="unknown option"):
+        sc.encode(W, colour="red")
+    with pytest.raises(sc.EncodeError, match="max_code_length"):
+        sc.encode(W, format="ham", max_code_length=30)
+
+
+def test_errors_are_one_hierarchy():
+    for e in (sc.FormatError, sc.EncodeError, sc.ShapeError, sc.DTypeError):
+        assert issubclass(e, sc.SparseCodecError)

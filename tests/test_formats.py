@@ -1,0 +1,140 @@
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import encode_with, matrices, same_bits
+
+import sparsecodec as sc
+from sparsecodec.formats.base import registry
+
+FORMATS = ["dense", "csr", "csc", "coo", "index_map", "ham", "sham"]
+
+
+def test_registry_has_exactly_the_issue_formats():
+    assert sc.formats() == FORMATS
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@given(W=matrices())
+def test_round_trip_is_bit_exact(fmt, W):
+    enc = encode_with(W, fmt, block_symbols=7)  # tiny blocks: many of them
+    assert enc.format == fmt and enc.shape == W.shape and enc.dtype == W.dtype
+    assert same_bits(enc.decode(), W)
+    assert enc.nnz == int(np.count_nonzero(W.view(f"u{W.dtype.itemsize}")))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@given(W=matrices())
+def test_nbytes_is_the_sum_of_components_and_matches_prediction(fmt, W):
+    enc = sc.encode(W, format=fmt)
+    comps = enc.components()
+    assert enc.nbytes == sum(a.nbytes for a in comps.values())
+    assert enc.nbytes == sc.sizes(W)[fmt]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@given(W=matrices())
+def test_components_round_trip(fmt, W):
+    enc = encode_with(W, fmt, block_symbols=5)
+    again = type(enc).from_components(enc.meta, enc.components())
+    assert same_bits(again.decode(), W)
+    import json
+    assert json.loads(json.dumps(enc.meta)) == enc.meta
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@given(W=matrices(finite=True), data=st.data())
+def test_products_match_numpy(fmt, W, data):
+    enc = encode_with(W, fmt, block_symbols=9)
+    n = W.shape[0]
+    rng = np.random.default_rng(data.draw(st.integers(0, 1000)))
+    x = rng.standard_normal(n).astype(np.float32)
+    X = rng.standard_normal((data.draw(st.integers(0, 5)), n))
+    ref = x.astype(np.float64) @ W.astype(np.float64)
+    np.testing.assert_allclose(enc.rmatvec(x), ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(x @ enc, ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(enc.rmatmul(X), X @ W.astype(np.float64), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(X @ enc, X @ W.astype(np.float64), rtol=1e-9, atol=1e-9)
+    assert (x @ enc).dtype == np.result_type(x.dtype, W.dtype)
+
+
+@pytest.mark.parametrize("fmt", ["ham", "sham", "index_map", "csc"])
+@given(W=matrices(), data=st.data())
+def test_column_ranges_decode_alone(fmt, W, data):
+    enc = encode_with(W, fmt, block_symbols=4)
+    m = W.shape[1]
+    a = data.draw(st.integers(0, m))
+    b = data.draw(st.integers(a, m))
+    assert same_bits(enc.decode_columns(a, b), W[:, a:b])
+
+
+@given(W=matrices())
+def test_auto_picks_the_smallest(W):
+    enc = sc.encode(W)
+    sizes = sc.sizes(W)
+    assert enc.nbytes == min(sizes.values())
+    assert same_bits(enc.decode(), W)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("shape", [(0, 5), (5, 0), (0, 0), (1, 1)])
+def test_empty_and_tiny_shapes(fmt, shape):
+    W = np.full(shape, 0.75, np.float32)
+    enc = sc.encode(W, format=fmt)
+    assert same_bits(enc.decode(), W)
+    np.testing.assert_allclose(np.ones(shape[0]) @ enc, np.ones(shape[0]) @ W)
+    assert (np.ones((3, shape[0])) @ enc).shape == (3, shape[1])
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_all_zeros_and_a_single_value(fmt):
+    for W in (np.zeros((40, 30), np.float64), np.full((40, 30), -1.5, np.float16)):
+        enc = sc.encode(W, format=fmt)
+        assert same_bits(enc.decode(), W)
+    z = sc.encode(np.zeros((400, 300), np.float32), format=fmt)
+    if fmt in ("csr", "csc", "coo", "sham", "ham"):
+        assert z.nbytes < 400  # nothing but pointers (or a one-symbol code)
+
+
+def test_minus_zero_and_nan_payloads_survive_every_format():
+    W = np.zeros((3, 4), np.float32)
+    W[0, 0] = -0.0
+    W.view(np.uint32)[1, 1] = 0x7FC00123
+    W.view(np.uint32)[2, 3] = 0xFF800001  # signalling NaN, sign bit set
+    W[2, 0] = np.inf
+    for fmt in FORMATS:
+        assert same_bits(sc.encode(W, format=fmt).decode(), W), fmt
+
+
+def test_many_distinct_values_up_to_the_limit():
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((1024, 1024)).astype(np.float32)  # ~2^20 distinct values
+    k = len(np.unique(W.view(np.uint32)))
+    if k <= 1 << 20:
+        enc = sc.encode(W, format="ham")
+        assert same_bits(enc.decode(), W)
+    W2 = rng.standard_normal((1100, 1000)).astype(np.float32)  # certainly over 2^20
+    with pytest.raises(sc.EncodeError, match="distinct"):
+        sc.encode(W2, format="sham")
+    assert sc.encode(W2).format == "dense"  # auto falls back to a format that can hold it
+
+
+def test_long_code_lengths_in_a_matrix():
+    counts = np.maximum(1, (2.0 ** (16 - np.arange(200) / 12)).astype(np.int64))
+    vals = np.repeat(np.arange(1, 201, dtype=np.float32), counts)
+    vals = np.random.default_rng(1).permutation(vals)
+    W = vals[: (len(vals) // 97) * 97].reshape(-1, 97)
+    for limit in (24, 12, 8):
+        enc = sc.encode(W, format="sham", max_code_length=limit)
+        assert enc.part.tables.maxlen <= limit
+        assert same_bits(enc.decode(), W)
+        x = np.linspace(-1, 1, W.shape[0])
+        np.testing.assert_allclose(x @ enc, x @ W.astype(np.float64), rtol=1e-9)
+
+
+def test_registry_classes_expose_the_protocol():
+    for name, cls in registry().items():
+        assert cls.format == name
+        for attr in ("decode", "rmatvec", "rmatmul", "__rmatmul__", "components",
+                     "from_components", "nbytes", "nnz"):
+            assert hasattr(cls, attr), (name, attr)

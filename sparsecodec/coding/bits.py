@@ -58,6 +58,27 @@ def read_bits(words, p, width):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def reader_at(words, p):
+    """Start a sequential reader at bit ``p``: returns its state ``(buf, used, p)``."""
+    return peek64(words, p), 0, p
+
+
+@njit(cache=True, nogil=True, inline="always")
+def read_next(words, buf, used, p, width):
+    """Next ``width``-bit value (1..32) of a sequential reader; returns (value, buf, used, p).
+
+    One peek serves ``64 // width`` values, so a run of fixed-width values costs a shift and an
+    add each instead of two guarded loads.
+    """
+    if used > 64 - width:
+        p += used
+        buf = peek64(words, p)
+        used = 0
+    v = (buf << np.uint64(used)) >> np.uint64(64 - width)
+    return v, buf, used + width, p
+
+
+@njit(cache=True, nogil=True, inline="always")
 def write_bits(words, p, value, width):
     """OR the low ``width`` bits of ``value`` into the stream at bit ``p`` (bits must be zero)."""
     if width == 0:

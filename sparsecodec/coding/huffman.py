@@ -274,33 +274,31 @@ def _build_tables(counts, bits):
     return table, limit, base, first
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _decode_one(buf, c, table, shift, bits, maxlen, limit, base, first):
-    """Decode one code from ``buf << c``; returns (canonical index, length)."""
-    v = buf << np.uint64(c)
-    e = table[np.int64(v >> shift)]
-    ln = e & 31
-    if ln != 0:
-        return np.int64(e >> 5), np.int64(ln)
+@njit(cache=True, nogil=True)
+def _decode_long(v, bits, maxlen, limit, base, first):
+    """Entry for a code longer than the primary table (canonical search on the top bits)."""
     top = np.int64(v >> np.uint64(64 - maxlen))
     ln = bits + 1
     while top >= limit[ln]:  # terminates: the code is complete, limit[maxlen] == 2**maxlen
         ln += 1
-    return first[ln] + (top >> (maxlen - ln)) - base[ln], np.int64(ln)
+    return ((first[ln] + (top >> (maxlen - ln)) - base[ln]) << 5) | ln
 
 
-@njit(cache=True, nogil=True)
-def decode_block(words, lane_off, blk, count, tabs_table, tabs_limit, tabs_base, tabs_first,
-                 bits, maxlen, out):
-    """Decode block ``blk`` (``count`` symbols, 4 lanes) into ``out[:count]`` (canonical indices).
+@njit(cache=True, nogil=True, inline="always")
+def _entry(buf, c, table, shift, bits, maxlen, limit, base, first, long_codes):
+    """Table entry ``(canonical index << 5) | length`` of the code at ``buf << c``."""
+    v = buf << np.uint64(c)
+    e = np.int64(table[v >> shift])
+    if long_codes and (e & 31) == 0:
+        e = _decode_long(v, bits, maxlen, limit, base, first)
+    return e
 
-    Returns False when a lane does not end exactly at its recorded end (corrupt stream).
-    """
-    o = LANES * blk
-    if maxlen <= 0:  # one symbol (or none): no bits at all
-        for t in range(count):
-            out[t] = 0
-        return lane_off[o + LANES] == lane_off[o]
+
+@njit(cache=True, nogil=True, inline="always")
+def _lanes(words, lane_off, o, count, table, limit, base, first, bits, maxlen, out, long_codes):
+    """The 4-lane loop. ``long_codes`` is a constant at each call site, so the common case
+    (every code fits the primary table) compiles without the fallback branch: keeping it in
+    the loop costs over half the speed even when it is never taken."""
     shift = np.uint64(64 - bits)
     e0 = lane_off[o + 1]
     e1 = lane_off[o + 2]
@@ -318,26 +316,21 @@ def decode_block(words, lane_off, blk, count, tabs_table, tabs_limit, tabs_base,
     c1 = 0
     c2 = 0
     c3 = 0
-    rounds = count // LANES
     t = 0
-    for _ in range(rounds):
-        s0, l0 = _decode_one(b0, c0, tabs_table, shift, bits, maxlen, tabs_limit, tabs_base,
-                             tabs_first)
-        s1, l1 = _decode_one(b1, c1, tabs_table, shift, bits, maxlen, tabs_limit, tabs_base,
-                             tabs_first)
-        s2, l2 = _decode_one(b2, c2, tabs_table, shift, bits, maxlen, tabs_limit, tabs_base,
-                             tabs_first)
-        s3, l3 = _decode_one(b3, c3, tabs_table, shift, bits, maxlen, tabs_limit, tabs_base,
-                             tabs_first)
-        out[t] = s0
-        out[t + 1] = s1
-        out[t + 2] = s2
-        out[t + 3] = s3
+    for _ in range(count // LANES):
+        x0 = _entry(b0, c0, table, shift, bits, maxlen, limit, base, first, long_codes)
+        x1 = _entry(b1, c1, table, shift, bits, maxlen, limit, base, first, long_codes)
+        x2 = _entry(b2, c2, table, shift, bits, maxlen, limit, base, first, long_codes)
+        x3 = _entry(b3, c3, table, shift, bits, maxlen, limit, base, first, long_codes)
+        out[t] = x0 >> 5
+        out[t + 1] = x1 >> 5
+        out[t + 2] = x2 >> 5
+        out[t + 3] = x3 >> 5
         t += 4
-        c0 += l0
-        c1 += l1
-        c2 += l2
-        c3 += l3
+        c0 += x0 & 31
+        c1 += x1 & 31
+        c2 += x2 & 31
+        c3 += x3 & 31
         if c0 > _REFILL_AT:
             p0 += c0
             c0 = 0
@@ -362,23 +355,37 @@ def decode_block(words, lane_off, blk, count, tabs_table, tabs_limit, tabs_base,
             if p3 > e3:
                 return False
             b3 = peek64(words, p3)
-    rest = count - t
+    rest = count - t  # 0..3 more symbols, in lanes 0, 1, 2
     if rest > 0:
-        s, ln = _decode_one(b0, c0, tabs_table, shift, bits, maxlen, tabs_limit, tabs_base,
-                            tabs_first)
-        out[t] = s
-        c0 += ln
+        x = _entry(b0, c0, table, shift, bits, maxlen, limit, base, first, long_codes)
+        out[t] = x >> 5
+        c0 += x & 31
     if rest > 1:
-        s, ln = _decode_one(b1, c1, tabs_table, shift, bits, maxlen, tabs_limit, tabs_base,
-                            tabs_first)
-        out[t + 1] = s
-        c1 += ln
+        x = _entry(b1, c1, table, shift, bits, maxlen, limit, base, first, long_codes)
+        out[t + 1] = x >> 5
+        c1 += x & 31
     if rest > 2:
-        s, ln = _decode_one(b2, c2, tabs_table, shift, bits, maxlen, tabs_limit, tabs_base,
-                            tabs_first)
-        out[t + 2] = s
-        c2 += ln
+        x = _entry(b2, c2, table, shift, bits, maxlen, limit, base, first, long_codes)
+        out[t + 2] = x >> 5
+        c2 += x & 31
     return p0 + c0 == e0 and p1 + c1 == e1 and p2 + c2 == e2 and p3 + c3 == e3
+
+
+@njit(cache=True, nogil=True)
+def decode_block(words, lane_off, blk, count, table, limit, base, first, bits, maxlen, out):
+    """Decode block ``blk`` (``count`` symbols, 4 lanes) into ``out[:count]`` (canonical indices).
+
+    Returns False when a lane does not end exactly at its recorded end (corrupt stream).
+    """
+    o = LANES * blk
+    if maxlen <= 0:  # one symbol (or none): no bits at all
+        for t in range(count):
+            out[t] = 0
+        return lane_off[o + LANES] == lane_off[o]
+    if maxlen > bits:
+        return _lanes(words, lane_off, o, count, table, limit, base, first, bits, maxlen, out,
+                      True)
+    return _lanes(words, lane_off, o, count, table, limit, base, first, bits, maxlen, out, False)
 
 
 # --------------------------------------------------------------------------- encoding

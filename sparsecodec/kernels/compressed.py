@@ -14,7 +14,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from ..coding.bits import read_bits
+from ..coding.bits import read_bits, read_next, reader_at
 
 OK = 0
 BAD_FIRST = 1
@@ -110,19 +110,59 @@ def decode(ptr, pw, idx, iw, vals, outer, inner, out):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def columns_dot(ptr, pw, idx, iw, c0, c1, vals, voff, Xt, Yt, acc):
-    """``Yt[j] = sum_q Xt[row_q] * vals[q - voff]`` for the stored entries of columns c0..c1."""
+def _value(vals, sym, q, voff, coded):
+    if coded:
+        return np.float64(vals[sym[q - voff]])
+    return np.float64(vals[q])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def columns_dot(ptr, pw, idx, iw, c0, c1, vals, sym, voff, Xt, Yt, acc, coded):
+    """``Yt[j] = sum_q Xt[row_q] * value_q`` over the stored entries of columns c0..c1.
+
+    ``value_q`` is ``vals[q]`` for raw values, or ``vals[sym[q - voff]]`` when ``coded`` (a
+    codebook and the decoded symbols of a block starting at entry ``voff``). ``coded`` is a
+    constant at each call site, so each caller compiles its own branch-free loop.
+    """
     bsz = Xt.shape[1]
     lo = ptr_at(ptr, pw, c0)
+    if iw == 0:  # one row: every index is 0
+        x0 = Xt[:1]
+        for j in range(c0, c1):
+            hi = ptr_at(ptr, pw, j + 1)
+            for t in range(bsz):
+                Yt[j, t] = x0[0, t] * _value(vals, sym, lo, voff, coded) if hi > lo else 0.0
+            lo = hi
+        return
+    buf, used, p = reader_at(idx, lo * iw)
+    if bsz == 1:  # a vector: keep the sum in a register, not in acc[0]
+        x = Xt[:, 0]
+        for j in range(c0, c1):
+            hi = ptr_at(ptr, pw, j + 1)
+            # two partial sums: the loop then runs at the adder's throughput, not its latency
+            s0 = 0.0
+            s1 = 0.0
+            q = lo
+            while q + 1 < hi:
+                i, buf, used, p = read_next(idx, buf, used, p, iw)
+                s0 += x[np.int64(i)] * _value(vals, sym, q, voff, coded)
+                i, buf, used, p = read_next(idx, buf, used, p, iw)
+                s1 += x[np.int64(i)] * _value(vals, sym, q + 1, voff, coded)
+                q += 2
+            if q < hi:
+                i, buf, used, p = read_next(idx, buf, used, p, iw)
+                s0 += x[np.int64(i)] * _value(vals, sym, q, voff, coded)
+            Yt[j, 0] = s0 + s1
+            lo = hi
+        return
     for j in range(c0, c1):
         hi = ptr_at(ptr, pw, j + 1)
         for t in range(bsz):
             acc[t] = 0.0
-        p = lo * iw
         for q in range(lo, hi):
-            i = np.int64(read_bits(idx, p, iw))
-            p += iw
-            v = np.float64(vals[q - voff])
+            i, buf, used, p = read_next(idx, buf, used, p, iw)
+            i = np.int64(i)
+            v = _value(vals, sym, q, voff, coded)
             for t in range(bsz):
                 acc[t] += Xt[i, t] * v
         for t in range(bsz):
@@ -138,7 +178,7 @@ def csc_rmatmul(ptr, pw, idx, iw, vals, Xt, Yt):
         c0 = task * _COLS_PER_TASK
         c1 = min(m, c0 + _COLS_PER_TASK)
         acc = np.empty(Xt.shape[1], np.float64)
-        columns_dot(ptr, pw, idx, iw, c0, c1, vals, 0, Xt, Yt, acc)
+        columns_dot(ptr, pw, idx, iw, c0, c1, vals, vals, 0, Xt, Yt, acc, False)
 
 
 @njit(cache=True, nogil=True, parallel=True)

@@ -50,8 +50,17 @@ def im_rmatmul(words, width, cbf, nonzero, Xt, Yt):
     n = Xt.shape[0]
     bsz = Xt.shape[1]
     for j in prange(Yt.shape[0]):
-        acc = np.zeros(bsz, np.float64)
         p = j * n * width
+        if bsz == 1:  # a vector: keep the sum in a register
+            acc0 = 0.0
+            for i in range(n):
+                s = np.int64(read_bits(words, p, width))
+                p += width
+                if nonzero[s]:
+                    acc0 += Xt[i, 0] * cbf[s]
+            Yt[j, 0] = acc0
+            continue
+        acc = np.zeros(bsz, np.float64)
         for i in range(n):
             s = np.int64(read_bits(words, p, width))
             p += width
@@ -104,6 +113,16 @@ def ham_rmatmul(words, lane_off, table, limit, base, first, bits, maxlen, cbf, z
             continue
         acc = np.empty(bsz, np.float64)
         t = 0
+        if bsz == 1:  # a vector: keep the sum in a register
+            for j in range(c0, c1):
+                acc0 = 0.0
+                for i in range(n):
+                    s = scratch[t]
+                    t += 1
+                    if s != zero_sym:
+                        acc0 += Xt[i, 0] * cbf[s]
+                Yt[j, 0] = acc0
+            continue
         for j in range(c0, c1):
             for u in range(bsz):
                 acc[u] = 0.0
@@ -164,11 +183,8 @@ def sham_rmatmul(words, lane_off, table, limit, base, first, bits, maxlen, cbf, 
                             scratch):
             bad[b] = b
             continue
-        vals = np.empty(cnt, np.float64)
-        for t in range(cnt):
-            vals[t] = cbf[scratch[t]]
         acc = np.empty(Xt.shape[1], np.float64)
-        columns_dot(ptr, pw, idx, iw, c0, c1, vals, q0, Xt, Yt, acc)
+        columns_dot(ptr, pw, idx, iw, c0, c1, cbf, scratch, q0, Xt, Yt, acc, True)
     return _first_bad(bad)
 
 

@@ -47,4 +47,14 @@ class Dense(Encoded):
         return self.values.copy()
 
     def _rmatmul(self, Xt: np.ndarray) -> np.ndarray:
-        return self.values.T.astype(np.float64) @ Xt
+        return (Xt.T @ self.values).T
+
+    # dense is the numpy baseline: products run in numpy's BLAS in the result dtype, with no
+    # float64 copy of the matrix
+    def rmatvec(self, x: Any) -> np.ndarray:
+        x, out = self._operand(x, 1)
+        return x.astype(out, copy=False) @ self.values.astype(out, copy=False)
+
+    def rmatmul(self, X: Any) -> np.ndarray:
+        X, out = self._operand(X, 2)
+        return X.astype(out, copy=False) @ self.values.astype(out, copy=False)

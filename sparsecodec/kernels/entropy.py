@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..coding.bits import read_bits
+from ..coding.bits import read_bits, read_next, reader_at
 from ..coding.huffman import decode_block
 from .compressed import columns_dot, ptr_at
 
@@ -38,11 +38,15 @@ def im_max_index(words, width, count):
 def im_decode(words, width, cb, n, m, out):
     """``out`` is the flat column-major result."""
     for j in prange(m):
-        p = j * n * width
         base = j * n
+        if width == 0:
+            for i in range(n):
+                out[base + i] = cb[0]
+            continue
+        buf, used, p = reader_at(words, base * width)
         for i in range(n):
-            out[base + i] = cb[np.int64(read_bits(words, p, width))]
-            p += width
+            s, buf, used, p = read_next(words, buf, used, p, width)
+            out[base + i] = cb[np.int64(s)]
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -50,20 +54,26 @@ def im_rmatmul(words, width, cbf, nonzero, Xt, Yt):
     n = Xt.shape[0]
     bsz = Xt.shape[1]
     for j in prange(Yt.shape[0]):
-        p = j * n * width
+        buf, used, p = reader_at(words, j * n * width)
         if bsz == 1:  # a vector: keep the sum in a register
             acc0 = 0.0
             for i in range(n):
-                s = np.int64(read_bits(words, p, width))
-                p += width
-                if nonzero[s]:
-                    acc0 += Xt[i, 0] * cbf[s]
+                s = 0
+                if width:
+                    u, buf, used, p = read_next(words, buf, used, p, width)
+                    s = np.int64(u)
+                # a select, not a branch: zeros are skipped exactly (x = inf gives no NaN)
+                # without a mispredicted jump per entry
+                prod = Xt[i, 0] * cbf[s]
+                acc0 += prod if nonzero[s] else 0.0
             Yt[j, 0] = acc0
             continue
         acc = np.zeros(bsz, np.float64)
         for i in range(n):
-            s = np.int64(read_bits(words, p, width))
-            p += width
+            s = 0
+            if width:
+                u, buf, used, p = read_next(words, buf, used, p, width)
+                s = np.int64(u)
             if nonzero[s]:
                 v = cbf[s]
                 for t in range(bsz):
@@ -119,8 +129,8 @@ def ham_rmatmul(words, lane_off, table, limit, base, first, bits, maxlen, cbf, z
                 for i in range(n):
                     s = scratch[t]
                     t += 1
-                    if s != zero_sym:
-                        acc0 += Xt[i, 0] * cbf[s]
+                    prod = Xt[i, 0] * cbf[s]  # a select, not a branch (see im_rmatmul)
+                    acc0 += prod if s != zero_sym else 0.0
                 Yt[j, 0] = acc0
             continue
         for j in range(c0, c1):

@@ -32,7 +32,16 @@ import numpy as np
 from numba import njit, prange
 
 from ..errors import EncodeError, FormatError
-from .bits import check_packed, check_padding, pack, peek64, unpack, width_for, words_for, write_bits
+from .bits import (
+    check_packed,
+    check_padding,
+    pack,
+    peek64,
+    unpack,
+    width_for,
+    words_for,
+    write_bits,
+)
 
 MAX_CODE_LENGTH = 24
 """Longest code the coder produces or accepts; a 64-bit refill then always holds a whole code."""

@@ -14,7 +14,7 @@ import numpy as np
 from ..coding.bits import check_packed, pack, width_for, words_for
 from ..errors import FormatError
 from ..kernels import compressed as kc
-from .base import Encoded, Matrix, bits_dtype, component, meta_int, register
+from .base import Encoded, Matrix, bits_dtype, component, register
 
 
 class _Compressed(Encoded):

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..coding.bits import check_packed, pack, unpack, width_for, words_for
+from ..coding.bits import check_packed, pack, width_for, words_for
 from ..coding.huffman import (
     MAX_CODE_LENGTH,
     HuffmanPart,

@@ -294,20 +294,88 @@ def _decode_long(v, bits, maxlen, limit, base, first):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _entry(buf, c, table, shift, bits, maxlen, limit, base, first, long_codes):
+def _entry(buf, c, table, shift, bits, maxlen, limit, base, first):
     """Table entry ``(canonical index << 5) | length`` of the code at ``buf << c``."""
     v = buf << np.uint64(c)
     e = np.int64(table[v >> shift])
-    if long_codes and (e & 31) == 0:
+    if (e & 31) == 0:
         e = _decode_long(v, bits, maxlen, limit, base, first)
     return e
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _lanes(words, lane_off, o, count, table, limit, base, first, bits, maxlen, out, long_codes):
-    """The 4-lane loop. ``long_codes`` is a constant at each call site, so the common case
-    (every code fits the primary table) compiles without the fallback branch: keeping it in
-    the loop costs over half the speed even when it is never taken."""
+def _lanes_short(words, lane_off, o, count, table, bits, maxlen, out):
+    """The 4-lane loop when every code fits the primary table (``maxlen <= bits``).
+
+    No fallback branch (keeping one in the loop, never taken, costs half the speed), and no
+    per-lane refill test: ``64 // maxlen`` codes always fit in a 64-bit peek, so the four lanes
+    are refilled together on that schedule and checked against their ends at each refill.
+    """
+    shift = np.uint64(64 - bits)
+    e0 = lane_off[o + 1]
+    e1 = lane_off[o + 2]
+    e2 = lane_off[o + 3]
+    e3 = lane_off[o + 4]
+    p0 = lane_off[o]
+    p1 = e0
+    p2 = e1
+    p3 = e2
+    per = 64 // maxlen
+    rounds = count // LANES
+    t = np.uint64(0)  # unsigned: no negative-index wraparound test on each store
+    four = np.uint64(4)
+    done = 0
+    while done < rounds:
+        b0 = peek64(words, p0)
+        b1 = peek64(words, p1)
+        b2 = peek64(words, p2)
+        b3 = peek64(words, p3)
+        c0 = 0
+        c1 = 0
+        c2 = 0
+        c3 = 0
+        step = min(per, rounds - done)
+        for _ in range(step):
+            x0 = np.int64(table[(b0 << np.uint64(c0)) >> shift])
+            x1 = np.int64(table[(b1 << np.uint64(c1)) >> shift])
+            x2 = np.int64(table[(b2 << np.uint64(c2)) >> shift])
+            x3 = np.int64(table[(b3 << np.uint64(c3)) >> shift])
+            out[t] = x0 >> 5
+            out[t + np.uint64(1)] = x1 >> 5
+            out[t + np.uint64(2)] = x2 >> 5
+            out[t + np.uint64(3)] = x3 >> 5
+            t += four
+            c0 += x0 & 31
+            c1 += x1 & 31
+            c2 += x2 & 31
+            c3 += x3 & 31
+        done += step
+        p0 += c0
+        p1 += c1
+        p2 += c2
+        p3 += c3
+        if p0 > e0 or p1 > e1 or p2 > e2 or p3 > e3:
+            return False
+    rest = count - np.int64(t)  # 0..3 more symbols, in lanes 0, 1, 2
+    if rest > 0:
+        x = np.int64(table[peek64(words, p0) >> shift])
+        out[t] = x >> 5
+        p0 += x & 31
+    if rest > 1:
+        x = np.int64(table[peek64(words, p1) >> shift])
+        out[t + np.uint64(1)] = x >> 5
+        p1 += x & 31
+    if rest > 2:
+        x = np.int64(table[peek64(words, p2) >> shift])
+        out[t + np.uint64(2)] = x >> 5
+        p2 += x & 31
+    return p0 == e0 and p1 == e1 and p2 == e2 and p3 == e3
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _lanes(words, lane_off, o, count, table, limit, base, first, bits, maxlen, out):
+    """The 4-lane loop for codes of any length: each lane is refilled when fewer than
+    ``MAX_CODE_LENGTH`` unread bits remain in its peek."""
     shift = np.uint64(64 - bits)
     e0 = lane_off[o + 1]
     e1 = lane_off[o + 2]
@@ -325,17 +393,18 @@ def _lanes(words, lane_off, o, count, table, limit, base, first, bits, maxlen, o
     c1 = 0
     c2 = 0
     c3 = 0
-    t = 0
+    t = np.uint64(0)  # unsigned: no negative-index wraparound test on each store
+    one = np.uint64(1)
     for _ in range(count // LANES):
-        x0 = _entry(b0, c0, table, shift, bits, maxlen, limit, base, first, long_codes)
-        x1 = _entry(b1, c1, table, shift, bits, maxlen, limit, base, first, long_codes)
-        x2 = _entry(b2, c2, table, shift, bits, maxlen, limit, base, first, long_codes)
-        x3 = _entry(b3, c3, table, shift, bits, maxlen, limit, base, first, long_codes)
+        x0 = _entry(b0, c0, table, shift, bits, maxlen, limit, base, first)
+        x1 = _entry(b1, c1, table, shift, bits, maxlen, limit, base, first)
+        x2 = _entry(b2, c2, table, shift, bits, maxlen, limit, base, first)
+        x3 = _entry(b3, c3, table, shift, bits, maxlen, limit, base, first)
         out[t] = x0 >> 5
-        out[t + 1] = x1 >> 5
-        out[t + 2] = x2 >> 5
-        out[t + 3] = x3 >> 5
-        t += 4
+        out[t + one] = x1 >> 5
+        out[t + np.uint64(2)] = x2 >> 5
+        out[t + np.uint64(3)] = x3 >> 5
+        t += np.uint64(4)
         c0 += x0 & 31
         c1 += x1 & 31
         c2 += x2 & 31
@@ -364,18 +433,18 @@ def _lanes(words, lane_off, o, count, table, limit, base, first, bits, maxlen, o
             if p3 > e3:
                 return False
             b3 = peek64(words, p3)
-    rest = count - t  # 0..3 more symbols, in lanes 0, 1, 2
+    rest = count - np.int64(t)  # 0..3 more symbols, in lanes 0, 1, 2
     if rest > 0:
-        x = _entry(b0, c0, table, shift, bits, maxlen, limit, base, first, long_codes)
+        x = _entry(b0, c0, table, shift, bits, maxlen, limit, base, first)
         out[t] = x >> 5
         c0 += x & 31
     if rest > 1:
-        x = _entry(b1, c1, table, shift, bits, maxlen, limit, base, first, long_codes)
-        out[t + 1] = x >> 5
+        x = _entry(b1, c1, table, shift, bits, maxlen, limit, base, first)
+        out[t + one] = x >> 5
         c1 += x & 31
     if rest > 2:
-        x = _entry(b2, c2, table, shift, bits, maxlen, limit, base, first, long_codes)
-        out[t + 2] = x >> 5
+        x = _entry(b2, c2, table, shift, bits, maxlen, limit, base, first)
+        out[t + np.uint64(2)] = x >> 5
         c2 += x & 31
     return p0 + c0 == e0 and p1 + c1 == e1 and p2 + c2 == e2 and p3 + c3 == e3
 
@@ -392,9 +461,8 @@ def decode_block(words, lane_off, blk, count, table, limit, base, first, bits, m
             out[t] = 0
         return lane_off[o + LANES] == lane_off[o]
     if maxlen > bits:
-        return _lanes(words, lane_off, o, count, table, limit, base, first, bits, maxlen, out,
-                      True)
-    return _lanes(words, lane_off, o, count, table, limit, base, first, bits, maxlen, out, False)
+        return _lanes(words, lane_off, o, count, table, limit, base, first, bits, maxlen, out)
+    return _lanes_short(words, lane_off, o, count, table, bits, maxlen, out)
 
 
 # --------------------------------------------------------------------------- encoding

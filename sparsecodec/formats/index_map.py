@@ -99,6 +99,7 @@ class IndexMap(Encoded):
         Yt = np.zeros((self.shape[1], Xt.shape[1]), np.float64)
         if self.codebook.shape[0]:
             nonzero = self.codebook.view(bits_dtype(self.dtype)) != 0
+            zero = np.flatnonzero(~nonzero)
             ke.im_rmatmul(self.indices, self.width, float_view(self.codebook, self.dtype),
-                          nonzero, Xt, Yt)
+                          nonzero, int(zero[0]) if zero.size else -1, Xt, Yt)
         return Yt

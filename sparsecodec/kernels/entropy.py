@@ -50,23 +50,18 @@ def im_decode(words, width, cb, n, m, out):
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def im_rmatmul(words, width, cbf, nonzero, Xt, Yt):
+def im_rmatmul(words, width, cbf, nonzero, zero_sym, Xt, Yt):
     n = Xt.shape[0]
     bsz = Xt.shape[1]
     for j in prange(Yt.shape[0]):
         buf, used, p = reader_at(words, j * n * width)
-        if bsz == 1:  # a vector: keep the sum in a register
-            acc0 = 0.0
-            for i in range(n):
-                s = 0
-                if width:
+        if bsz == 1:  # a vector: unpack the column's indices, then a branch-free dot
+            col = np.zeros(n, np.uint32)
+            if width:
+                for i in range(n):
                     u, buf, used, p = read_next(words, buf, used, p, width)
-                    s = np.int64(u)
-                # a select, not a branch: zeros are skipped exactly (x = inf gives no NaN)
-                # without a mispredicted jump per entry
-                prod = Xt[i, 0] * cbf[s]
-                acc0 += prod if nonzero[s] else 0.0
-            Yt[j, 0] = acc0
+                    col[np.uint64(i)] = u
+            Yt[j, 0] = _dot_codes(Xt[:, 0], col, cbf, zero_sym)
             continue
         acc = np.zeros(bsz, np.float64)
         for i in range(n):
@@ -82,6 +77,43 @@ def im_rmatmul(words, width, cbf, nonzero, Xt, Yt):
             Yt[j, t] = acc[t]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _dot_codes(x, col, cbf, zero_sym):
+    """``sum_i x[i] * cbf[col[i]]`` over the entries whose code is not ``zero_sym``.
+
+    Zeros are skipped with a select, not a branch (no mispredicted jump per entry, and
+    ``inf * 0`` never turns into NaN, as in scipy.sparse); four partial sums keep the adder
+    busy instead of waiting on one chain. Indices are unsigned: no wraparound tests.
+    """
+    n = col.shape[0]
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    i = np.uint64(0)
+    four = np.uint64(4)
+    for _ in range(n // 4):
+        a = col[i]
+        b = col[i + np.uint64(1)]
+        c = col[i + np.uint64(2)]
+        d = col[i + np.uint64(3)]
+        pa = x[i] * cbf[a]
+        pb = x[i + np.uint64(1)] * cbf[b]
+        pc = x[i + np.uint64(2)] * cbf[c]
+        pd = x[i + np.uint64(3)] * cbf[d]
+        s0 += pa if a != zero_sym else 0.0
+        s1 += pb if b != zero_sym else 0.0
+        s2 += pc if c != zero_sym else 0.0
+        s3 += pd if d != zero_sym else 0.0
+        i += four
+    for _ in range(n % 4):
+        a = col[i]
+        pa = x[i] * cbf[a]
+        s0 += pa if a != zero_sym else 0.0
+        i += np.uint64(1)
+    return (s0 + s1) + (s2 + s3)
+
+
 # --------------------------------------------------------------------------- HAM
 
 
@@ -94,13 +126,14 @@ def ham_decode(words, lane_off, table, limit, base, first, bits, maxlen, cb, n, 
     for b in prange(b_lo, b_hi):
         lo = (b - b_lo) * block_cols * n
         cnt = (min(m, (b + 1) * block_cols) - b * block_cols) * n
-        scratch = np.empty(cnt, np.int32)
+        scratch = np.empty(cnt, np.uint32)
         if not decode_block(words, lane_off, b, cnt, table, limit, base, first, bits, maxlen,
                             scratch):
             bad[b - b_lo] = b
             continue
+        dst = out[lo:lo + cnt]
         for t in range(cnt):
-            out[lo + t] = cb[scratch[t]]
+            dst[np.uint64(t)] = cb[scratch[np.uint64(t)]]
     return _first_bad(bad)
 
 
@@ -116,29 +149,27 @@ def ham_rmatmul(words, lane_off, table, limit, base, first, bits, maxlen, cbf, z
         c0 = b * block_cols
         c1 = min(m, c0 + block_cols)
         cnt = (c1 - c0) * n
-        scratch = np.empty(cnt, np.int32)
+        scratch = np.empty(cnt, np.uint32)
         if not decode_block(words, lane_off, b, cnt, table, limit, base, first, bits, maxlen,
                             scratch):
             bad[b] = b
             continue
         acc = np.empty(bsz, np.float64)
-        t = 0
+        t = np.uint64(0)  # unsigned indices: no wraparound test per access
+        one = np.uint64(1)
         if bsz == 1:  # a vector: keep the sum in a register
+            x = Xt[:, 0]
             for j in range(c0, c1):
-                acc0 = 0.0
-                for i in range(n):
-                    s = scratch[t]
-                    t += 1
-                    prod = Xt[i, 0] * cbf[s]  # a select, not a branch (see im_rmatmul)
-                    acc0 += prod if s != zero_sym else 0.0
-                Yt[j, 0] = acc0
+                col = scratch[t:t + np.uint64(n)]
+                Yt[j, 0] = _dot_codes(x, col, cbf, zero_sym)
+                t += np.uint64(n)
             continue
         for j in range(c0, c1):
             for u in range(bsz):
                 acc[u] = 0.0
             for i in range(n):
                 s = scratch[t]
-                t += 1
+                t += one
                 if s != zero_sym:
                     v = cbf[s]
                     for u in range(bsz):
@@ -163,7 +194,7 @@ def sham_decode(words, lane_off, table, limit, base, first, bits, maxlen, cb, pt
         c1 = min(m, c0 + block_cols)
         q0 = ptr_at(ptr, pw, c0)
         cnt = ptr_at(ptr, pw, c1) - q0
-        scratch = np.empty(cnt, np.int32)
+        scratch = np.empty(cnt, np.uint32)
         if not decode_block(words, lane_off, b, cnt, table, limit, base, first, bits, maxlen,
                             scratch):
             bad[b - b_lo] = b
@@ -188,13 +219,13 @@ def sham_rmatmul(words, lane_off, table, limit, base, first, bits, maxlen, cbf, 
         c1 = min(m, c0 + block_cols)
         q0 = ptr_at(ptr, pw, c0)
         cnt = ptr_at(ptr, pw, c1) - q0
-        scratch = np.empty(cnt, np.int32)
+        scratch = np.empty(cnt, np.uint32)
         if not decode_block(words, lane_off, b, cnt, table, limit, base, first, bits, maxlen,
                             scratch):
             bad[b] = b
             continue
         acc = np.empty(Xt.shape[1], np.float64)
-        columns_dot(ptr, pw, idx, iw, c0, c1, cbf, scratch, q0, Xt, Yt, acc, True)
+        columns_dot(ptr, pw, idx, iw, c0, c1, cbf, scratch, Xt, Yt, acc, True)
     return _first_bad(bad)
 
 

@@ -9,7 +9,7 @@ import numba
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import NOTES, RESULTS, layer
+from conftest import NOTES, RESULTS, interleaved_best, layer
 from dahuffman import HuffmanCodec
 
 import sparsecodec as sc
@@ -99,6 +99,14 @@ def _ops(density: float) -> dict:
 def test_products(record, case, density):
     rounds = 10 if case.endswith("mat") else 30
     record(f"{case}_{round(100 * density)}", _ops(density)[case], rounds=rounds)
+
+
+@pytest.mark.parametrize("density", [0.10, 0.50])
+def test_interleaved_ratios(density):
+    """The ratio figures: contenders timed alternately, so machine drift cancels out."""
+    ops = _ops(density)
+    for name, t in interleaved_best(ops).items():
+        RESULTS[f"il_{name}_{round(100 * density)}"] = t
 
 
 @pytest.mark.parametrize("fmt", ["ham", "sham"])

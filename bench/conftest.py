@@ -78,6 +78,7 @@ def pytest_terminal_summary(terminalreporter):
             w(f"  {label:<46} {RESULTS[key]:10.1f} M symbols/s")
     pairs = [("sham.rmatvec / (x @ scipy csr_matrix(W))", "sham_vec", "scipy_xcsr"),
              ("sham.rmatvec / (scipy csr_matrix(W.T) @ x)", "sham_vec", "scipy_csrT"),
+             ("sham.rmatvec on 1 thread / (x @ scipy csr)", "sham_vec_1t", "scipy_xcsr"),
              ("sham.rmatmul(b=32) / numpy dense X @ W", "sham_mat", "dense_mat"),
              ("csc.rmatvec / (x @ scipy csr_matrix(W))", "csc_vec", "scipy_xcsr")]
     for d in ("10", "50"):

@@ -82,8 +82,20 @@ def _ops(density: float) -> dict:
         csrT = sp.csr_matrix(W.T)
         ref = x.astype(np.float64) @ W.astype(np.float64)
         assert np.allclose(sham.rmatvec(x), ref, rtol=1e-5, atol=1e-4)
+        threads = numba.get_num_threads()
+
+        def one_thread(fn):
+            def run():
+                numba.set_num_threads(1)
+                try:
+                    return fn()
+                finally:
+                    numba.set_num_threads(threads)
+            return run
+
         _OPS[density] = {
             "sham_vec": lambda: sham.rmatvec(x),
+            "sham_vec_1t": one_thread(lambda: sham.rmatvec(x)),
             "scipy_xcsr": lambda: x @ csr,
             "scipy_csrT": lambda: csrT @ x,
             "csc_vec": lambda: csc.rmatvec(x),
@@ -94,8 +106,8 @@ def _ops(density: float) -> dict:
 
 
 @pytest.mark.parametrize("density", [0.10, 0.50])
-@pytest.mark.parametrize("case", ["sham_vec", "scipy_xcsr", "scipy_csrT", "csc_vec", "sham_mat",
-                                  "dense_mat"])
+@pytest.mark.parametrize("case", ["sham_vec", "sham_vec_1t", "scipy_xcsr", "scipy_csrT", "csc_vec",
+                                  "sham_mat", "dense_mat"])
 def test_products(record, case, density):
     rounds = 10 if case.endswith("mat") else 30
     record(f"{case}_{round(100 * density)}", _ops(density)[case], rounds=rounds)

@@ -51,8 +51,37 @@ def block_range(start: int, stop: int, block_cols: int, m: int) -> tuple[int, in
     return b_lo, b_hi, b_lo * block_cols, min(m, b_hi * block_cols)
 
 
+class BlockedStream(Encoded):
+    """What ``ham`` and ``sham`` share: a Huffman part cut into blocks of ``block_cols``
+    columns, decoded (whole or by column range) one block per parallel task."""
+
+    part: HuffmanPart
+    block_cols: int
+
+    def _decode_blocks(self, b_lo: int, b_hi: int, flat: np.ndarray) -> int:
+        """Decode blocks b_lo..b_hi into the zero-filled column-major ``flat``; returns the
+        first corrupt block or -1."""
+        raise NotImplementedError
+
+    def _check(self, bad: int) -> None:
+        if bad >= 0:
+            raise FormatError(f"{self.format}: block {bad} of the stream is corrupt")
+
+    def decode(self) -> np.ndarray:
+        return self.decode_columns(0, self.shape[1])
+
+    def decode_columns(self, start: int, stop: int) -> np.ndarray:
+        start, stop = self._column_range(start, stop)
+        n, m = self.shape
+        b_lo, b_hi, c_lo, c_hi = block_range(start, stop, self.block_cols, m)
+        flat = np.zeros(n * (c_hi - c_lo), bits_dtype(self.dtype))
+        self._check(self._decode_blocks(b_lo, b_hi, flat))
+        out = flat.view(self.dtype).reshape(c_hi - c_lo, n).T
+        return out[:, start - c_lo:stop - c_lo]
+
+
 @register
-class HAM(Encoded):
+class HAM(BlockedStream):
     format = "ham"
     options = ("block_symbols", "max_code_length")
 
@@ -120,23 +149,11 @@ class HAM(Encoded):
             self._nnz = int(np.count_nonzero(self.decode().view(bits_dtype(self.dtype))))
         return self._nnz
 
-    def _check(self, bad: int) -> None:
-        if bad >= 0:
-            raise FormatError(f"{self.format}: block {bad} of the stream is corrupt")
-
-    def decode(self) -> np.ndarray:
-        return self.decode_columns(0, self.shape[1])
-
-    def decode_columns(self, start: int, stop: int) -> np.ndarray:
-        start, stop = self._column_range(start, stop)
+    def _decode_blocks(self, b_lo: int, b_hi: int, flat: np.ndarray) -> int:
         n, m = self.shape
-        bits = bits_dtype(self.dtype)
-        b_lo, b_hi, c_lo, c_hi = block_range(start, stop, self.block_cols, m)
-        flat = np.empty(n * (c_hi - c_lo), bits)
-        self._check(ke.ham_decode(*self.part.kernel_args(), self.part.symbols.view(bits), n, m,
-                                  self.block_cols, b_lo, b_hi, flat))
-        out = flat.view(self.dtype).reshape(c_hi - c_lo, n).T
-        return out[:, start - c_lo:stop - c_lo]
+        return ke.ham_decode(*self.part.kernel_args(),
+                             self.part.symbols.view(bits_dtype(self.dtype)), n, m,
+                             self.block_cols, b_lo, b_hi, flat)
 
     def _rmatmul(self, Xt: np.ndarray) -> np.ndarray:
         Yt = np.zeros((self.shape[1], Xt.shape[1]), np.float64)

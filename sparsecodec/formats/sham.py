@@ -23,12 +23,12 @@ from ..coding.huffman import (
 from ..errors import FormatError
 from ..kernels import compressed as kc
 from ..kernels import entropy as ke
-from .base import Encoded, Matrix, bits_dtype, component, float_view, meta_int, register
-from .ham import BLOCK_SYMBOLS, block_range, block_starts, check_coder_options
+from .base import Matrix, bits_dtype, component, float_view, meta_int, register
+from .ham import BLOCK_SYMBOLS, BlockedStream, block_starts, check_coder_options
 
 
 @register
-class SHAM(Encoded):
+class SHAM(BlockedStream):
     format = "sham"
     options = ("block_symbols", "max_code_length")
 
@@ -118,23 +118,11 @@ class SHAM(Encoded):
     def _pos_args(self) -> tuple:
         return (self.indptr, width_for(self._nnz), self.indices, width_for(self.shape[0] - 1))
 
-    def _check(self, bad: int) -> None:
-        if bad >= 0:
-            raise FormatError(f"{self.format}: block {bad} of the stream is corrupt")
-
-    def decode(self) -> np.ndarray:
-        return self.decode_columns(0, self.shape[1])
-
-    def decode_columns(self, start: int, stop: int) -> np.ndarray:
-        start, stop = self._column_range(start, stop)
+    def _decode_blocks(self, b_lo: int, b_hi: int, flat: np.ndarray) -> int:
         n, m = self.shape
-        bits = bits_dtype(self.dtype)
-        b_lo, b_hi, c_lo, c_hi = block_range(start, stop, self.block_cols, m)
-        flat = np.zeros(n * (c_hi - c_lo), bits)
-        self._check(ke.sham_decode(*self.part.kernel_args(), self.part.symbols.view(bits),
-                                   *self._pos_args(), n, m, self.block_cols, b_lo, b_hi, flat))
-        out = flat.view(self.dtype).reshape(c_hi - c_lo, n).T
-        return out[:, start - c_lo:stop - c_lo]
+        return ke.sham_decode(*self.part.kernel_args(),
+                              self.part.symbols.view(bits_dtype(self.dtype)), *self._pos_args(),
+                              n, m, self.block_cols, b_lo, b_hi, flat)
 
     def _rmatmul(self, Xt: np.ndarray) -> np.ndarray:
         Yt = np.zeros((self.shape[1], Xt.shape[1]), np.float64)

@@ -182,6 +182,20 @@ def ham_rmatmul(words, lane_off, table, limit, base, first, bits, maxlen, cbf, z
 # --------------------------------------------------------------------------- sHAM
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _sham_block(words, lane_off, table, limit, base, first, bits, maxlen, ptr, pw, b, block_cols,
+                m):
+    """Decode the values of block ``b`` (columns c0..c1, first nonzero q0) into a fresh
+    scratch array; returns (c0, c1, q0, scratch, ok)."""
+    c0 = b * block_cols
+    c1 = min(m, c0 + block_cols)
+    q0 = ptr_at(ptr, pw, c0)
+    cnt = ptr_at(ptr, pw, c1) - q0
+    scratch = np.empty(cnt, np.uint32)
+    ok = decode_block(words, lane_off, b, cnt, table, limit, base, first, bits, maxlen, scratch)
+    return c0, c1, q0, scratch, ok
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def sham_decode(words, lane_off, table, limit, base, first, bits, maxlen, cb, ptr, pw, idx, iw,
                 n, m, block_cols, b_lo, b_hi, out):
@@ -190,13 +204,9 @@ def sham_decode(words, lane_off, table, limit, base, first, bits, maxlen, cb, pt
     bad = np.full(max(b_hi - b_lo, 1), -1, np.int64)
     off = b_lo * block_cols * n
     for b in prange(b_lo, b_hi):
-        c0 = b * block_cols
-        c1 = min(m, c0 + block_cols)
-        q0 = ptr_at(ptr, pw, c0)
-        cnt = ptr_at(ptr, pw, c1) - q0
-        scratch = np.empty(cnt, np.uint32)
-        if not decode_block(words, lane_off, b, cnt, table, limit, base, first, bits, maxlen,
-                            scratch):
+        c0, c1, q0, scratch, ok = _sham_block(words, lane_off, table, limit, base, first, bits,
+                                              maxlen, ptr, pw, b, block_cols, m)
+        if not ok:
             bad[b - b_lo] = b
             continue
         lo = q0
@@ -215,13 +225,9 @@ def sham_rmatmul(words, lane_off, table, limit, base, first, bits, maxlen, cbf, 
     nblocks = (m + block_cols - 1) // block_cols
     bad = np.full(max(nblocks, 1), -1, np.int64)
     for b in prange(nblocks):
-        c0 = b * block_cols
-        c1 = min(m, c0 + block_cols)
-        q0 = ptr_at(ptr, pw, c0)
-        cnt = ptr_at(ptr, pw, c1) - q0
-        scratch = np.empty(cnt, np.uint32)
-        if not decode_block(words, lane_off, b, cnt, table, limit, base, first, bits, maxlen,
-                            scratch):
+        c0, c1, _, scratch, ok = _sham_block(words, lane_off, table, limit, base, first, bits,
+                                             maxlen, ptr, pw, b, block_cols, m)
+        if not ok:
             bad[b] = b
             continue
         acc = np.empty(Xt.shape[1], np.float64)

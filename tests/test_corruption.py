@@ -24,7 +24,8 @@ def try_load(cls, meta, comps):
     try:
         enc = cls.from_components(meta, comps)
         enc.decode()
-        enc.rmatvec(np.ones(enc.shape[0]))
+        with np.errstate(invalid="ignore", over="ignore"):  # corrupt values may be NaN/inf
+            enc.rmatvec(np.ones(enc.shape[0]))
         return True
     except sc.FormatError:
         return False

@@ -14,7 +14,8 @@ from ..errors import DTypeError, EncodeError, FormatError, ShapeError
 from ..kernels import analysis as ak
 
 FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
-_UINT = {2: np.dtype(np.uint16), 4: np.dtype(np.uint32), 8: np.dtype(np.uint64)}
+_UINT: dict[int, np.dtype] = {2: np.dtype(np.uint16), 4: np.dtype(np.uint32),
+                              8: np.dtype(np.uint64)}
 
 
 def bits_dtype(dtype: np.dtype) -> np.dtype:

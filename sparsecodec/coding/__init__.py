@@ -1,0 +1,1 @@
+"""Bit packing and canonical Huffman coding: the pieces every format shares."""

@@ -1,0 +1,1 @@
+"""numba kernels: plain functions over arrays, grouped by the formats that use them."""

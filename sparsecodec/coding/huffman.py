@@ -532,6 +532,30 @@ def decode_all(words, lane_off, block_starts, table, limit, base, first, bits, m
     return -1
 
 
+@njit(cache=True, nogil=True, parallel=True)
+def count_symbol(words, lane_off, block_starts, table, limit, base, first, bits, maxlen, sym):
+    """How many times canonical index ``sym`` occurs (block by block, nothing kept); -1 when a
+    block is corrupt."""
+    nblocks = block_starts.shape[0] - 1
+    counts = np.zeros(max(nblocks, 1), np.int64)
+    for b in prange(nblocks):
+        cnt = block_starts[b + 1] - block_starts[b]
+        scratch = np.empty(cnt, np.uint32)
+        if not decode_block(words, lane_off, b, cnt, table, limit, base, first, bits, maxlen,
+                            scratch):
+            counts[b] = -1
+            continue
+        c = 0
+        for t in range(cnt):
+            if scratch[np.uint64(t)] == sym:
+                c += 1
+        counts[b] = c
+    for b in range(nblocks):
+        if counts[b] < 0:
+            return -1
+    return counts.sum()
+
+
 def decode_stream(words: np.ndarray, lane_off: np.ndarray, block_starts: np.ndarray,
                   tables: DecodeTables, what: str = "stream") -> np.ndarray:
     """Decode a whole stream to canonical indices (int32); :class:`FormatError` if corrupt."""

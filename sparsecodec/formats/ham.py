@@ -16,6 +16,7 @@ from ..coding.huffman import (
     MAX_CODE_LENGTH,
     HuffmanPart,
     code_lengths,
+    count_symbol,
     stream_bits,
     stream_nbytes,
 )
@@ -145,8 +146,19 @@ class HAM(BlockedStream):
 
     @property
     def nnz(self) -> int:
-        if self._nnz is None:
-            self._nnz = int(np.count_nonzero(self.decode().view(bits_dtype(self.dtype))))
+        if self._nnz is None:  # entries minus zero symbols, counted block by block
+            n, m = self.shape
+            zero = np.flatnonzero(self.part.symbols.view(bits_dtype(self.dtype)) == 0)
+            zeros = 0
+            if zero.size:
+                t = self.part.tables
+                zeros = int(count_symbol(self.part.words, self.part.lane_off,
+                                         block_starts(n, m, self.block_cols, None), t.table,
+                                         t.limit, t.base, t.first, t.bits, t.maxlen,
+                                         int(zero[0])))
+                if zeros < 0:
+                    raise FormatError(f"{self.format}: the stream is corrupt")
+            self._nnz = n * m - zeros
         return self._nnz
 
     def _decode_blocks(self, b_lo: int, b_hi: int, flat: np.ndarray) -> int:

@@ -84,8 +84,13 @@ class IndexMap(Encoded):
 
     @property
     def nnz(self) -> int:
-        if self._nnz is None:
-            self._nnz = int(np.count_nonzero(self.decode().view(bits_dtype(self.dtype))))
+        if self._nnz is None:  # entries minus those indexing +0.0, counted on the packed form
+            n, m = self.shape
+            zero = np.flatnonzero(self.codebook.view(bits_dtype(self.dtype)) == 0)
+            zeros = 0
+            if zero.size:
+                zeros = int(ke.im_count(self.indices, self.width, n, m, int(zero[0])))
+            self._nnz = n * m - zeros
         return self._nnz
 
     def decode(self) -> np.ndarray:

@@ -35,6 +35,24 @@ def im_max_index(words, width, count):
 
 
 @njit(cache=True, nogil=True, parallel=True)
+def im_count(words, width, n, m, sym):
+    """How many of the n*m packed indices equal ``sym``."""
+    counts = np.zeros(max(m, 1), np.int64)
+    for j in prange(m):
+        if width == 0:
+            counts[j] = n if sym == 0 else 0
+            continue
+        buf, used, p = reader_at(words, j * n * width)
+        c = 0
+        for _ in range(n):
+            u, buf, used, p = read_next(words, buf, used, p, width)
+            if u == sym:
+                c += 1
+        counts[j] = c
+    return counts.sum()
+
+
+@njit(cache=True, nogil=True, parallel=True)
 def im_decode(words, width, cb, n, m, out):
     """``out`` is the flat column-major result."""
     for j in prange(m):

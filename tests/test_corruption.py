@@ -23,6 +23,7 @@ def try_load(cls, meta, comps):
     """Load and use; the only acceptable failure is FormatError."""
     try:
         enc = cls.from_components(meta, comps)
+        assert 0 <= enc.nnz <= enc.shape[0] * enc.shape[1]
         enc.decode()
         with np.errstate(invalid="ignore", over="ignore"):  # corrupt values may be NaN/inf
             enc.rmatvec(np.ones(enc.shape[0]))

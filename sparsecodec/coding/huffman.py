@@ -173,13 +173,8 @@ class CanonicalCode:
     def from_lengths(cls, lengths: np.ndarray) -> CanonicalCode:
         lengths = np.asarray(lengths, dtype=np.int64)
         k = lengths.shape[0]
-        order = np.lexsort((np.arange(k), lengths)) if k else np.zeros(0, np.int64)
-        codes = np.zeros(k, np.uint64)
-        code = 0
-        for i in range(1, k):
-            prev, cur = lengths[order[i - 1]], lengths[order[i]]
-            code = (code + 1) << int(cur - prev)
-            codes[order[i]] = code
+        order = np.argsort(lengths, kind="stable")  # by length, ties by symbol index
+        codes = _assign_codes(lengths, order)
         maxlen = int(lengths.max()) if k else -1
         counts = np.bincount(lengths, minlength=maxlen + 1).astype(np.uint32) if k else (
             np.zeros(0, np.uint32)
@@ -196,6 +191,18 @@ class CanonicalCode:
     @property
     def k(self) -> int:
         return int(self.lengths.shape[0])
+
+
+@njit(cache=True, nogil=True)
+def _assign_codes(lengths, order):
+    """Canonical codes: each code is the previous plus one, shifted to its own length."""
+    codes = np.zeros(lengths.shape[0], np.uint64)
+    code = np.uint64(0)
+    for i in range(1, order.shape[0]):
+        grow = lengths[order[i]] - lengths[order[i - 1]]
+        code = (code + np.uint64(1)) << np.uint64(grow)
+        codes[order[i]] = code
+    return codes
 
 
 def check_code_counts(counts: np.ndarray, what: str = "code_counts") -> np.ndarray:
@@ -592,11 +599,13 @@ class HuffmanPart:
     """
 
     def __init__(self, symbols: np.ndarray, counts: np.ndarray, words: np.ndarray,
-                 lane_off: np.ndarray):
+                 lane_off: np.ndarray, offsets: np.ndarray | None = None):
         self.symbols = symbols
         self.counts = counts
         self.words = words
-        self.lane_off = lane_off
+        self.lane_off = lane_off  # unpacked (int64), for the kernels
+        self.offsets = (offsets if offsets is not None
+                        else pack(lane_off, offsets_width(words.shape[0])))  # as stored
         self._tables: DecodeTables | None = None
 
     @classmethod
@@ -627,12 +636,11 @@ class HuffmanPart:
             raise FormatError(f"{what}: the offsets end at bit {total} but the stream has "
                               f"{words.shape[0]} words")
         check_padding(words, total, f"{what}: stream")
-        return cls(symbols, counts, words, lane_off)
+        return cls(symbols, counts, words, lane_off, offsets)
 
     def stored(self) -> dict[str, np.ndarray]:
-        width = offsets_width(self.words.shape[0])
         return {"symbols": self.symbols, "code_counts": self.counts, "stream": self.words,
-                "offsets": pack(self.lane_off, width)}
+                "offsets": self.offsets}
 
     @property
     def tables(self) -> DecodeTables:

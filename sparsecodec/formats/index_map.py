@@ -103,8 +103,7 @@ class IndexMap(Encoded):
     def _rmatmul(self, Xt: np.ndarray) -> np.ndarray:
         Yt = np.zeros((self.shape[1], Xt.shape[1]), np.float64)
         if self.codebook.shape[0]:
-            nonzero = self.codebook.view(bits_dtype(self.dtype)) != 0
-            zero = np.flatnonzero(~nonzero)
+            zero = np.flatnonzero(self.codebook.view(bits_dtype(self.dtype)) == 0)
             ke.im_rmatmul(self.indices, self.width, float_view(self.codebook, self.dtype),
-                          nonzero, int(zero[0]) if zero.size else -1, Xt, Yt)
+                          int(zero[0]) if zero.size else -1, Xt, Yt)
         return Yt

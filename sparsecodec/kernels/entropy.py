@@ -68,7 +68,7 @@ def im_decode(words, width, cb, n, m, out):
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def im_rmatmul(words, width, cbf, nonzero, zero_sym, Xt, Yt):
+def im_rmatmul(words, width, cbf, zero_sym, Xt, Yt):
     n = Xt.shape[0]
     bsz = Xt.shape[1]
     for j in prange(Yt.shape[0]):
@@ -87,7 +87,7 @@ def im_rmatmul(words, width, cbf, nonzero, zero_sym, Xt, Yt):
             if width:
                 u, buf, used, p = read_next(words, buf, used, p, width)
                 s = np.int64(u)
-            if nonzero[s]:
+            if s != zero_sym:
                 v = cbf[s]
                 for t in range(bsz):
                     acc[t] += Xt[i, t] * v

@@ -51,10 +51,10 @@ def interleaved_best(fns: dict, rounds: int = 60) -> dict:
 _LAYERS: dict[tuple, np.ndarray] = {}
 
 
-def layer(n: int, density: float, levels: int = 32) -> np.ndarray:
-    key = (n, density, levels)
+def layer(n: int, density: float, levels: int = 32, spacing: str = "equal_mass") -> np.ndarray:
+    key = (n, density, levels, spacing)
     if key not in _LAYERS:
-        _LAYERS[key] = pruned_quantized_layer(n, n, density, levels, seed=0)
+        _LAYERS[key] = pruned_quantized_layer(n, n, density, levels, seed=0, spacing=spacing)
     return _LAYERS[key]
 
 

@@ -17,6 +17,7 @@ from ..coding.huffman import (
     HuffmanPart,
     code_lengths,
     count_symbol,
+    default_max_length,
     stream_bits,
     stream_nbytes,
 )
@@ -31,8 +32,15 @@ BLOCK_SYMBOLS = 1 << 14
 def check_coder_options(fmt: str, block_symbols: Any, max_code_length: Any) -> None:
     for name, v, lo, hi in (("block_symbols", block_symbols, 1, 1 << 30),
                             ("max_code_length", max_code_length, 1, MAX_CODE_LENGTH)):
+        if v is None and name == "max_code_length":
+            continue
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= v <= hi:
             raise EncodeError(f"{fmt}: {name} must be an integer in {lo}..{hi}, found {v!r}")
+
+
+def limit_for(k: int, max_code_length: int | None) -> int:
+    """The code length limit for ``k`` symbols: as asked, or the default."""
+    return default_max_length(k) if max_code_length is None else int(max_code_length)
 
 
 def block_starts(per_col: np.ndarray | int, m: int, block_cols: int, ptr: np.ndarray | None
@@ -98,24 +106,24 @@ class HAM(BlockedStream):
 
     @classmethod
     def _encode(cls, M: Matrix, block_symbols: int = BLOCK_SYMBOLS,
-                max_code_length: int = MAX_CODE_LENGTH) -> HAM:
+                max_code_length: int | None = None) -> HAM:
         check_coder_options(cls.format, block_symbols, max_code_length)
         d = M.require_distinct("all", cls.format)
         n, m = M.shape
         bc = cls._block_cols(n, m, block_symbols)
         part = HuffmanPart.encode(d.values.view(M.dtype), d.counts, d.symbols,
-                                  block_starts(n, m, bc, None), max_code_length)
+                                  block_starts(n, m, bc, None), limit_for(d.k, max_code_length))
         return cls(M.shape, M.dtype, part, bc)
 
     @classmethod
     def size_of(cls, M: Matrix, block_symbols: int = BLOCK_SYMBOLS,
-                max_code_length: int = MAX_CODE_LENGTH) -> int | None:
+                max_code_length: int | None = None) -> int | None:
         check_coder_options(cls.format, block_symbols, max_code_length)
         d = M.all_distinct
         if d is None:
             return None
         n, m = M.shape
-        lengths = code_lengths(d.counts, max_code_length)
+        lengths = code_lengths(d.counts, limit_for(d.k, max_code_length))
         nblocks = -(-m // cls._block_cols(n, m, block_symbols))
         return stream_nbytes(d.k, M.dtype.itemsize, int(lengths.max(initial=0)),
                              stream_bits(d.counts, lengths), nblocks)

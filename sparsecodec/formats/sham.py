@@ -14,7 +14,6 @@ import numpy as np
 
 from ..coding.bits import check_packed, pack, width_for, words_for
 from ..coding.huffman import (
-    MAX_CODE_LENGTH,
     HuffmanPart,
     code_lengths,
     stream_bits,
@@ -24,7 +23,7 @@ from ..errors import FormatError
 from ..kernels import compressed as kc
 from ..kernels import entropy as ke
 from .base import Matrix, bits_dtype, component, float_view, meta_int, register
-from .ham import BLOCK_SYMBOLS, BlockedStream, block_starts, check_coder_options
+from .ham import BLOCK_SYMBOLS, BlockedStream, block_starts, check_coder_options, limit_for
 
 
 @register
@@ -48,7 +47,7 @@ class SHAM(BlockedStream):
 
     @classmethod
     def _encode(cls, M: Matrix, block_symbols: int = BLOCK_SYMBOLS,
-                max_code_length: int = MAX_CODE_LENGTH) -> SHAM:
+                max_code_length: int | None = None) -> SHAM:
         check_coder_options(cls.format, block_symbols, max_code_length)
         d = M.require_distinct("nonzero", cls.format)
         n, m = M.shape
@@ -56,20 +55,20 @@ class SHAM(BlockedStream):
         nnz = int(ptr[-1])
         bc = cls._block_cols(m, nnz, block_symbols)
         part = HuffmanPart.encode(d.values.view(M.dtype), d.counts, d.symbols,
-                                  block_starts(0, m, bc, ptr), max_code_length)
+                                  block_starts(0, m, bc, ptr), limit_for(d.k, max_code_length))
         return cls(M.shape, M.dtype, part, pack(ptr, width_for(nnz)),
                    pack(rows, width_for(n - 1)), nnz, bc)
 
     @classmethod
     def size_of(cls, M: Matrix, block_symbols: int = BLOCK_SYMBOLS,
-                max_code_length: int = MAX_CODE_LENGTH) -> int | None:
+                max_code_length: int | None = None) -> int | None:
         check_coder_options(cls.format, block_symbols, max_code_length)
         d = M.nonzero_distinct
         if d is None:
             return None
         n, m = M.shape
         nnz = M.nnz
-        lengths = code_lengths(d.counts, max_code_length)
+        lengths = code_lengths(d.counts, limit_for(d.k, max_code_length))
         nblocks = -(-m // cls._block_cols(m, nnz, block_symbols))
         return (stream_nbytes(d.k, M.dtype.itemsize, int(lengths.max(initial=0)),
                               stream_bits(d.counts, lengths), nblocks)

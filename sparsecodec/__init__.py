@@ -11,10 +11,14 @@ from . import formats as _formats  # noqa: F401  (registers every format)
 from .api import encode, formats, sizes
 from .errors import DTypeError, EncodeError, FormatError, ShapeError, SparseCodecError
 from .formats.base import Encoded
+from .io.container import ContainerFile, ContainerWriter, load, save
+from .io.container import open_container as open  # noqa: A001  (sc.open, like safe_open)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ContainerFile",
+    "ContainerWriter",
     "DTypeError",
     "EncodeError",
     "Encoded",
@@ -23,5 +27,8 @@ __all__ = [
     "SparseCodecError",
     "encode",
     "formats",
+    "load",
+    "open",
+    "save",
     "sizes",
 ]

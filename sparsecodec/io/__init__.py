@@ -1,0 +1,1 @@
+"""Storage backends: the container file (``container``)."""

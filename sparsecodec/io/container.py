@@ -1,0 +1,339 @@
+"""The container file (spec: ``formats/container.md``): many named tensors in one file.
+
+Reading validates the whole header before touching a blob, then maps the file and hands each
+component to its format's ``from_components`` as an array view of the mapping (no copy).
+Writing streams: tensors are added one at a time, their blobs go to a temporary data file, and
+the finished file is assembled under a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+import tempfile
+import zlib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import FormatError, SparseCodecError
+from ..formats.base import Encoded, registry
+
+MAGIC = b"\x89SPC\r\n\x1a\n"
+VERSION = 1
+PREAMBLE = struct.Struct("<8sIIQ")  # magic, version, reserved, header_length
+ALIGN = 64
+MAX_HEADER = 64 << 20
+MAX_NAME = 1024
+DTYPES = frozenset({"|u1", "|i1", "|b1", "<u2", "<i2", "<f2", "<u4", "<i4", "<f4",
+                    "<u8", "<i8", "<f8"})
+ARRAY = "array"  # the format name of plain arrays
+
+PathLike = str | os.PathLike
+
+
+def _align(n: int) -> int:
+    return -(-n // ALIGN) * ALIGN
+
+
+def _dtype_code(dtype: np.dtype) -> str:
+    """The header's dtype string: explicit little-endian (``|`` for one-byte types)."""
+    d = np.dtype(dtype)
+    code = d.str if d.itemsize == 1 else d.newbyteorder("<").str
+    if code not in DTYPES:
+        raise SparseCodecError(f"dtype {d} cannot be stored (allowed: {sorted(DTYPES)})")
+    return code
+
+
+# --------------------------------------------------------------------------- writing
+
+
+class ContainerWriter:
+    """Write tensors one at a time; the file appears at ``path`` only when ``close()`` succeeds.
+
+    >>> with ContainerWriter("model.spc", metadata={"model": "mlp"}) as w:  # doctest: +SKIP
+    ...     w.add("fc1", sc.encode(W1, format="sham"))
+    ...     w.add("fc1.bias", b1)
+    """
+
+    def __init__(self, path: PathLike, metadata: Mapping[str, str] | None = None):
+        self.path = Path(path)
+        self.metadata = dict(metadata or {})
+        for k, v in self.metadata.items():
+            if not isinstance(k, str) or not isinstance(v, str):
+                raise SparseCodecError(f"metadata must map strings to strings, found {k!r}: {v!r}")
+        self._data = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed in close/abort)
+            dir=self.path.parent or ".", prefix=f".{self.path.name}.", suffix=".data",
+            delete=False)
+        self._tensors: dict[str, dict[str, Any]] = {}
+        self._offset = 0
+        self._closed = False
+
+    def add(self, name: str, tensor: Encoded | np.ndarray) -> None:
+        """Append one tensor: an encoded matrix, or any array (stored as format ``array``)."""
+        if self._closed:
+            raise SparseCodecError("the writer is closed")
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME:
+            raise SparseCodecError(f"tensor names are strings of 1..{MAX_NAME} characters, "
+                                   f"found {name!r}")
+        if name in self._tensors:
+            raise SparseCodecError(f"tensor {name!r} is added twice")
+        if isinstance(tensor, Encoded):
+            meta = {k: v for k, v in tensor.meta.items() if k not in ("format", "shape", "dtype")}
+            entry = {"format": tensor.format, "shape": list(tensor.shape),
+                     "dtype": tensor.dtype.name, "meta": meta}
+            comps = tensor.components()
+        else:
+            arr = np.asarray(tensor)
+            _dtype_code(arr.dtype)  # raises for object, complex, strings, ...
+            entry = {"format": ARRAY, "shape": list(arr.shape), "dtype": arr.dtype.name,
+                     "meta": {}}
+            comps = {"values": arr}
+        entry["components"] = {c: self._write_blob(a) for c, a in comps.items()}
+        self._tensors[name] = entry
+
+    def _write_blob(self, a: np.ndarray) -> dict[str, Any]:
+        a = np.ascontiguousarray(a)
+        code = _dtype_code(a.dtype)
+        a = a.astype(np.dtype(code), copy=False)
+        pad = _align(self._offset) - self._offset
+        if pad:
+            self._data.write(b"\0" * pad)
+            self._offset += pad
+        raw = memoryview(a).cast("B") if a.size else memoryview(b"")
+        self._data.write(raw)
+        entry = {"dtype": code, "shape": list(a.shape), "offset": self._offset,
+                 "length": a.nbytes, "crc32": zlib.crc32(raw)}
+        self._offset += a.nbytes
+        return entry
+
+    def close(self) -> None:
+        """Write the header, append the data section and move the file into place."""
+        if self._closed:
+            return
+        self._closed = True
+        header = json.dumps({"data_length": self._offset, "metadata": self.metadata,
+                             "tensors": self._tensors}, separators=(",", ":"),
+                            ensure_ascii=False).encode("utf-8")
+        data_start = _align(PREAMBLE.size + len(header))
+        partial = self.path.with_name(f".{self.path.name}.partial")
+        try:
+            self._data.flush()
+            self._data.seek(0)
+            with partial.open("wb") as out:
+                out.write(PREAMBLE.pack(MAGIC, VERSION, 0, len(header)))
+                out.write(header)
+                out.write(b"\0" * (data_start - PREAMBLE.size - len(header)))
+                while chunk := self._data.read(1 << 24):
+                    out.write(chunk)
+            os.replace(partial, self.path)
+        finally:
+            self._data.close()
+            os.unlink(self._data.name)
+            if partial.exists():
+                partial.unlink()
+
+    def abort(self) -> None:
+        """Drop everything written so far; no file appears at ``path``."""
+        if not self._closed:
+            self._closed = True
+            self._data.close()
+            os.unlink(self._data.name)
+
+    def __enter__(self) -> ContainerWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def save(path: PathLike, tensors: Mapping[str, Encoded | np.ndarray],
+         metadata: Mapping[str, str] | None = None) -> None:
+    """Write ``tensors`` (name -> encoded matrix or array) and string ``metadata`` to ``path``."""
+    with ContainerWriter(path, metadata) as w:
+        for name, t in tensors.items():
+            w.add(name, t)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise FormatError(f"the header repeats the key {k!r}")
+        out[k] = v
+    return out
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+class ContainerFile(Mapping[str, Any]):
+    """An open container: ``keys()``, ``metadata``, ``f[name]`` (built on first access).
+
+    Tensors are views of a copy-on-write mapping of the file: nothing is read until used, and
+    nothing written to them reaches the file.
+    """
+
+    def __init__(self, path: PathLike, verify: bool = True):
+        self.path = Path(path)
+        self.verify = verify
+        size = self.path.stat().st_size
+        with self.path.open("rb") as fh:
+            pre = fh.read(PREAMBLE.size)
+            if len(pre) < PREAMBLE.size:
+                raise FormatError(f"{self.path}: {size} bytes is too short for a container")
+            magic, version, reserved, hlen = PREAMBLE.unpack(pre)
+            if magic != MAGIC:
+                raise FormatError(f"{self.path}: not a sparsecodec container (bad magic)")
+            if version != VERSION or reserved != 0:
+                raise FormatError(f"{self.path}: unsupported version {version} "
+                                  f"(reserved field {reserved})")
+            if hlen > min(MAX_HEADER, size - PREAMBLE.size):
+                raise FormatError(f"{self.path}: header length {hlen} exceeds the file "
+                                  f"({size} bytes) or the {MAX_HEADER}-byte limit")
+            raw = fh.read(hlen)
+        try:
+            header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
+        except FormatError:
+            raise
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise FormatError(f"{self.path}: the header is not UTF-8 JSON: {exc}") from None
+        self._data_start = _align(PREAMBLE.size + hlen)
+        self._entries, self.metadata = self._check_header(header, size)
+        self._map = (np.memmap(self.path, mode="c") if size > self._data_start
+                     else np.zeros(0, np.uint8))
+        self._cache: dict[str, Any] = {}
+
+    def _check_header(self, h: Any, size: int) -> tuple[dict[str, Any], dict[str, str]]:
+        where = str(self.path)
+        if not isinstance(h, dict) or set(h) != {"data_length", "metadata", "tensors"}:
+            raise FormatError(f"{where}: the header must hold exactly data_length, metadata "
+                              f"and tensors")
+        dlen = h["data_length"]
+        if not _is_int(dlen) or self._data_start + dlen != size:
+            raise FormatError(f"{where}: data_length {dlen!r} does not end at the file's "
+                              f"{size} bytes")
+        meta = h["metadata"]
+        if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+            raise FormatError(f"{where}: metadata must map strings to strings")
+        tensors = h["tensors"]
+        if not isinstance(tensors, dict):
+            raise FormatError(f"{where}: tensors must be an object")
+        spans = []
+        formats = registry()
+        for name, t in tensors.items():
+            at = f"{where}: tensor {name!r}"
+            if not 0 < len(name) <= MAX_NAME:
+                raise FormatError(f"{at}: names are 1..{MAX_NAME} characters")
+            if not isinstance(t, dict) or set(t) != {"format", "shape", "dtype", "meta",
+                                                     "components"}:
+                raise FormatError(f"{at}: needs exactly format, shape, dtype, meta, components")
+            if not isinstance(t["format"], str) or not isinstance(t["dtype"], str):
+                raise FormatError(f"{at}: format and dtype must be strings")
+            if t["format"] != ARRAY and t["format"] not in formats:
+                raise FormatError(f"{at}: unknown format {t['format']!r}")
+            if (not isinstance(t["shape"], list)
+                    or not all(_is_int(s) and s >= 0 for s in t["shape"])):
+                raise FormatError(f"{at}: shape must be a list of non-negative integers")
+            if not isinstance(t["meta"], dict) or not isinstance(t["components"], dict):
+                raise FormatError(f"{at}: meta and components must be objects")
+            for cname, c in t["components"].items():
+                cat = f"{at}: component {cname!r}"
+                if not isinstance(c, dict) or set(c) != {"dtype", "shape", "offset", "length",
+                                                         "crc32"}:
+                    raise FormatError(f"{cat}: needs exactly dtype, shape, offset, length, crc32")
+                if not isinstance(c["dtype"], str) or c["dtype"] not in DTYPES:
+                    raise FormatError(f"{cat}: dtype {c['dtype']!r} is not allowed")
+                shp = c["shape"]
+                if not isinstance(shp, list) or not all(_is_int(s) and s >= 0 for s in shp):
+                    raise FormatError(f"{cat}: shape must be a list of non-negative integers")
+                off, ln, crc = c["offset"], c["length"], c["crc32"]
+                if not (_is_int(off) and _is_int(ln) and _is_int(crc)) or off < 0 or ln < 0:
+                    raise FormatError(f"{cat}: offset, length and crc32 must be integers >= 0")
+                if ln != math.prod(shp) * np.dtype(c["dtype"]).itemsize:
+                    raise FormatError(f"{cat}: length {ln} does not match shape {shp} of "
+                                      f"{c['dtype']}")
+                if off % ALIGN or off + ln > dlen:
+                    raise FormatError(f"{cat}: blob [{off}, {off + ln}) is misaligned or past "
+                                      f"the {dlen}-byte data section")
+                spans.append((off, off + ln, name, cname))
+        spans.sort()
+        for (_, a1, an, ac), (b0, _, bn, bc) in zip(spans, spans[1:], strict=False):
+            if b0 < a1:
+                raise FormatError(f"{where}: blobs of {an!r}/{ac!r} and {bn!r}/{bc!r} overlap")
+        return tensors, meta
+
+    # ---- the Mapping protocol
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._cache:
+            if name not in self._entries:
+                raise KeyError(name)
+            self._cache[name] = self._build(name, self._entries[name])
+        return self._cache[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _component(self, at: str, c: dict[str, Any]) -> np.ndarray:
+        dtype = np.dtype(c["dtype"])
+        start = self._data_start + c["offset"]
+        blob = self._map[start:start + c["length"]]
+        if self.verify and zlib.crc32(memoryview(blob)) != c["crc32"]:
+            raise FormatError(f"{at}: checksum mismatch")
+        return blob.view(dtype).reshape(c["shape"]) if c["length"] else np.zeros(c["shape"],
+                                                                                  dtype)
+
+    def _build(self, name: str, t: dict[str, Any]) -> Any:
+        at = f"{self.path}: tensor {name!r}"
+        comps = {cn: self._component(f"{at}: component {cn!r}", c)
+                 for cn, c in t["components"].items()}
+        if t["format"] == ARRAY:
+            if set(comps) != {"values"} or list(comps["values"].shape) != t["shape"]:
+                raise FormatError(f"{at}: an array has one component 'values' of its shape")
+            if np.dtype(t["components"]["values"]["dtype"]).name != t["dtype"]:
+                raise FormatError(f"{at}: dtype {t['dtype']!r} does not match its values")
+            return comps["values"]
+        meta = {**t["meta"], "format": t["format"], "shape": t["shape"], "dtype": t["dtype"]}
+        try:
+            return registry()[t["format"]].from_components(meta, comps)
+        except FormatError as exc:
+            raise FormatError(f"{at}: {exc}") from None
+
+    def close(self) -> None:
+        self._cache.clear()
+        self._map = np.zeros(0, np.uint8)
+
+    def __enter__(self) -> ContainerFile:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def open_container(path: PathLike, verify: bool = True) -> ContainerFile:
+    """Open a container for lazy access (``with sc.open(path) as f: f["fc1"]``)."""
+    return ContainerFile(path, verify)
+
+
+def load(path: PathLike, verify: bool = True) -> dict[str, Any]:
+    """Every tensor of a container: name -> encoded matrix, or array for plain arrays.
+
+    The arrays are views of a mapping of the file, so loading reads only the header and, when
+    ``verify``, each blob once for its checksum.
+    """
+    f = ContainerFile(path, verify)
+    return {name: f[name] for name in f}

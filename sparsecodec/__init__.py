@@ -11,8 +11,8 @@ from . import formats as _formats  # noqa: F401  (registers every format)
 from .api import encode, formats, sizes
 from .errors import DTypeError, EncodeError, FormatError, ShapeError, SparseCodecError
 from .formats.base import Encoded
-from .io.container import ContainerFile, ContainerWriter, load, save
-from .io.container import open_container as open  # noqa: A001  (sc.open, like safe_open)
+from .io import ContainerFile, ContainerWriter, HDF5File, load, save
+from .io import open_file as open  # noqa: A001  (sc.open, like safetensors.safe_open)
 
 __version__ = "0.1.0"
 
@@ -20,6 +20,7 @@ __all__ = [
     "ContainerFile",
     "ContainerWriter",
     "DTypeError",
+    "HDF5File",
     "EncodeError",
     "Encoded",
     "FormatError",

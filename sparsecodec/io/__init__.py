@@ -1,1 +1,61 @@
-"""Storage backends: the container file (``container``)."""
+"""Storage backends: the container file (default) and HDF5 (``.h5``/``.hdf5``/``.hdf``).
+
+``save``, ``load`` and ``open_file`` pick the backend from ``backend=`` or the file extension.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import SparseCodecError
+from ..formats.base import Encoded
+from .container import ContainerFile, ContainerWriter, save_container
+from .hdf5 import EXTENSIONS, HDF5File, save_hdf5
+
+BACKENDS = ("container", "hdf5")
+
+
+def _backend(path: str | os.PathLike, backend: str | None) -> str:
+    if backend is None:
+        return "hdf5" if Path(path).suffix.lower() in EXTENSIONS else "container"
+    if backend not in BACKENDS:
+        raise SparseCodecError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+    return backend
+
+
+def save(path: str | os.PathLike, tensors: Mapping[str, Encoded | np.ndarray],
+         metadata: Mapping[str, str] | None = None, backend: str | None = None) -> None:
+    """Write ``tensors`` (name -> encoded matrix or array) and string ``metadata`` to ``path``.
+
+    The backend is ``backend`` or follows the extension: HDF5 for .h5/.hdf5/.hdf, else the
+    container format (``formats/container.md``).
+    """
+    if _backend(path, backend) == "hdf5":
+        save_hdf5(path, tensors, metadata)
+    else:
+        save_container(path, tensors, metadata)
+
+
+def open_file(path: str | os.PathLike, verify: bool = True,
+              backend: str | None = None) -> ContainerFile | HDF5File:
+    """Open a file of tensors lazily: ``f.keys()``, ``f.metadata``, ``f[name]``."""
+    if _backend(path, backend) == "hdf5":
+        return HDF5File(path, verify)
+    return ContainerFile(path, verify)
+
+
+def load(path: str | os.PathLike, verify: bool = True, backend: str | None = None
+         ) -> dict[str, Any]:
+    """Every tensor of a file: name -> encoded matrix, or array for plain arrays (mapped from
+    the file, not copied, wherever the backend allows)."""
+    f = open_file(path, verify, backend)
+    return {name: f[name] for name in f}
+
+
+__all__ = ["BACKENDS", "ContainerFile", "ContainerWriter", "HDF5File", "load", "open_file",
+           "save"]

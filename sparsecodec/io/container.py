@@ -22,31 +22,19 @@ import numpy as np
 
 from ..errors import FormatError, SparseCodecError
 from ..formats.base import Encoded, registry
+from .tensors import ARRAY, DTYPES, MAX_NAME, build, check_name, describe, storable
 
 MAGIC = b"\x89SPC\r\n\x1a\n"
 VERSION = 1
 PREAMBLE = struct.Struct("<8sIIQ")  # magic, version, reserved, header_length
 ALIGN = 64
 MAX_HEADER = 64 << 20
-MAX_NAME = 1024
-DTYPES = frozenset({"|u1", "|i1", "|b1", "<u2", "<i2", "<f2", "<u4", "<i4", "<f4",
-                    "<u8", "<i8", "<f8"})
-ARRAY = "array"  # the format name of plain arrays
 
 PathLike = str | os.PathLike
 
 
 def _align(n: int) -> int:
     return -(-n // ALIGN) * ALIGN
-
-
-def _dtype_code(dtype: np.dtype) -> str:
-    """The header's dtype string: explicit little-endian (``|`` for one-byte types)."""
-    d = np.dtype(dtype)
-    code = d.str if d.itemsize == 1 else d.newbyteorder("<").str
-    if code not in DTYPES:
-        raise SparseCodecError(f"dtype {d} cannot be stored (allowed: {sorted(DTYPES)})")
-    return code
 
 
 # --------------------------------------------------------------------------- writing
@@ -77,29 +65,15 @@ class ContainerWriter:
         """Append one tensor: an encoded matrix, or any array (stored as format ``array``)."""
         if self._closed:
             raise SparseCodecError("the writer is closed")
-        if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME:
-            raise SparseCodecError(f"tensor names are strings of 1..{MAX_NAME} characters, "
-                                   f"found {name!r}")
+        check_name(name)
         if name in self._tensors:
             raise SparseCodecError(f"tensor {name!r} is added twice")
-        if isinstance(tensor, Encoded):
-            meta = {k: v for k, v in tensor.meta.items() if k not in ("format", "shape", "dtype")}
-            entry = {"format": tensor.format, "shape": list(tensor.shape),
-                     "dtype": tensor.dtype.name, "meta": meta}
-            comps = tensor.components()
-        else:
-            arr = np.asarray(tensor)
-            _dtype_code(arr.dtype)  # raises for object, complex, strings, ...
-            entry = {"format": ARRAY, "shape": list(arr.shape), "dtype": arr.dtype.name,
-                     "meta": {}}
-            comps = {"values": arr}
+        entry, comps = describe(tensor)
         entry["components"] = {c: self._write_blob(a) for c, a in comps.items()}
         self._tensors[name] = entry
 
     def _write_blob(self, a: np.ndarray) -> dict[str, Any]:
-        a = np.ascontiguousarray(a)
-        code = _dtype_code(a.dtype)
-        a = a.astype(np.dtype(code), copy=False)
+        a, code = storable(a)
         pad = _align(self._offset) - self._offset
         if pad:
             self._data.write(b"\0" * pad)
@@ -154,8 +128,8 @@ class ContainerWriter:
             self.abort()
 
 
-def save(path: PathLike, tensors: Mapping[str, Encoded | np.ndarray],
-         metadata: Mapping[str, str] | None = None) -> None:
+def save_container(path: PathLike, tensors: Mapping[str, Encoded | np.ndarray],
+                   metadata: Mapping[str, str] | None = None) -> None:
     """Write ``tensors`` (name -> encoded matrix or array) and string ``metadata`` to ``path``."""
     with ContainerWriter(path, metadata) as w:
         for name, t in tensors.items():
@@ -301,17 +275,7 @@ class ContainerFile(Mapping[str, Any]):
         at = f"{self.path}: tensor {name!r}"
         comps = {cn: self._component(f"{at}: component {cn!r}", c)
                  for cn, c in t["components"].items()}
-        if t["format"] == ARRAY:
-            if set(comps) != {"values"} or list(comps["values"].shape) != t["shape"]:
-                raise FormatError(f"{at}: an array has one component 'values' of its shape")
-            if np.dtype(t["components"]["values"]["dtype"]).name != t["dtype"]:
-                raise FormatError(f"{at}: dtype {t['dtype']!r} does not match its values")
-            return comps["values"]
-        meta = {**t["meta"], "format": t["format"], "shape": t["shape"], "dtype": t["dtype"]}
-        try:
-            return registry()[t["format"]].from_components(meta, comps)
-        except FormatError as exc:
-            raise FormatError(f"{at}: {exc}") from None
+        return build(at, t["format"], t["shape"], t["dtype"], t["meta"], comps)
 
     def close(self) -> None:
         self._cache.clear()
@@ -322,18 +286,3 @@ class ContainerFile(Mapping[str, Any]):
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-
-def open_container(path: PathLike, verify: bool = True) -> ContainerFile:
-    """Open a container for lazy access (``with sc.open(path) as f: f["fc1"]``)."""
-    return ContainerFile(path, verify)
-
-
-def load(path: PathLike, verify: bool = True) -> dict[str, Any]:
-    """Every tensor of a container: name -> encoded matrix, or array for plain arrays.
-
-    The arrays are views of a mapping of the file, so loading reads only the header and, when
-    ``verify``, each blob once for its checksum.
-    """
-    f = ContainerFile(path, verify)
-    return {name: f[name] for name in f}

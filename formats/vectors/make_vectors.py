@@ -1,0 +1,67 @@
+"""Regenerate the golden test vectors: ``python formats/vectors/make_vectors.py``.
+
+For every registered format, ``<format>.spc`` holds the tensors below, encoded in that format;
+``<tensor>.npy`` is the matrix each must decode to (the same for every format).
+``tests/test_vectors.py`` checks both ways: the files decode to the arrays, and encoding the
+arrays again reproduces the files byte for byte. Regenerate only for an intended format
+change, and say so in the commit. The matrices are built by arithmetic, not by a random
+generator, so they never drift.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+import sparsecodec as sc
+from sparsecodec.formats.base import registry
+
+HERE = Path(__file__).resolve().parent
+
+
+def matrices() -> dict[str, np.ndarray]:
+    small = np.zeros((7, 5), np.float32)
+    small[[0, 2, 3, 6, 6, 1], [0, 1, 1, 4, 2, 3]] = [0.5, -1.25, 0.5, 3.0, -1.25, 0.5]
+    small[4, 0] = -0.0                           # a stored negative zero
+    small.view(np.uint32)[5, 4] = 0x7FC0_0123    # a NaN with a payload
+    half = (np.arange(24, dtype=np.float16).reshape(4, 6) % 5 - 2) / 4
+    # 40 values whose counts fall from 1024 to 1: Huffman codes past the 11-bit table
+    counts = np.maximum(1, (2.0 ** (10 - np.arange(40) / 4)).astype(np.int64))
+    vals = np.repeat(np.arange(1, 41, dtype=np.float32) / 8, counts)
+    order = (np.arange(vals.size) * 7919) % vals.size  # a fixed shuffle (7919 is prime)
+    skew = np.zeros(vals.size, np.float32)
+    skew[order] = vals
+    cols = 53
+    skew = skew[: (skew.size // cols) * cols].reshape(-1, cols)
+    return {
+        "small": small,
+        "half": half,
+        "empty": np.zeros((0, 4), np.float32),
+        "constant": np.full((3, 3), 1.5, np.float32),
+        "zeros": np.zeros((4, 4), np.float64),
+        "long_codes": skew,
+    }
+
+
+# tiny blocks so that even these small matrices have several blocks and lanes
+OPTIONS = {"ham": {"block_symbols": 16, "max_code_length": 24},
+           "sham": {"block_symbols": 8, "max_code_length": 24}}
+
+
+def encode_all(fmt: str) -> dict[str, sc.Encoded]:
+    opts = OPTIONS.get(fmt, {})
+    return {name: sc.encode(W, format=fmt, **opts) for name, W in matrices().items()}
+
+
+def main() -> None:
+    for fmt in registry():
+        sc.save(HERE / f"{fmt}.spc", encode_all(fmt), metadata={"vectors": fmt})
+        print(f"wrote {fmt}.spc")
+    for name, W in matrices().items():
+        np.save(HERE / f"{name}.npy", W)
+    print(f"wrote the {len(matrices())} expected arrays")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""atheris fuzz targets for the loader and every decoder. Not part of the normal test run.
+
+    pip install atheris
+    python tests/fuzz/fuzz_targets.py container  -max_total_time=300 -rss_limit_mb=4096
+    python tests/fuzz/fuzz_targets.py components -max_total_time=300 -rss_limit_mb=4096
+
+``container`` feeds mutated files (seeded with the golden vectors) to ``sc.load`` and then
+decodes every tensor and multiplies it by a vector. ``components`` builds a valid small
+encoding in a format chosen by the input, overwrites one of its components with the input's
+bytes and rebuilds it. The only exception allowed out is ``sparsecodec.FormatError``; anything
+else (another exception, a crash, a hang past libFuzzer's timeout, memory past ``-rss_limit_mb``)
+is a finding. ``tests/test_fuzz.py`` runs each target briefly when ``SPARSECODEC_FUZZ=1``.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import atheris
+import numpy as np
+
+import sparsecodec as sc  # imported plainly: numba cannot compile instrumented bytecode
+from sparsecodec.formats.base import registry
+
+VECTORS = Path(__file__).resolve().parents[2] / "formats" / "vectors"
+_TMP = Path(tempfile.mkdtemp(prefix="sparsecodec-fuzz-"))
+_FILE = _TMP / "input.spc"
+_W = ((np.arange(96, dtype=np.float32).reshape(12, 8) % 7 - 3)
+      * (np.arange(96).reshape(12, 8) % 3 == 0))
+_FORMATS = list(registry())
+_ENCODED = {f: sc.encode(_W, format=f, **({"block_symbols": 8} if f in ("ham", "sham") else {}))
+            for f in _FORMATS}
+
+
+def _use(t) -> None:
+    if isinstance(t, np.ndarray):
+        np.asarray(t).sum()
+        return
+    t.decode()
+    assert 0 <= t.nnz <= t.shape[0] * t.shape[1]
+    with np.errstate(all="ignore"):
+        np.ones(t.shape[0]) @ t
+
+
+def container(data: bytes) -> None:
+    _FILE.write_bytes(data)
+    try:
+        for t in sc.load(_FILE, verify=len(data) % 2 == 0).values():
+            _use(t)
+    except sc.FormatError:
+        pass
+
+
+def components(data: bytes) -> None:
+    if len(data) < 2:
+        return
+    fmt = _FORMATS[data[0] % len(_FORMATS)]
+    enc = _ENCODED[fmt]
+    comps = {k: v.copy() for k, v in enc.components().items()}
+    name = sorted(comps)[data[1] % len(comps)]
+    dtype = comps[name].dtype
+    raw = data[2:]
+    raw = raw[: len(raw) - len(raw) % dtype.itemsize]
+    comps[name] = np.frombuffer(raw, dtype).copy()
+    if enc.components()[name].ndim == 2 and comps[name].size >= _W.shape[1]:
+        comps[name] = comps[name][: comps[name].size // _W.shape[1] * _W.shape[1]].reshape(
+            -1, _W.shape[1])  # dense values keep a 2-D shape
+    try:
+        _use(type(enc).from_components(dict(enc.meta), comps))
+    except sc.FormatError:
+        pass
+
+
+TARGETS = {"container": container, "components": components}
+
+
+def seeds(target: str) -> Path:
+    """A corpus folder with valid inputs to start from."""
+    corpus = _TMP / f"corpus-{target}"
+    corpus.mkdir(exist_ok=True)
+    if target == "container":
+        for p in VECTORS.glob("*.spc"):
+            (corpus / p.name).write_bytes(p.read_bytes())
+    else:
+        for i, f in enumerate(_FORMATS):
+            for j, (name, a) in enumerate(sorted(_ENCODED[f].components().items())):
+                (corpus / f"{f}-{name}").write_bytes(bytes([i, j]) + a.tobytes())
+    return corpus
+
+
+def warm_up() -> None:
+    """Compile every kernel for every dtype before instrumenting (numba compiles from the
+    plain bytecode; afterwards the compiled code is used as it is)."""
+    for dtype in (np.float16, np.float32, np.float64):
+        W = _W.astype(dtype)
+        for f in _FORMATS:
+            enc = sc.encode(W, format=f)
+            _use(enc)
+            np.ones((2, W.shape[0])) @ enc
+    for p in VECTORS.glob("*.spc"):
+        for t in sc.load(p).values():
+            _use(t)
+
+
+def main() -> None:
+    target = sys.argv[1] if len(sys.argv) > 1 else "container"
+    if target not in TARGETS:
+        sys.exit(f"usage: fuzz_targets.py {{{','.join(TARGETS)}}} [libFuzzer flags]")
+    args = [sys.argv[0], *sys.argv[2:], str(seeds(target))]
+    warm_up()
+    atheris.instrument_all()
+    atheris.Setup(args, TARGETS[target])
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""Brief runs of the atheris targets (tests/fuzz), only when SPARSECODEC_FUZZ=1 and atheris is
+installed: fuzzing is for a bounded, separate run, not for every CI run."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TARGETS = Path(__file__).resolve().parent / "fuzz" / "fuzz_targets.py"
+pytestmark = pytest.mark.skipif(os.environ.get("SPARSECODEC_FUZZ") != "1",
+                                reason="set SPARSECODEC_FUZZ=1 to fuzz")
+
+
+@pytest.mark.parametrize("target", ["container", "components"])
+def test_fuzz_target_finds_nothing(target):
+    pytest.importorskip("atheris")
+    seconds = os.environ.get("SPARSECODEC_FUZZ_SECONDS", "30")
+    out = subprocess.run([sys.executable, str(TARGETS), target, f"-max_total_time={seconds}",
+                          "-rss_limit_mb=4096"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-4000:]
+    assert "Done" in out.stderr

@@ -65,7 +65,7 @@ def _ratio(a: str, b: str) -> str:
 
 
 def pytest_terminal_summary(terminalreporter):
-    if not RESULTS:
+    if not RESULTS and not NOTES:
         return
     w = terminalreporter.write_line
     w("")
@@ -82,6 +82,8 @@ def pytest_terminal_summary(terminalreporter):
              ("sham.rmatmul(b=32) / numpy dense X @ W", "sham_mat", "dense_mat"),
              ("csc.rmatvec / (x @ scipy csr_matrix(W))", "csc_vec", "scipy_xcsr")]
     for d in ("10", "50"):
+        if not any(k.startswith("il_") and k.endswith(f"_{d}") for k in RESULTS):
+            continue
         w(f"  density {d}%:")
         for label, ours, base in pairs:
             w(f"    {label:<46}{_ratio(f'il_{ours}_{d}', f'il_{base}_{d}')}")

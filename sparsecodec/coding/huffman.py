@@ -643,6 +643,11 @@ class HuffmanPart:
             raise FormatError(f"{what}: symbols must be distinct")
         noff = LANES * nblocks + 1
         width = offsets_width(words.shape[0])
+        # offsets of an empty stream pack to nothing, so their count must be bounded apart
+        # from the file: no more blocks than stored bits, beyond a generous 2^16
+        stored = 8 * (symbols.nbytes + counts.nbytes + words.nbytes + offsets.nbytes)
+        if nblocks > max(1 << 16, stored):
+            raise FormatError(f"{what}: {nblocks} blocks for {stored} stored bits")
         check_packed(offsets, noff, width, f"{what}: offsets")
         lane_off = unpack(offsets, width, noff)
         total = int(lane_off[-1])

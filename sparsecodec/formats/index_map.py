@@ -75,7 +75,8 @@ class IndexMap(Encoded):
         if k > 1 and not np.all(cb_bits[1:] > cb_bits[:-1]):
             raise FormatError(f"{fmt}: codebook bit patterns must be strictly increasing")
         check_packed(indices, size, width, f"{fmt}: indices")
-        if size and int(ke.im_max_index(indices, width, size)) >= k:
+        # width 0 stores nothing and every index is 0: no scan (its count may be huge)
+        if size and width and int(ke.im_max_index(indices, width, size)) >= k:
             raise FormatError(f"{fmt}: an index points past the {k}-value codebook")
         return cls(shape, dtype, codebook, indices, width)
 

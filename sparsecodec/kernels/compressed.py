@@ -47,6 +47,8 @@ def ptr_at(ptr, pw, j):
 @njit(cache=True, nogil=True)
 def check_compressed(ptr, pw, outer, idx, iw, inner, nnz):
     """Validate packed pointers (outer + 1) and indices (nnz); returns an error code."""
+    if pw == 0:  # nothing stored (nnz == 0): every pointer is 0; O(1), whatever ``outer`` says
+        return OK if nnz == 0 else BAD_LAST
     if ptr_at(ptr, pw, 0) != 0:
         return BAD_FIRST
     prev = 0

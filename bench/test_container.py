@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import NOTES
+from conftest import NOTES, interleaved_best
 
 import sparsecodec as sc
 from sparsecodec.examples import pruned_quantized_layer
@@ -19,13 +19,8 @@ st_numpy = pytest.importorskip("safetensors.numpy")
 LAYERS, N = 24, 2048  # 24 * 2048^2 = 100.7M weights
 
 
-def _best(fn, rounds=3):
-    best = float("inf")
-    for _ in range(rounds):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+def _best(fn):
+    return interleaved_best({"fn": fn}, rounds=3)["fn"]
 
 
 def test_100m_model(tmp_path):

@@ -70,29 +70,31 @@ def im_decode(words, width, cb, n, m, out):
 @njit(cache=True, nogil=True, parallel=True)
 def im_rmatmul(words, width, cbf, zero_sym, Xt, Yt):
     n = Xt.shape[0]
-    bsz = Xt.shape[1]
     for j in prange(Yt.shape[0]):
-        buf, used, p = reader_at(words, j * n * width)
-        if bsz == 1:  # a vector: unpack the column's indices, then a branch-free dot
-            col = np.zeros(n, np.uint32)
-            if width:
-                for i in range(n):
-                    u, buf, used, p = read_next(words, buf, used, p, width)
-                    col[np.uint64(i)] = u
-            Yt[j, 0] = _dot_codes(Xt[:, 0], col, cbf, zero_sym)
-            continue
-        acc = np.zeros(bsz, np.float64)
-        for i in range(n):
-            s = 0
-            if width:
+        col = np.zeros(n, np.uint32)  # the column's indices, unpacked once
+        if width:
+            buf, used, p = reader_at(words, j * n * width)
+            for i in range(n):
                 u, buf, used, p = read_next(words, buf, used, p, width)
-                s = np.int64(u)
-            if s != zero_sym:
-                v = cbf[s]
-                for t in range(bsz):
-                    acc[t] += Xt[i, t] * v
-        for t in range(bsz):
-            Yt[j, t] = acc[t]
+                col[np.uint64(i)] = u
+        if Xt.shape[1] == 1:
+            Yt[j, 0] = _dot_codes(Xt[:, 0], col, cbf, zero_sym)
+        else:
+            _matmul_codes(Xt, col, cbf, zero_sym, Yt[j])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _matmul_codes(Xt, col, cbf, zero_sym, out):
+    """``out[:] = sum_i Xt[i] * cbf[col[i]]`` over entries not coded ``zero_sym`` (skipping
+    zeros saves most of the work on sparse columns; the batch is the contiguous inner loop)."""
+    for u in range(out.shape[0]):
+        out[u] = 0.0
+    for i in range(col.shape[0]):
+        s = col[i]
+        if s != zero_sym:
+            v = cbf[s]
+            for u in range(out.shape[0]):
+                out[u] += Xt[i, u] * v
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -172,28 +174,14 @@ def ham_rmatmul(words, lane_off, table, limit, base, first, bits, maxlen, cbf, z
                             scratch):
             bad[b] = b
             continue
-        acc = np.empty(bsz, np.float64)
         t = np.uint64(0)  # unsigned indices: no wraparound test per access
-        one = np.uint64(1)
-        if bsz == 1:  # a vector: keep the sum in a register
-            x = Xt[:, 0]
-            for j in range(c0, c1):
-                col = scratch[t:t + np.uint64(n)]
-                Yt[j, 0] = _dot_codes(x, col, cbf, zero_sym)
-                t += np.uint64(n)
-            continue
         for j in range(c0, c1):
-            for u in range(bsz):
-                acc[u] = 0.0
-            for i in range(n):
-                s = scratch[t]
-                t += one
-                if s != zero_sym:
-                    v = cbf[s]
-                    for u in range(bsz):
-                        acc[u] += Xt[i, u] * v
-            for u in range(bsz):
-                Yt[j, u] = acc[u]
+            col = scratch[t:t + np.uint64(n)]
+            if bsz == 1:
+                Yt[j, 0] = _dot_codes(Xt[:, 0], col, cbf, zero_sym)
+            else:
+                _matmul_codes(Xt, col, cbf, zero_sym, Yt[j])
+            t += np.uint64(n)
     return _first_bad(bad)
 
 

@@ -324,6 +324,14 @@ def _entry(buf, c, table, shift, bits, maxlen, limit, base, first):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _lane_bounds(lane_off, o):
+    """Start and end bit of the four lanes whose offsets begin at ``lane_off[o]``: each lane
+    ends where the next begins."""
+    return (lane_off[o], lane_off[o + 1], lane_off[o + 2], lane_off[o + 3],
+            lane_off[o + 1], lane_off[o + 2], lane_off[o + 3], lane_off[o + 4])
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _lanes_short(words, lane_off, o, count, table, bits, maxlen, out):
     """The 4-lane loop when every code fits the primary table (``maxlen <= bits``).
 
@@ -332,14 +340,7 @@ def _lanes_short(words, lane_off, o, count, table, bits, maxlen, out):
     are refilled together on that schedule and checked against their ends at each refill.
     """
     shift = np.uint64(64 - bits)
-    e0 = lane_off[o + 1]
-    e1 = lane_off[o + 2]
-    e2 = lane_off[o + 3]
-    e3 = lane_off[o + 4]
-    p0 = lane_off[o]
-    p1 = e0
-    p2 = e1
-    p3 = e2
+    p0, p1, p2, p3, e0, e1, e2, e3 = _lane_bounds(lane_off, o)
     per = 64 // maxlen
     rounds = count // LANES
     t = np.uint64(0)  # unsigned: no negative-index wraparound test on each store
@@ -397,14 +398,7 @@ def _lanes(words, lane_off, o, count, table, limit, base, first, bits, maxlen, o
     """The 4-lane loop for codes of any length: each lane is refilled when fewer than
     ``MAX_CODE_LENGTH`` unread bits remain in its peek."""
     shift = np.uint64(64 - bits)
-    e0 = lane_off[o + 1]
-    e1 = lane_off[o + 2]
-    e2 = lane_off[o + 3]
-    e3 = lane_off[o + 4]
-    p0 = lane_off[o]
-    p1 = e0
-    p2 = e1
-    p3 = e2
+    p0, p1, p2, p3, e0, e1, e2, e3 = _lane_bounds(lane_off, o)
     b0 = peek64(words, p0)
     b1 = peek64(words, p1)
     b2 = peek64(words, p2)

@@ -101,6 +101,7 @@ class HDF5File(Mapping[str, Any]):
             if not isinstance(name, str) or not name or name in self._groups:
                 raise FormatError(f"{self.path}: group {key!r} has a missing or repeated name")
             self._groups[name] = g
+        self._size = self.path.stat().st_size
         self._cache: dict[str, Any] = {}
 
     def _component(self, at: str, ds: Any) -> np.ndarray:
@@ -108,12 +109,11 @@ class HDF5File(Mapping[str, Any]):
         if not isinstance(ds, h5py.Dataset):
             raise FormatError(f"{at}: is not a dataset")
         dtype = ds.dtype
-        code = dtype.str if dtype.itemsize == 1 else dtype.newbyteorder("<").str
-        if code not in DTYPES or dtype.str != (code if dtype.itemsize > 1 else dtype.str):
+        if dtype.str not in DTYPES:  # the allow-list spells byte order out: big-endian fails
             raise FormatError(f"{at}: dtype {dtype} is not allowed")
         offset = ds.id.get_offset()
         nbytes = int(np.prod(ds.shape, dtype=np.int64)) * dtype.itemsize
-        if offset is not None and nbytes and offset + nbytes <= self.path.stat().st_size:
+        if offset is not None and nbytes and offset + nbytes <= self._size:
             return np.memmap(self.path, dtype=dtype, mode="c", offset=offset, shape=ds.shape)
         return ds[()] if ds.shape != () else np.asarray(ds[()])
 

@@ -9,7 +9,14 @@
 
 from . import formats as _formats  # noqa: F401  (registers every format)
 from .api import encode, formats, sizes
-from .errors import DTypeError, EncodeError, FormatError, ShapeError, SparseCodecError
+from .errors import (
+    DTypeError,
+    EncodeError,
+    FormatError,
+    QuantizeError,
+    ShapeError,
+    SparseCodecError,
+)
 from .formats.base import Encoded
 from .io import ContainerFile, ContainerWriter, HDF5File, load, save
 from .io import open_file as open  # noqa: A001  (sc.open, like safetensors.safe_open)
@@ -24,6 +31,7 @@ __all__ = [
     "EncodeError",
     "Encoded",
     "FormatError",
+    "QuantizeError",
     "ShapeError",
     "SparseCodecError",
     "encode",

@@ -25,3 +25,8 @@ class ShapeError(SparseCodecError, ValueError):
 
 class DTypeError(SparseCodecError, TypeError):
     """An operand has a dtype the operation does not accept (complex, object, ...)."""
+
+
+class QuantizeError(SparseCodecError, ValueError):
+    """A pruner or quantizer got arguments it cannot honour (k < 1, p outside [0, 100], NaN
+    weights, more levels asked than the weights have distinct values, ...)."""

@@ -303,3 +303,21 @@ def test_symmetric_uniform_zero_level_prunes():
     a = qz.uniform(W, 5)
     assert a.values.tolist() == [-1.0, 0.0, 0.0, 0.5, 1.0]
     assert a.codebook.tolist() == [-1.0, 0.0, 0.5, 1.0]  # -0.5 won no weight: not stored
+
+
+@given(seed=st.integers(0, 2**32 - 1), t=st.integers(0, 300), n=st.integers(0, 3000),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_assign_matches_searchsorted(seed, t, n, dtype):
+    """The bucket-table assignment against numpy's binary search, with ties on thresholds,
+    repeated thresholds and values outside their range."""
+    from sparsecodec.kernels.quantize import assign
+    rng = np.random.default_rng(seed)
+    th = np.sort(rng.choice(rng.standard_normal(max(t, 1)) ** 3, t))
+    x = np.concatenate([rng.standard_normal(n) * 2, th, np.zeros(3)]).astype(dtype)
+    labels = np.empty(x.size, np.int32)
+    counts = assign(x, th, labels)
+    expect = np.searchsorted(th, x.astype(np.float64), side="left")
+    expect[x == 0] = -1
+    assert np.array_equal(labels, expect)
+    assert np.array_equal(counts, np.bincount(np.where(expect < 0, t + 1, expect),
+                                              minlength=t + 2))

@@ -93,15 +93,45 @@ def count_le(xs, keys):
     return out
 
 
+@njit(cache=True, nogil=True)
+def bucket_table(thresholds, nb):
+    """``table[b]`` = how many thresholds lie below the left edge of bucket b of ``nb`` equal
+    buckets over [thresholds[0], thresholds[-1]]: a starting guess for :func:`assign`."""
+    t = thresholds.shape[0]
+    lo = thresholds[0]
+    width = (thresholds[t - 1] - lo) / nb
+    table = np.empty(nb, np.int64)
+    j = 0
+    for b in range(nb):
+        edge = lo + b * width
+        while j < t and thresholds[j] < edge:
+            j += 1
+        table[b] = j
+    return table
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def assign(flat, thresholds, labels):
     """Label every nonzero entry by the number of ``thresholds`` (ascending) strictly below it,
-    zeros by -1. Returns the count of each label (last slot: zeros)."""
+    zeros by -1. Returns the count of each label (last slot: zeros).
+
+    A table over equal buckets of the threshold range gives a guess that is exact or a step
+    or two off (about 4 buckets per cell), then a short walk makes it exact, whatever the
+    table says: one cache-friendly probe instead of a log2(k)-step binary search."""
     n = flat.shape[0]
-    t = np.uint64(thresholds.shape[0])
+    t = thresholds.shape[0]
     nchunks = (n + CHUNK - 1) // CHUNK
-    counts = np.zeros((nchunks, thresholds.shape[0] + 2), np.int64)
-    zero_slot = thresholds.shape[0] + 1
+    counts = np.zeros((nchunks, t + 2), np.int64)
+    zero_slot = t + 1
+    nb = min(4 * (t + 1), 1 << 16)
+    if t > 0:
+        lo = thresholds[0]
+        hi = thresholds[t - 1]
+        table = bucket_table(thresholds, nb)
+        scale = nb / (hi - lo) if hi > lo else 0.0
+    else:
+        lo = hi = scale = 0.0
+        table = np.zeros(1, np.int64)
     for c in prange(nchunks):
         for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
             x = np.float64(flat[i])
@@ -109,16 +139,19 @@ def assign(flat, thresholds, labels):
                 labels[i] = -1
                 counts[c, zero_slot] += 1
                 continue
-            lo = np.uint64(0)
-            hi = t
-            while lo < hi:
-                mid = (lo + hi) >> np.uint64(1)
-                if thresholds[mid] < x:
-                    lo = mid + np.uint64(1)
-                else:
-                    hi = mid
-            labels[i] = np.int32(lo)
-            counts[c, lo] += 1
+            if t == 0 or x <= lo:
+                lab = 0
+            elif x > hi:
+                lab = t
+            else:
+                b = int((x - lo) * scale)
+                lab = table[min(b, nb - 1)]
+                while lab > 0 and thresholds[lab - 1] >= x:
+                    lab -= 1
+                while lab < t and thresholds[lab] < x:
+                    lab += 1
+            labels[i] = lab
+            counts[c, lab] += 1
     return counts.sum(axis=0)
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from .errors import SparseCodecError
+from .progress import progress
 
 
 def _best_time(fn: Callable[[], object], repeat: int = 5) -> float:
@@ -20,14 +21,6 @@ def _best_time(fn: Callable[[], object], repeat: int = 5) -> float:
         fn()
         best = min(best, time.perf_counter() - t)
     return best
-
-
-def _progress(i: int, n: int, what: str) -> None:
-    """A one-line progress bar on stderr (the table itself goes to stdout)."""
-    bar = "#" * (20 * i // n) + "." * (20 - 20 * i // n)
-    end = "\n" if i == n else ""
-    sys.stderr.write(f"\r[{bar}] {i}/{n} {what:<40}{end}")
-    sys.stderr.flush()
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -54,14 +47,14 @@ def demo(args: argparse.Namespace) -> int:
     names = api.formats()
     rows = []
     for i, name in enumerate(names):
-        _progress(i, len(names), f"encoding and timing {name}")
+        progress(i, len(names), f"encoding and timing {name}")
         enc = api.encode(M, format=name)
         if not np.array_equal(enc.decode().view(np.uint32), W.view(np.uint32)):
             raise SparseCodecError(f"demo: {name} did not round-trip")  # never expected
         t_dec = _best_time(enc.decode, 3)
         t_dot = _best_time(lambda e=enc: e.rmatvec(x))
         rows.append((name, enc.nbytes, t_dec, t_dot))
-    _progress(len(names), len(names), "done")
+    progress(len(names), len(names), "done")
     t_np = _best_time(lambda: x @ W)
     csr = sp.csr_matrix(W)
     t_sp = _best_time(lambda: x @ csr)

@@ -321,3 +321,9 @@ def test_assign_matches_searchsorted(seed, t, n, dtype):
     assert np.array_equal(labels, expect)
     assert np.array_equal(counts, np.bincount(np.where(expect < 0, t + 1, expect),
                                               minlength=t + 2))
+
+
+def test_module_docstring_example_runs():
+    import doctest
+    failures, tried = doctest.testmod(qz, verbose=False)
+    assert tried > 0 and failures == 0

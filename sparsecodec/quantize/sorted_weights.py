@@ -77,11 +77,17 @@ class SortedWeights:
     def groups(self, max_points: int) -> tuple[np.ndarray, bool]:
         """Cut positions (first 0, last n) splitting ``xs`` into at most ``max_points`` runs that
         never split equal values: one run per distinct value when there are few enough (then
-        ``exact`` is True), else runs of about equal count."""
+        ``exact`` is True). Otherwise half the cuts are at equal counts and half at equal
+        widths of the value range: equal counts alone would leave the sparse tails in a few
+        wide runs, exactly where a good quantizer puts levels densest relative to the data."""
         starts = self.run_starts()
         if starts.size <= max_points:
             return np.append(starts, self.n).astype(np.int64), True
-        targets = np.linspace(0, self.n, max_points + 1)[1:-1]
+        half = max(max_points // 2, 1)
+        by_count = np.linspace(0, self.n, half + 1)[1:-1].astype(np.int64)
+        edges = np.linspace(float(self.xs[0]), float(self.xs[-1]), max_points - half + 1)[1:-1]
+        by_width = kq.count_le(self.xs, edges)
+        targets = np.concatenate((by_count, by_width))
         snapped = starts[np.minimum(np.searchsorted(starts, targets), starts.size - 1)]
         cuts = np.unique(np.concatenate(([0], snapped, [self.n])))
         return cuts.astype(np.int64), False

@@ -294,6 +294,17 @@ def test_invalid_arguments(call, error, match):
         call(W)
 
 
+def test_non_native_and_non_contiguous_inputs():
+    W = np.random.default_rng(12).standard_normal((40, 30)).astype(np.float32)
+    ref = qz.kmeans(W, 6)
+    big = qz.kmeans(W.astype(">f4"), 6)
+    assert big.values.dtype == np.float32 and np.array_equal(big.values, ref.values)
+    F = np.asfortranarray(W)
+    assert np.array_equal(qz.kmeans(F, 6).values, ref.values)
+    T = qz.kmeans(W.T, 6)
+    assert T.values.shape == (30, 40) and np.array_equal(T.values, qz.kmeans(W.T.copy(), 6).values)
+
+
 def test_symmetric_uniform_zero_level_prunes():
     W = np.array([-1.0, -0.1, 0.05, 0.4, 1.0])
     q = qz.uniform(W, 3, symmetric=True)

@@ -61,6 +61,8 @@ class Quantized:
 def check_weights(W: Any, name: str = "W") -> np.ndarray:
     """The weights as an ndarray of float16/32/64 with finite entries, or a clear error."""
     A = np.asarray(W)
+    if A.dtype.kind == "f" and not A.dtype.isnative:  # e.g. big-endian from a file: same values
+        A = A.astype(A.dtype.newbyteorder("="))
     if A.dtype not in FLOAT_DTYPES:
         raise DTypeError(f"{name} must be float16, float32 or float64, got {A.dtype}")
     finite = np.isfinite(A)

@@ -82,6 +82,42 @@ def demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def bounds(args: argparse.Namespace) -> int:
+    """Print the bounds report of a matrix file (.npy, .npz) or of every matrix in a
+    sparsecodec container or HDF5 file."""
+    from pathlib import Path
+
+    from . import bounds as bd
+    from .formats.base import Encoded
+    from .io import load
+
+    path = Path(args.file)
+    if not path.exists():
+        raise OSError(f"no such file: {path}")
+    items: list[tuple[str, object]]
+    if path.suffix == ".npy":
+        items = [(path.name, np.load(path, allow_pickle=False))]
+    elif path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            items = [(name, z[name]) for name in z.files]
+    else:
+        items = list(load(path).items())
+    formats = args.formats.split(",") if args.formats else None
+    shown = 0
+    for name, x in items:
+        if not isinstance(x, Encoded) and (np.ndim(x) != 2 or np.asarray(x).dtype.kind != "f"):
+            print(f"== {name}: skipped ({np.ndim(x)}-D {np.asarray(x).dtype}; bounds need a "
+                  "2-D float matrix)\n")
+            continue
+        print(f"== {name}")
+        print(bd.report(x, formats))
+        print()
+        shown += 1
+    if not shown:
+        raise ValueError(f"{path} holds no 2-D float matrix")
+    return 0
+
+
 def numba_threads() -> int:
     import numba
 
@@ -98,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--levels", type=int, default=32, help="distinct nonzero values (default 32)")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=demo)
+    b = sub.add_parser("bounds", help="published space bounds vs the exact bytes, per format")
+    b.add_argument("file", help=".npy / .npz matrix, or a .spc / .h5 file of encoded matrices")
+    b.add_argument("--formats", help="comma-separated formats (default: every one that fits)")
+    b.set_defaults(func=bounds)
     return p
 
 

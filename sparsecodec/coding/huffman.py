@@ -657,6 +657,14 @@ class HuffmanPart:
         return {"symbols": self.symbols, "code_counts": self.counts, "stream": self.words,
                 "offsets": self.offsets}
 
+    def layout(self) -> dict[str, tuple[str, int]]:
+        """Roles and content bits of the stored parts (see ``Encoded.layout``)."""
+        noff = self.lane_off.shape[0]
+        return {"symbols": ("codebook", 8 * self.symbols.nbytes),
+                "code_counts": ("codebook", 8 * self.counts.nbytes),
+                "stream": ("payload", int(self.lane_off[-1])),
+                "offsets": ("pointers", noff * offsets_width(self.words.shape[0]))}
+
     @property
     def tables(self) -> DecodeTables:
         if self._tables is None:

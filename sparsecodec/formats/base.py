@@ -219,6 +219,12 @@ class Encoded:
         """Exact bytes of every stored component (payload, codebook, indices, pointers)."""
         return int(sum(a.nbytes for a in self.components().values()))
 
+    def layout(self) -> dict[str, tuple[str, int]]:
+        """For each component: its role (``payload``, ``codebook``, ``indices`` or ``pointers``)
+        and how many of its bits carry content; the rest of its bytes is word padding.
+        ``sparsecodec.bounds.account`` sums these into the exact byte split."""
+        raise NotImplementedError
+
     @property
     def bits_per_weight(self) -> float:
         n, m = self.shape

@@ -97,6 +97,17 @@ class CER(Encoded):
             comps["omega_index"] = self.omega_index
         return comps
 
+    def layout(self) -> dict[str, tuple[str, int]]:
+        n, m = self.shape
+        cw, pw, rw, oiw = self._widths(n, self.omega.shape[0], self.explicit, self.groups)
+        out = {"omega": ("codebook", 8 * self.omega.nbytes),
+               "col_index": ("indices", self.explicit * cw),
+               "omega_ptr": ("pointers", (self.groups + 1) * pw),
+               "row_ptr": ("pointers", (m + 1) * rw)}
+        if not self.padded:
+            out["omega_index"] = ("payload", self.groups * oiw)
+        return out
+
     @classmethod
     def _from_parts(cls, shape, dtype, meta, comps) -> CER:
         fmt = cls.format

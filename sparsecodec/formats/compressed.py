@@ -77,6 +77,12 @@ class _Compressed(Encoded):
     def components(self) -> dict[str, np.ndarray]:
         return {"values": self.values, "indptr": self.indptr, "indices": self.indices}
 
+    def layout(self) -> dict[str, tuple[str, int]]:
+        outer, inner = self._extents(self.shape)
+        return {"values": ("payload", 8 * self.values.nbytes),
+                "indptr": ("pointers", (outer + 1) * width_for(self.nnz)),
+                "indices": ("indices", self.nnz * width_for(inner - 1))}
+
     @property
     def nnz(self) -> int:
         return int(self.values.shape[0])

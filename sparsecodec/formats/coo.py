@@ -65,6 +65,12 @@ class COO(Encoded):
     def components(self) -> dict[str, np.ndarray]:
         return {"values": self.values, "row": self.row, "col": self.col}
 
+    def layout(self) -> dict[str, tuple[str, int]]:
+        n, m = self.shape
+        return {"values": ("payload", 8 * self.values.nbytes),
+                "row": ("indices", self.nnz * width_for(n - 1)),
+                "col": ("indices", self.nnz * width_for(m - 1))}
+
     @property
     def nnz(self) -> int:
         return int(self.values.shape[0])

@@ -39,6 +39,9 @@ class Dense(Encoded):
     def components(self) -> dict[str, np.ndarray]:
         return {"values": self.values}
 
+    def layout(self) -> dict[str, tuple[str, int]]:
+        return {"values": ("payload", 8 * self.values.nbytes)}
+
     @property
     def nnz(self) -> int:
         return int(count_nonzero_bits(self.values.view(bits_dtype(self.dtype))))

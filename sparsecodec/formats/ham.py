@@ -152,6 +152,9 @@ class HAM(BlockedStream):
     def components(self) -> dict[str, np.ndarray]:
         return self.part.stored()
 
+    def layout(self) -> dict[str, tuple[str, int]]:
+        return self.part.layout()
+
     @property
     def nnz(self) -> int:
         if self._nnz is None:  # entries minus zero symbols, counted block by block

@@ -83,6 +83,11 @@ class IndexMap(Encoded):
     def components(self) -> dict[str, np.ndarray]:
         return {"codebook": self.codebook, "indices": self.indices}
 
+    def layout(self) -> dict[str, tuple[str, int]]:
+        n, m = self.shape
+        return {"codebook": ("codebook", 8 * self.codebook.nbytes),
+                "indices": ("payload", n * m * self.width)}
+
     @property
     def nnz(self) -> int:
         if self._nnz is None:  # entries minus those indexing +0.0, counted on the packed form

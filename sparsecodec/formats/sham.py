@@ -110,6 +110,12 @@ class SHAM(BlockedStream):
     def components(self) -> dict[str, np.ndarray]:
         return {**self.part.stored(), "indptr": self.indptr, "indices": self.indices}
 
+    def layout(self) -> dict[str, tuple[str, int]]:
+        n, m = self.shape
+        return {**self.part.layout(),
+                "indptr": ("pointers", (m + 1) * width_for(self._nnz)),
+                "indices": ("indices", self._nnz * width_for(n - 1))}
+
     @property
     def nnz(self) -> int:
         return self._nnz

@@ -7,6 +7,7 @@
 (True, [0.0, 0.0, 0.5])
 """
 
+from . import bounds, quantize  # sc.bounds.report, sc.quantize.kmeans
 from . import formats as _formats  # noqa: F401  (registers every format)
 from .api import encode, formats, sizes
 from .errors import (
@@ -24,6 +25,8 @@ from .io import open_file as open  # noqa: A001  (sc.open, like safetensors.safe
 __version__ = "0.1.0"
 
 __all__ = [
+    "bounds",
+    "quantize",
     "ContainerFile",
     "ContainerWriter",
     "DTypeError",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..coding.bits import read_bits
+from ..coding.bits import read_bits, read_next, reader_at
 
 OK = 0
 MESSAGES = {
@@ -202,12 +202,22 @@ def decode(row_ptr, rw, omega_ptr, pw, col_index, cw, omega_index, oiw, padded, 
                 out[jj, np.int64(read_bits(col_index, t * cw, cw))] = v
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _next_index(col_index, cw, buf, used, p, t):
+    """The input index of entry t, read sequentially when the width allows (1..32 bits)."""
+    if 0 < cw <= 32:
+        v, buf, used, p = read_next(col_index, buf, used, p, cw)
+        return np.int64(v), buf, used, p
+    return np.int64(read_bits(col_index, t * cw, cw)), buf, used, p
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def rmatmul(row_ptr, rw, omega_ptr, pw, col_index, cw, omega_index, oiw, padded, omega,
             Xt, Yt):
     """Yt[j, :] = sum_i Xt[i, :] * W[i, j], the paper's way: per group, sum the inputs first,
     then multiply once by the group's value. When the implicit value w0 is not zero, it
-    contributes w0 * (sum of all inputs - sum of the grouped inputs)."""
+    contributes w0 * (sum of all inputs - sum of the grouped inputs). A row's indices are read
+    with one sequential reader (its groups are contiguous)."""
     m = Yt.shape[0]
     b = Xt.shape[1]
     w0 = omega[0] if omega.shape[0] > 0 else 0.0
@@ -222,20 +232,30 @@ def rmatmul(row_ptr, rw, omega_ptr, pw, col_index, cw, omega_index, oiw, padded,
         acc = np.zeros(b, np.float64)
         g0 = np.int64(read_bits(row_ptr, j * rw, rw))
         g1 = np.int64(read_bits(row_ptr, (j + 1) * rw, rw))
+        a = np.int64(read_bits(omega_ptr, g0 * pw, pw))
+        buf, used, p = reader_at(col_index, a * cw)
         for g in range(g0, g1):
-            a = np.int64(read_bits(omega_ptr, g * pw, pw))
             e = np.int64(read_bits(omega_ptr, (g + 1) * pw, pw))
             if a == e:  # CER's padding: no entries (and no NaN * 0 from its value)
                 continue
             v = omega[_group_rank(omega_index, oiw, padded, g, g0)]
-            partial[:] = 0.0
-            for t in range(a, e):
-                i = np.int64(read_bits(col_index, t * cw, cw))
+            if b == 1:
+                s = 0.0
+                for t in range(a, e):
+                    i, buf, used, p = _next_index(col_index, cw, buf, used, p, t)
+                    s += Xt[i, 0]
+                acc[0] += v * s
+                grouped[0] += s
+            else:
+                partial[:] = 0.0
+                for t in range(a, e):
+                    i, buf, used, p = _next_index(col_index, cw, buf, used, p, t)
+                    for c in range(b):
+                        partial[c] += Xt[i, c]
                 for c in range(b):
-                    partial[c] += Xt[i, c]
-            for c in range(b):
-                acc[c] += v * partial[c]
-                grouped[c] += partial[c]
+                    acc[c] += v * partial[c]
+                    grouped[c] += partial[c]
+            a = e
         if w0 != 0.0:
             for c in range(b):
                 acc[c] += w0 * (total[c] - grouped[c])

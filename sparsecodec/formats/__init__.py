@@ -9,6 +9,7 @@ from . import ham  # noqa: F401
 from . import sham  # noqa: F401
 from . import cer  # noqa: F401
 from . import cser  # noqa: F401
+from . import pq  # noqa: F401
 from .base import Encoded, Matrix, registry
 
 __all__ = ["Encoded", "Matrix", "registry"]

@@ -201,6 +201,30 @@ def psi_cser(n: int, m: int, q: int, k: int, B: int = 32) -> float:
     return _psi(bits, n, m, B)
 
 
+def psi_pq(n: int, m: int, d: int, k: int, B: int = 32, codebook_bits: int = 32,
+           per_group: bool = False, index_bits: float | None = None,
+           dictionary: str = "paper") -> float:
+    """Product quantization: nm / d indices of ceil(log2 k) bits plus k codewords of d values of
+    ``codebook_bits`` each: psi = (ceil(log2 k) nm / d + k d B_c) / (nm B); per-group codebooks
+    multiply the codebook term by the n / d groups. ``index_bits`` replaces ceil(log2 k) for
+    entropy-coded indices (the average Huffman code length, or H + 1 as its bound). ``stored``
+    counts what our ``pq`` stores with packed indices: ceil(n / d) groups (zero-padded) and the
+    word padding, exactly our bytes."""
+    _check(n, m, 0, k, B)
+    if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
+        raise ShapeError(f"d must be a positive integer, got {d!r}")
+    if n * m == 0:
+        return math.nan
+    bits = width_for(k - 1) if index_bits is None else float(index_bits)
+    if not _dictionary(dictionary):
+        groups = n / d
+        book = k * d * codebook_bits * (groups if per_group else 1)
+        return (bits * n * m / d + book) / (n * m * B)
+    g = -(-n // d)
+    book = k * d * codebook_bits * (g if per_group else 1)
+    return (book + _words(math.ceil(bits * g * m))) / (n * m * B)
+
+
 # --------------------------------------------------------------------------- entropy limits
 
 def entropy_h0(W: np.ndarray | Matrix, nonzero_only: bool = False) -> float:
@@ -416,8 +440,8 @@ class Report:
 
 
 def _bounds_for(fmt: str, n: int, m: int, q: int, k_all: int | None, k_nz: int | None,
-                B: int, implicit_q: int | None) -> tuple[float | None, float | None,
-                                                         float | None]:
+                B: int, implicit_q: int | None, given: Any = None
+                ) -> tuple[float | None, float | None, float | None]:
     """(printed, corrected, stored) psi of format ``fmt`` for these statistics."""
     if fmt == "dense":
         return 1.0, None, 1.0
@@ -437,6 +461,12 @@ def _bounds_for(fmt: str, n: int, m: int, q: int, k_all: int | None, k_nz: int |
         k = max(k_nz, 1)
         return (psi_sham(n, m, q, k, B), psi_sham_corrected(n, m, q, k, B),
                 psi_sham_corrected(n, m, q, k_nz, B, "stored"))
+    if fmt == "pq" and given is not None:
+        return (psi_pq(n, m, given.d, given.k, B, 8 * given.codebook.dtype.itemsize,
+                       given.per_group),
+                None, psi_pq(n, m, given.d, given.k, B, 8 * given.codebook.dtype.itemsize,
+                             given.per_group, dictionary="stored")
+                if given.part is None else None)
     if fmt in ("cer", "cser") and k_all and implicit_q is not None:
         fn = psi_cer if fmt == "cer" else psi_cser
         return None, None, fn(n, m, implicit_q, k_all, B)
@@ -471,7 +501,8 @@ def report(x: Any, formats: list[str] | None = None) -> Report:
                 continue
             enc = registry()[fmt].encode(M)
         acc = account(enc)
-        printed, corrected, stored = _bounds_for(fmt, n, m, q, k_all, k_nz, B, implicit_q)
+        printed, corrected, stored = _bounds_for(fmt, n, m, q, k_all, k_nz, B, implicit_q,
+                                                 enc if fmt == "pq" else None)
         rows.append(Row(fmt, enc.nbytes, _psi(8 * enc.nbytes, n, m, B), printed, corrected,
                         stored, acc.bits, enc is given))
     return Report((n, m), M.dtype.name, B, q, k_all, k_nz, entropy_limits(M), rows,

@@ -182,3 +182,34 @@ def unpack_huffman(words, lane_off, table, limit, base, first, bits, maxlen, sym
         if bad[blk] >= 0:
             return blk
     return -1
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def assign_weighted(V, S, Ct, labels, dist):
+    """Nearest codeword of each row of V under sum_t S[p, t] (V[p, t] - Ct[t, c])^2 (Ct is the
+    codebook transposed, d x k, so the inner loop runs over codewords and vectorizes), and
+    that distance. Ties go to the lower codeword. Fixed chunks: the result never depends on
+    the thread count."""
+    n, d = V.shape
+    k = Ct.shape[1]
+    chunk = 512
+    nchunks = (n + chunk - 1) // chunk
+    for ch in prange(nchunks):
+        acc = np.empty(k, np.float32)
+        for p in range(ch * chunk, min(n, (ch + 1) * chunk)):
+            acc[:] = 0.0
+            for t in range(d):
+                s = S[p, t]
+                v = V[p, t]
+                row = Ct[t]
+                for c in range(k):
+                    e = v - row[c]
+                    acc[c] += s * e * e
+            best = acc[0]
+            bi = 0
+            for c in range(1, k):
+                if acc[c] < best:
+                    best = acc[c]
+                    bi = c
+            labels[p] = bi
+            dist[p] = best

@@ -18,6 +18,7 @@ from ..errors import QuantizeError
 from .ecsq import ecsq, ecsq_lambda
 from .kmeans import centroid_gradients, gwk, kmeans, optimal_kmeans
 from .probabilistic import probabilistic
+from .product import conv_to_matrix, matrix_to_conv, product_quantize
 from .prune import Pruned, global_prune, nm_prune, prune
 from .result import Quantized
 from .uniform import uniform
@@ -49,14 +50,17 @@ __all__ = [
     "Pruned",
     "Quantized",
     "centroid_gradients",
+    "conv_to_matrix",
     "ecsq",
     "ecsq_lambda",
     "global_prune",
     "gwk",
     "kmeans",
+    "matrix_to_conv",
     "nm_prune",
     "optimal_kmeans",
     "probabilistic",
+    "product_quantize",
     "prune",
     "quantize",
     "uniform",

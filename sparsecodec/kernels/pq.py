@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..coding.bits import read_bits, read_next, reader_at
+from ..coding.bits import read_next, reader_at
 from ..coding.huffman import decode_block
 
 
@@ -104,41 +104,61 @@ def argmin_rows(D):
     return idx, val
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def gather_packed(indices, width, G, g0, g1, P, Yt):
-    """Yt[j, :] += sum over groups g0..g1-1 of P[g - g0, idx[g, j], :] (packed indices)."""
-    m = Yt.shape[0]
+BLOCK = 32  # outputs per task: their codes for one group sit side by side
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _gather_block(codes, nb, P, Yt, j0):
+    """Yt[j0 + jj, :] += sum_g P[g, codes[g, jj], :] for jj < nb. Group by group, the table
+    row P[g] stays in L1 and the inner loop over outputs is a gather the compiler vectorizes."""
     b = Yt.shape[1]
-    for j in prange(m):
-        start = (j * G + g0) * width
-        buf, used, p = reader_at(indices, start)
-        if b == 1:
-            s = 0.0
-            for g in range(g1 - g0):
-                if 0 < width <= 32:
-                    c, buf, used, p = read_next(indices, buf, used, p, width)
-                else:
-                    c = read_bits(indices, start + g * width, width)
-                s += P[g, np.int64(c), 0]
-            Yt[j, 0] += s
-        else:
-            for g in range(g1 - g0):
-                if 0 < width <= 32:
-                    c, buf, used, p = read_next(indices, buf, used, p, width)
-                else:
-                    c = read_bits(indices, start + g * width, width)
-                row = P[g, np.int64(c)]
+    G = codes.shape[0]
+    if b == 1:
+        acc = np.zeros(BLOCK, np.float64)
+        P2 = P.reshape((P.shape[0], P.shape[1]))  # contiguous rows: the gather vectorizes
+        for g in range(G):
+            row = P2[g]
+            cg = codes[g]
+            for jj in range(BLOCK):  # a constant trip count vectorizes (unused slots: code 0)
+                acc[jj] += row[cg[jj]]
+        for jj in range(nb):
+            Yt[j0 + jj, 0] += acc[jj]
+    else:
+        for jj in range(nb):
+            out = Yt[j0 + jj]
+            for g in range(G):
+                r = P[g, codes[g, jj]]
                 for t in range(b):
-                    Yt[j, t] += row[t]
+                    out[t] += r[t]
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def gather_packed(indices, width, G, g0, g1, P, Yt, proto):
+    """Yt[j, :] += sum over groups g0..g1-1 of P[g - g0, idx[g, j], :] (packed indices, at
+    most 32 bits wide), BLOCK outputs per task; codes are unpacked into an array of
+    ``proto``'s dtype (uint16 when they fit: the gathers run faster)."""
+    m = Yt.shape[0]
+    nblk = (m + BLOCK - 1) // BLOCK
+    for blk in prange(nblk):
+        j0 = blk * BLOCK
+        nb = min(m, j0 + BLOCK) - j0
+        codes = np.zeros((g1 - g0, BLOCK), proto.dtype)  # uint16 codes when they fit
+        for jj in range(nb):
+            buf, used, p = reader_at(indices, ((j0 + jj) * G + g0) * width)
+            for g in range(g1 - g0):
+                if width:
+                    c, buf, used, p = read_next(indices, buf, used, p, width)
+                    codes[g, jj] = c
+        _gather_block(codes, nb, P, Yt, j0)
 
 
 @njit(cache=True, nogil=True, parallel=True)
 def gather_huffman(words, lane_off, table, limit, base, first, bits, maxlen, symbols,
                    block_cols, G, g0, g1, P, Yt):
-    """As :func:`gather_packed` for Huffman-coded indices: each block of ``block_cols``
-    columns is decoded into a small scratch first. Returns the first corrupt block or -1."""
+    """As :func:`gather_packed` for Huffman-coded indices: each stream block of
+    ``block_cols`` columns is decoded into a scratch first. Returns the first corrupt block
+    or -1."""
     m = Yt.shape[0]
-    b = Yt.shape[1]
     nblocks = (m + block_cols - 1) // block_cols
     bad = np.full(max(nblocks, 1), -1, np.int64)
     for blk in prange(nblocks):
@@ -149,12 +169,14 @@ def gather_huffman(words, lane_off, table, limit, base, first, bits, maxlen, sym
                             bits, maxlen, scratch):
             bad[blk] = blk
             continue
-        for j in range(c0, c1):
-            off = (j - c0) * G
-            for g in range(g0, g1):
-                row = P[g - g0, np.int64(symbols[scratch[off + g]])]
-                for t in range(b):
-                    Yt[j, t] += row[t]
+        codes = np.zeros((g1 - g0, BLOCK), np.uint32)
+        for j0 in range(c0, c1, BLOCK):
+            nb = min(c1, j0 + BLOCK) - j0
+            for jj in range(nb):
+                off = (j0 + jj - c0) * G
+                for g in range(g0, g1):
+                    codes[g - g0, jj] = symbols[scratch[off + g]]
+            _gather_block(codes, nb, P, Yt, j0)
     for blk in range(nblocks):
         if bad[blk] >= 0:
             return blk
@@ -213,3 +235,23 @@ def assign_weighted(V, S, Ct, labels, dist):
                     bi = c
             labels[p] = bi
             dist[p] = best
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def tables_vec(book, xg, per_group, g0):
+    """One input vector: P[g, c, 0] = book[cb(g), c] . xg[g] for the groups of ``xg`` (G, d),
+    group g0 + g of the matrix (cb(g) = g0 + g per group, else 0). Done here rather than by
+    BLAS: the products are tiny, and BLAS threads waking next to numba's cost more."""
+    G, d = xg.shape
+    k = book.shape[1]
+    P = np.empty((G, k, 1), np.float64)
+    for g in prange(G):
+        cb = book[g0 + g] if per_group else book[0]
+        xr = xg[g]
+        for c in range(k):
+            row = cb[c]
+            s = 0.0
+            for t in range(d):
+                s += row[t] * xr[t]
+            P[g, c, 0] = s
+    return P

@@ -37,14 +37,14 @@ def rel_err(W: np.ndarray, D: np.ndarray) -> float:
     return float(np.linalg.norm(W64 - D.astype(np.float64)) / np.linalg.norm(W64))
 
 
-def speed(n: int = 4096) -> list[dict]:
+def speed(n: int = 4096, configs: tuple = SPEED_CONFIGS) -> list[dict]:
     W = (np.random.default_rng(0).standard_normal((n, n)) / np.sqrt(n)).astype(np.float32)
     rng = np.random.default_rng(1)
     x = rng.standard_normal(n).astype(np.float32)
     X = rng.standard_normal((32, n)).astype(np.float32)
     rows = []
-    for i, (d, k) in enumerate(SPEED_CONFIGS):
-        progress(i, len(SPEED_CONFIGS), f"training d={d} k={k}")
+    for i, (d, k) in enumerate(configs):
+        progress(i, len(configs), f"training d={d} k={k}")
         enc = qz.product_quantize(W, d, k)
         D = enc.decode()
         vec = interleaved_best({"lut": lambda e=enc: x @ e, "dense": lambda D=D: x @ D},
@@ -55,7 +55,7 @@ def speed(n: int = 4096) -> list[dict]:
                      "bits_per_weight": enc.bits_per_weight, "rel_error": rel_err(W, D),
                      "rmatvec_ms": 1e3 * vec["lut"], "dense_rmatvec_ms": 1e3 * vec["dense"],
                      "rmatmul32_ms": 1e3 * mat["lut"], "dense_rmatmul32_ms": 1e3 * mat["dense"]})
-    progress(len(SPEED_CONFIGS), len(SPEED_CONFIGS), "done")
+    progress(len(configs), len(configs), "done")
     return rows
 
 

@@ -13,11 +13,10 @@ Writes occupancy.csv and occupancy.png into --out and prints the table.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
-import sys
 
 import numpy as np
+from figures import pyplot, write_csv
 
 import sparsecodec as sc
 from sparsecodec import bounds as bd
@@ -76,12 +75,7 @@ def sweep(shapes: list[tuple[int, int]]) -> list[dict]:
 
 
 def plot(rows: list[dict], shapes: list[str], path: str) -> None:
-    try:
-        import matplotlib
-    except ImportError:
-        sys.exit("the plot needs matplotlib: python -m pip install '.[bench]'")
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(len(shapes), len(KS), figsize=(4.2 * len(KS), 3.6 * len(shapes)),
                              squeeze=False)
@@ -120,11 +114,7 @@ def main() -> None:
     args = ap.parse_args()
     shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
     rows = sweep(shapes)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "occupancy.csv"), "w", newline="") as f:
-        out = csv.DictWriter(f, fieldnames=list(rows[0]))
-        out.writeheader()
-        out.writerows(rows)
+    write_csv(rows, args.out, "occupancy.csv")
     plot(rows, [f"{n}x{m}" for n, m in shapes], os.path.join(args.out, "occupancy.png"))
     print(f"{'shape':<10}{'p%':>4}{'k':>6} {'format':<10}{'psi':>9}{'bound':>9}{'corr.':>9}"
           f"  smallest")

@@ -18,12 +18,11 @@ scalar quantization (with and without pruning).
 from __future__ import annotations
 
 import argparse
-import csv
 import os
-import sys
 
 import numpy as np
 from conftest import interleaved_best
+from figures import pyplot, write_csv
 
 import sparsecodec as sc
 from sparsecodec import quantize as qz
@@ -120,12 +119,7 @@ def rate_distortion(layers: dict[str, np.ndarray]) -> list[dict]:
 
 
 def plot(rows: list[dict], path: str) -> None:
-    try:
-        import matplotlib
-    except ImportError:
-        sys.exit("the plot needs matplotlib: python -m pip install '.[bench]'")
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = list(dict.fromkeys(r["layer"] for r in rows))
     fig, axes = plt.subplots(1, len(names), figsize=(7 * len(names), 5), squeeze=False)
@@ -171,11 +165,7 @@ def main() -> None:
         layers = {"Gaussian 1024 x 1024": (np.random.default_rng(2).standard_normal(
             (1024, 1024)) / 32).astype(np.float32), "trained MLP layer 512 x 512": trained_layer()}
         rows = rate_distortion(layers)
-        os.makedirs(args.out, exist_ok=True)
-        with open(os.path.join(args.out, "pq_rate_distortion.csv"), "w", newline="") as f:
-            out = csv.DictWriter(f, fieldnames=list(rows[0]))
-            out.writeheader()
-            out.writerows(rows)
+        write_csv(rows, args.out, "pq_rate_distortion.csv")
         plot(rows, os.path.join(args.out, "pq_rate_distortion.png"))
         for r in rows:
             print(f"{r['layer']:<28}{r['method']:<22}{r['k']:>6} {r['format']:<10}"

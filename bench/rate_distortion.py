@@ -16,12 +16,11 @@ prints the table.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
-import sys
 import time
 
 import numpy as np
+from figures import pyplot, write_csv
 
 import sparsecodec as sc
 from sparsecodec import quantize as qz
@@ -82,12 +81,7 @@ def sweep(W: np.ndarray, importance: np.ndarray) -> list[dict]:
 
 
 def plot(rows: list[dict], path: str) -> None:
-    try:
-        import matplotlib
-    except ImportError:
-        sys.exit("the plot needs matplotlib: python -m pip install '.[bench]'")
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, len(PRUNING), figsize=(15, 4.6), sharey=False)
     for ax, p in zip(axes, PRUNING, strict=True):
@@ -120,11 +114,7 @@ def main() -> None:
     args = ap.parse_args()
     W, importance = layer(args.rows, args.cols)
     rows = sweep(W, importance)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "rate_distortion.csv"), "w", newline="") as f:
-        out = csv.DictWriter(f, fieldnames=list(rows[0]))
-        out.writeheader()
-        out.writerows(rows)
+    write_csv(rows, args.out, "rate_distortion.csv")
     plot(rows, os.path.join(args.out, "rate_distortion.png"))
     print(f"{'p%':>3} {'k':>5} {'method':<14}{'levels':>7}{'sHAM b/w':>10}{'best b/w':>10} "
           f"{'(format)':<10}{'MSE':>11}{'H0 b/w':>8}{'seconds':>9}")

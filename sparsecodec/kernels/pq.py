@@ -49,30 +49,29 @@ def kmeanspp(V, S, k, u):
         w[p] = s + 1e-300
         tot += w[p]
     chosen[0] = _pick(w, tot, u[0])
-    c = chosen[0]
-    tot = 0.0
-    for p in range(n):
-        s = 0.0
-        for t in range(d):
-            e = np.float64(V[p, t]) - np.float64(V[c, t])
-            s += S[p, t] * e * e
-        dist[p] = s
-        tot += s
+    dist[:] = np.inf
+    tot = _closer(V, S, chosen[0], dist)
     got = 1
     while got < k and tot > 0.0:
-        c = _pick(dist, tot, u[got])
-        chosen[got] = c
+        chosen[got] = _pick(dist, tot, u[got])
+        tot = _closer(V, S, chosen[got], dist)
         got += 1
-        tot = 0.0
-        for p in range(n):
-            s = 0.0
-            for t in range(d):
-                e = np.float64(V[p, t]) - np.float64(V[c, t])
-                s += S[p, t] * e * e
-            if s < dist[p]:
-                dist[p] = s
-            tot += dist[p]
     return chosen[:got]
+
+
+@njit(cache=True, nogil=True)
+def _closer(V, S, c, dist):
+    """Lower each row's distance to its nearest seed with seed row ``c``; returns the total."""
+    tot = 0.0
+    for p in range(V.shape[0]):
+        s = 0.0
+        for t in range(V.shape[1]):
+            e = np.float64(V[p, t]) - np.float64(V[c, t])
+            s += S[p, t] * e * e
+        if s < dist[p]:
+            dist[p] = s
+        tot += dist[p]
+    return tot
 
 
 @njit(cache=True, nogil=True)

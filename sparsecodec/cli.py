@@ -118,6 +118,117 @@ def bounds(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_model(path: str) -> dict:
+    """Tensors of a framework file (.npz, .safetensors) or of a sparsecodec file (decoded)."""
+    from pathlib import Path
+
+    from . import adapters
+    from .pack import unpack
+
+    if Path(path).suffix.lower() in (".spc", ".h5", ".hdf5", ".hdf"):
+        if not Path(path).exists():
+            raise OSError(f"no such file: {path}")
+        return unpack(path)
+    return adapters.read(path)
+
+
+def pack_cmd(args: argparse.Namespace) -> int:
+    """Prune, quantize and encode every weight matrix of a model file into one container."""
+    from .pack import pack
+
+    tensors = _read_model(args.input)
+    rows = pack(tensors, args.output, prune=args.prune, quantize=args.quantize,
+                format=args.format, layers=args.layers, layout=args.layout,
+                show_progress=True)
+    print(f"{'tensor':<28}{'shape':>16}{'matrix':>14}{'zeros':>7}{'k':>6} {'format':<10}"
+          f"{'bytes':>12}{'bits/w':>8}{'limit B':>11}")
+    raw = packed = 0
+    for r in rows:
+        raw += r.raw_bytes
+        packed += r.nbytes
+        size = int(np.prod(r.shape)) if r.shape else 1
+        mat = "x".join(map(str, r.matrix)) if r.matrix else "-"
+        print(f"{r.name[-28:]:<28}{'x'.join(map(str, r.shape)) or '()':>16}{mat:>14}"
+              f"{'' if r.zeros is None else f'{r.zeros:.2f}':>7}{'' if r.k is None else r.k:>6} "
+              f"{r.format:<10}{r.nbytes:>12,}{8 * r.nbytes / max(size, 1):>8.3f}"
+              f"{'' if r.limit_bytes is None else f'{r.limit_bytes:,.0f}':>11}")
+    from pathlib import Path
+
+    on_disk = Path(args.output).stat().st_size
+    print(f"total: {raw:,} bytes in, {packed:,} bytes of tensors ({raw / max(packed, 1):.1f}x), "
+          f"file {on_disk:,} bytes; 'limit' = positions + values entropy bound")
+    return 0
+
+
+def unpack_cmd(args: argparse.Namespace) -> int:
+    """Decode a packed file back to a framework file (.npz, .safetensors)."""
+    from pathlib import Path
+
+    from . import adapters
+    from .pack import unpack
+
+    if not Path(args.input).exists():
+        raise OSError(f"no such file: {args.input}")
+    tensors = unpack(args.input)
+    adapters.write(args.output, tensors)
+    print(f"wrote {len(tensors)} tensors to {args.output}")
+    return 0
+
+
+def info_cmd(args: argparse.Namespace) -> int:
+    """Header, per-tensor format and size, and metadata of a sparsecodec file."""
+    from pathlib import Path
+
+    from .formats.base import Encoded
+    from .io import open_file
+
+    if not Path(args.file).exists():
+        raise OSError(f"no such file: {args.file}")
+    with open_file(args.file) as f:
+        print(f"{args.file}: {len(f)} tensors, {Path(args.file).stat().st_size:,} bytes")
+        print(f"{'tensor':<32}{'format':<11}{'shape':>14}{'dtype':>9}{'bytes':>12}{'bits/w':>8}")
+        for name in f:
+            x = f[name]
+            if isinstance(x, Encoded):
+                shape, dtype, nbytes, fmt = x.shape, x.dtype.name, x.nbytes, x.format
+            else:
+                shape, dtype, nbytes, fmt = x.shape, x.dtype.name, x.nbytes, "array"
+            size = int(np.prod(shape)) if len(shape) else 1
+            print(f"{name[-32:]:<32}{fmt:<11}{'x'.join(map(str, shape)) or '()':>14}{dtype:>9}"
+                  f"{nbytes:>12,}{8 * nbytes / max(size, 1):>8.3f}")
+        for key, value in f.metadata.items():
+            print(f"metadata {key}: {value if len(value) < 200 else value[:200] + '...'}")
+    return 0
+
+
+def verify_cmd(args: argparse.Namespace) -> int:
+    """Check every checksum, decode every tensor, and account for every stored bit."""
+    from pathlib import Path
+
+    from . import bounds as bd
+    from .formats.base import Encoded
+    from .io import open_file
+
+    if not Path(args.file).exists():
+        raise OSError(f"no such file: {args.file}")
+    with open_file(args.file, verify=True) as f:
+        for name in f:
+            x = f[name]
+            if isinstance(x, Encoded):
+                W = x.decode()
+                acc = bd.account(x)
+                if W.shape != x.shape or sum(acc.bits.values()) != 8 * x.nbytes:
+                    raise ValueError(f"{name}: decoded shape or byte account inconsistent")
+                print(f"ok  {name}: {x.format} {x.shape[0]}x{x.shape[1]}, decoded, "
+                      f"{x.nbytes:,} bytes accounted "
+                      f"({', '.join(f'{k} {v // 8:,}' for k, v in acc.bits.items() if v)})")
+            else:
+                np.asarray(x).sum()  # touches every byte: the checksum is checked on access
+                print(f"ok  {name}: array {x.shape} {x.dtype}")
+    print(f"{args.file}: every checksum, decode and byte account verified")
+    return 0
+
+
 def numba_threads() -> int:
     import numba
 
@@ -138,6 +249,27 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("file", help=".npy / .npz matrix, or a .spc / .h5 file of encoded matrices")
     b.add_argument("--formats", help="comma-separated formats (default: every one that fits)")
     b.set_defaults(func=bounds)
+    pk = sub.add_parser("pack", help="prune, quantize and encode a model file into one file")
+    pk.add_argument("input", help=".npz or .safetensors (or a sparsecodec file to repack)")
+    pk.add_argument("-o", "--output", required=True, help="the .spc (or .h5) file to write")
+    pk.add_argument("--prune", type=float, help="magnitude-prune each matrix at P percent")
+    pk.add_argument("--quantize", help="kmeans:32, uniform:16, optimal:8, probabilistic:16, "
+                    "ecsq:32 (levels) or pq:d=8,k=256")
+    pk.add_argument("--format", default="auto", help="auto (default) or a format name")
+    pk.add_argument("--layers", help="regex: only matching tensors are compressed")
+    pk.add_argument("--layout", default="as-is", choices=["as-is", "torch", "keras"],
+                    help="how the file stores weights (see docs/pack.md)")
+    pk.set_defaults(func=pack_cmd)
+    up = sub.add_parser("unpack", help="decode a packed file to .npz or .safetensors")
+    up.add_argument("input")
+    up.add_argument("-o", "--output", required=True)
+    up.set_defaults(func=unpack_cmd)
+    inf = sub.add_parser("info", help="per-tensor formats, sizes and metadata of a file")
+    inf.add_argument("file")
+    inf.set_defaults(func=info_cmd)
+    ver = sub.add_parser("verify", help="checksums, full decode and byte account of a file")
+    ver.add_argument("file")
+    ver.set_defaults(func=verify_cmd)
     return p
 
 

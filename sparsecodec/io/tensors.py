@@ -51,11 +51,12 @@ def build(at: str, fmt: Any, shape: Any, dtype: Any, meta: Any,
         raise FormatError(f"{at}: format and dtype must be strings and meta an object")
     if fmt == ARRAY:
         values = comps.get("values")
-        if set(comps) != {"values"} or list(values.shape) != list(shape):
+        scalar = shape == [] and values is not None and list(values.shape) == [1]
+        if set(comps) != {"values"} or (list(values.shape) != list(shape) and not scalar):
             raise FormatError(f"{at}: an array has one component 'values' of its shape")
         if values.dtype.name != dtype:
             raise FormatError(f"{at}: dtype {dtype!r} does not match its values")
-        return values
+        return values.reshape(()) if scalar else values  # a 0-d array is stored as (1,)
     if fmt not in registry():
         raise FormatError(f"{at}: unknown format {fmt!r}")
     try:

@@ -1,0 +1,120 @@
+"""pack / unpack / info / verify: the adapters (.npz, .safetensors), layouts, and the CLI's
+errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+import sparsecodec as sc
+from sparsecodec import quantize as qz
+from sparsecodec.cli import main
+from sparsecodec.pack import from_matrix, pack, parse_quantizer, to_matrix, unpack
+
+
+def model(seed=0):
+    rng = np.random.default_rng(seed)
+    return {"fc1.weight": rng.standard_normal((32, 48)).astype(np.float32),  # torch (out, in)
+            "fc1.bias": rng.standard_normal(32).astype(np.float32),
+            "conv.weight": rng.standard_normal((6, 3, 3, 3)).astype(np.float32),  # OIHW
+            "step": np.array(7)}
+
+
+@pytest.mark.parametrize("layout, shape", [("as-is", (32, 48)), ("torch", (48, 32))])
+def test_lossless_pack_unpack(tmp_path, layout, shape):
+    m = model()
+    rows = pack(m, tmp_path / "m.spc", layout=layout)
+    assert {r.name: r.matrix for r in rows}["fc1.weight"] == shape
+    back = unpack(tmp_path / "m.spc")
+    assert set(back) == set(m)
+    for name, a in m.items():
+        assert back[name].shape == a.shape and back[name].dtype == a.dtype
+        assert np.array_equal(back[name], a), name
+    f = sc.open(tmp_path / "m.spc")
+    meta = json.loads(f.metadata["sparsecodec.pack"])
+    assert meta["layout"] == layout and "fc1.bias" not in meta["tensors"]
+
+
+def test_layout_transforms_round_trip():
+    K = np.arange(2 * 3 * 2 * 2, dtype=np.float32).reshape(2, 3, 2, 2)
+    for layout, a, want in (("torch", K, "oihw"), ("keras", K.transpose(2, 3, 1, 0), "hwio"),
+                            ("as-is", K, "flatten")):
+        W, tr = to_matrix(a, layout)
+        assert tr == want and np.array_equal(from_matrix(W, tr, a.shape), a)
+    W, tr = to_matrix(K[0, 0], "torch")
+    assert tr == "T" and np.array_equal(W, K[0, 0].T)
+    assert np.array_equal(to_matrix(K, "torch")[0], qz.conv_to_matrix(K))
+
+
+def test_pruned_quantized_pack_holds_what_the_quantizer_made(tmp_path):
+    m = model()
+    rows = {r.name: r for r in pack(m, tmp_path / "q.spc", prune=75, quantize="kmeans:8",
+                                     layout="torch")}
+    back = unpack(tmp_path / "q.spc")
+    expect = qz.kmeans(qz.prune(m["fc1.weight"].T.copy(), 75).weights, 8).values.T
+    assert np.array_equal(back["fc1.weight"], expect)
+    assert rows["fc1.weight"].k == 8 and rows["fc1.weight"].zeros == pytest.approx(0.75, abs=0.01)
+    assert rows["fc1.weight"].limit_bytes <= rows["fc1.weight"].nbytes
+    assert np.array_equal(back["fc1.bias"], m["fc1.bias"])
+    assert rows["fc1.weight"].nbytes < m["fc1.weight"].nbytes / 8
+
+
+def test_pq_and_layers_regex(tmp_path):
+    m = model()
+    rows = {r.name: r for r in pack(m, tmp_path / "p.spc", quantize="pq:d=3,k=4",
+                                    layers=r"^fc", layout="torch")}
+    assert rows["fc1.weight"].format == "pq" and rows["conv.weight"].format == "array"
+    back = unpack(tmp_path / "p.spc")
+    assert np.array_equal(back["conv.weight"], m["conv.weight"])
+    assert back["fc1.weight"].shape == (32, 48)
+
+
+def test_parse_quantizer():
+    assert parse_quantizer("kmeans:32") == ("kmeans", {"k": 32})
+    assert parse_quantizer("pq:d=8,k=256") == ("pq", {"d": 8, "k": 256})
+    assert parse_quantizer(None) is None
+    for bad in ("lloyd:3", "kmeans", "pq:k=4", "kmeans:x", "gwk:4"):
+        with pytest.raises(sc.QuantizeError):
+            parse_quantizer(bad)
+
+
+def test_cli_round_trip_through_safetensors(tmp_path, capsys):
+    stn = pytest.importorskip("safetensors.numpy")
+    m = {k: v for k, v in model().items() if v.ndim}  # safetensors has no 0-d tensors here
+    stn.save_file(m, str(tmp_path / "m.safetensors"))
+    assert main(["pack", str(tmp_path / "m.safetensors"), "-o", str(tmp_path / "m.spc"),
+                 "--prune", "50", "--quantize", "uniform:16", "--layout", "torch"]) == 0
+    out = capsys.readouterr().out
+    assert "fc1.weight" in out and "total:" in out
+    assert main(["info", str(tmp_path / "m.spc")]) == 0
+    assert "sparsecodec.pack" in capsys.readouterr().out
+    assert main(["verify", str(tmp_path / "m.spc")]) == 0
+    assert "verified" in capsys.readouterr().out
+    assert main(["unpack", str(tmp_path / "m.spc"), "-o", str(tmp_path / "b.safetensors")]) == 0
+    back = stn.load_file(str(tmp_path / "b.safetensors"))
+    assert {k: v.shape for k, v in back.items()} == {k: v.shape for k, v in m.items()}
+    assert np.array_equal(back["fc1.bias"], m["fc1.bias"])
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    np.savez(tmp_path / "bias_only.npz", b=np.ones(3, np.float32))
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    (tmp_path / "w.xyz").write_bytes(b"")
+    np.savez(tmp_path / "m.npz", **model())
+    assert main(["pack", str(tmp_path / "m.npz"), "-o", str(tmp_path / "m.spc")]) == 0
+    raw = bytearray((tmp_path / "m.spc").read_bytes())
+    raw[-5] ^= 0xFF  # a flipped bit in the last tensor's data
+    (tmp_path / "bad.spc").write_bytes(bytes(raw))
+    capsys.readouterr()
+    for argv, message in (
+            (["pack", str(tmp_path / "missing.npz"), "-o", "x.spc"], "no such file"),
+            (["pack", str(tmp_path / "w.xyz"), "-o", "x.spc"], "unknown extension"),
+            (["pack", str(tmp_path / "bias_only.npz"), "-o", "x.spc"], "no weight matrix"),
+            (["pack", str(tmp_path / "junk.npz"), "-o", "x.spc"], "not a readable"),
+            (["pack", str(tmp_path / "m.npz"), "-o", "x.spc", "--quantize", "zz:3"], "unknown"),
+            (["verify", str(tmp_path / "bad.spc")], "checksum"),
+            (["info", str(tmp_path / "missing.spc")], "no such file"),
+            (["unpack", str(tmp_path / "m.spc"), "-o", str(tmp_path / "o.xyz")], "extension")):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("sparsecodec: error:") and message in err and "\n" not in err

@@ -128,10 +128,12 @@ def _compress(W: np.ndarray, prune: float | None, quant: tuple[str, dict[str, in
 
 def pack(tensors: Mapping[str, Any], path: str | os.PathLike, *, prune: float | None = None,
          quantize: str | None = None, format: str = "auto", layers: str | None = None,
-         layout: str = "as-is", show_progress: bool = False) -> list[PackedTensor]:
+         layout: str = "as-is", show_progress: bool = False,
+         model: list[dict[str, Any]] | None = None) -> list[PackedTensor]:
     """Write ``tensors`` to the container ``path``; see the module docstring. ``quantize`` is
     a spec like ``"kmeans:32"`` or ``"pq:d=8,k=256"``; ``layers`` a regex on tensor names
-    (default: every float tensor of 2 or more dimensions). Returns one report line per tensor.
+    (default: every float tensor of 2 or more dimensions); ``model`` a layer list that
+    ``runtime.load_model`` will run (stored as metadata). Returns one report line per tensor.
     Raises :class:`FormatError` when no tensor is a weight matrix."""
     quant = parse_quantizer(quantize)
     if layout not in LAYOUTS:
@@ -168,6 +170,8 @@ def pack(tensors: Mapping[str, Any], path: str | os.PathLike, *, prune: float | 
                                        1 - enc.nnz / W.size, k, limit))
         out.metadata[META_KEY] = json.dumps({"version": 1, "layout": layout,
                                              "tensors": record})
+        if model is not None:
+            out.metadata["sparsecodec.model"] = json.dumps(model)
         if show_progress:
             progress(len(names), len(names), "done")
     return report

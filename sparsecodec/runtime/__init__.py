@@ -1,0 +1,16 @@
+"""Run dense and convolutional layers on encoded weights (no weight is ever decoded)."""
+
+from .layers import (
+    ACTIVATIONS,
+    Activation,
+    CompressedConv2d,
+    CompressedLinear,
+    Flatten,
+    Pool2d,
+    activate,
+    patches,
+)
+from .model import MODEL_KEY, Sequential, build, load_model
+
+__all__ = ["ACTIVATIONS", "MODEL_KEY", "Activation", "CompressedConv2d", "CompressedLinear",
+           "Flatten", "Pool2d", "Sequential", "activate", "build", "load_model", "patches"]

@@ -1,0 +1,102 @@
+"""A small sequential model runner built from a packed file.
+
+The layer sequence is JSON in the file's metadata under ``sparsecodec.model``: a list of
+layers, each ``{"type": ..., ...}`` with
+
+- ``{"type": "linear", "weight": NAME, "bias": NAME or null, "activation": "relu"}``
+- ``{"type": "conv2d", "weight": NAME, "bias": NAME or null, "kernel_size": [kh, kw],
+  "stride": 1, "padding": 0, "activation": "linear"}``
+- ``{"type": "maxpool2d" | "avgpool2d", "kernel_size": 2, "stride": 2}``
+- ``{"type": "flatten"}``, ``{"type": "activation", "name": "softmax"}``
+
+``NAME`` is a tensor of the same file. Weights stay encoded (memory-mapped); biases are read
+as arrays. ``pack(..., model=layers)`` writes the description.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import FormatError
+from ..formats.base import Encoded
+from ..io import open_file
+from .layers import Activation, CompressedConv2d, CompressedLinear, Flatten, Pool2d
+
+MODEL_KEY = "sparsecodec.model"
+
+
+class Sequential:
+    """Layers applied in order: ``model(x)``."""
+
+    def __init__(self, layers: Sequence[Callable[[np.ndarray], np.ndarray]]):
+        self.layers = list(layers)
+
+    def __call__(self, x: Any) -> np.ndarray:
+        y = np.asarray(x, np.float64)
+        for layer in self.layers:
+            y = layer(y)
+        return y
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the encoded weights and the biases the layers hold."""
+        total = 0
+        for layer in self.layers:
+            for attr in ("weight", "bias"):
+                v = getattr(layer, attr, None)
+                if isinstance(v, Encoded):
+                    total += v.nbytes
+                elif isinstance(v, np.ndarray):
+                    total += v.nbytes
+        return total
+
+
+def build(spec: Sequence[dict[str, Any]], tensors: Any) -> Sequential:
+    """A model from a layer list (see the module docstring) and a name -> tensor mapping."""
+    layers: list[Callable[[np.ndarray], np.ndarray]] = []
+    for i, L in enumerate(spec):
+        kind = L.get("type") if isinstance(L, dict) else None
+        try:
+            if kind in ("linear", "conv2d"):
+                w = tensors[L["weight"]]
+                if not isinstance(w, Encoded):
+                    raise FormatError(f"layer {i}: weight {L['weight']!r} is not an encoded "
+                                      "matrix")
+                b = tensors[L["bias"]] if L.get("bias") else None
+                if kind == "linear":
+                    layers.append(CompressedLinear(w, b, L.get("activation", "linear")))
+                else:
+                    layers.append(CompressedConv2d(w, L["kernel_size"], b, L.get("stride", 1),
+                                                   L.get("padding", 0),
+                                                   L.get("activation", "linear")))
+            elif kind in ("maxpool2d", "avgpool2d"):
+                layers.append(Pool2d(kind[:3], L["kernel_size"], L.get("stride")))
+            elif kind == "flatten":
+                layers.append(Flatten())
+            elif kind == "activation":
+                layers.append(Activation(L["name"]))
+            else:
+                raise FormatError(f"layer {i}: unknown type {kind!r}")
+        except KeyError as exc:
+            raise FormatError(f"layer {i} ({kind}): missing {exc}") from exc
+    return Sequential(layers)
+
+
+def load_model(path: str | os.PathLike) -> Sequential:
+    """The model described in a packed file's metadata, on its encoded weights."""
+    f = open_file(path)
+    text = f.metadata.get(MODEL_KEY)
+    if not text:
+        raise FormatError(f"{path}: no model description ({MODEL_KEY!r} metadata)")
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"{path}: the model description is not JSON ({exc})") from exc
+    if not isinstance(spec, list):
+        raise FormatError(f"{path}: the model description must be a list of layers")
+    return build(spec, f)

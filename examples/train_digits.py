@@ -1,0 +1,71 @@
+"""Train the built-in example model: an MLP on scikit-learn's 8x8 digits, in plain numpy.
+
+    python -m pip install scikit-learn && python examples/train_digits.py
+
+Writes ``sparsecodec/data/digits_mlp.npz``: the weights (``fc*.weight`` as (inputs, outputs)
+matrices, ``fc*.bias``) and the held-out test split (``x_test`` as uint8 pixel values 0..16,
+``y_test``), so that ``sparsecodec demo`` needs nothing else. scikit-learn is needed only here,
+to read the digits it ships; the package never imports it. Deterministic (seed 0).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from sklearn.datasets import load_digits
+
+OUT = Path(__file__).resolve().parents[1] / "sparsecodec" / "data" / "digits_mlp.npz"
+SIZES = (64, 256, 256, 10)
+
+
+def forward(Ws, bs, x):
+    acts = [x]
+    for i, (W, b) in enumerate(zip(Ws, bs, strict=True)):
+        z = acts[-1] @ W + b
+        acts.append(np.maximum(z, 0) if i < len(Ws) - 1 else z)
+    return acts
+
+
+def main() -> None:
+    digits = load_digits()
+    X = (digits.data / 16.0).astype(np.float32)
+    y = digits.target.astype(np.int64)
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(y))
+    test, train = order[:360], order[360:]
+    Ws = [(rng.standard_normal((a, b)) * np.sqrt(2 / a)).astype(np.float32)
+          for a, b in zip(SIZES[:-1], SIZES[1:], strict=True)]
+    bs = [np.zeros(b, np.float32) for b in SIZES[1:]]
+    vW = [np.zeros_like(w) for w in Ws]
+    vb = [np.zeros_like(b) for b in bs]
+    lr, mom, batch, decay = 0.05, 0.9, 32, 1e-4
+    for _ in range(60):
+        perm = rng.permutation(train)
+        for s in range(0, len(perm), batch):
+            idx = perm[s:s + batch]
+            acts = forward(Ws, bs, X[idx])
+            z = acts[-1]
+            p = np.exp(z - z.max(axis=1, keepdims=True))
+            p /= p.sum(axis=1, keepdims=True)
+            p[np.arange(len(idx)), y[idx]] -= 1
+            g = p / len(idx)
+            for i in range(len(Ws) - 1, -1, -1):
+                gW = acts[i].T @ g + decay * Ws[i]
+                gb = g.sum(axis=0)
+                if i:
+                    g = (g @ Ws[i].T) * (acts[i] > 0)
+                vW[i] = mom * vW[i] - lr * gW
+                vb[i] = mom * vb[i] - lr * gb
+                Ws[i] += vW[i]
+                bs[i] += vb[i]
+    acc = (forward(Ws, bs, X[test])[-1].argmax(axis=1) == y[test]).mean()
+    print(f"test accuracy {acc:.4f} on {len(test)} held-out digits")
+    tensors = {f"fc{i + 1}.weight": W for i, W in enumerate(Ws)}
+    tensors |= {f"fc{i + 1}.bias": b for i, b in enumerate(bs)}
+    np.savez(OUT, **tensors, x_test=digits.data[test].astype(np.uint8), y_test=y[test])
+    print(f"wrote {OUT} ({OUT.stat().st_size:,} bytes)")
+
+
+if __name__ == "__main__":
+    main()

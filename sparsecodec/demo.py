@@ -1,0 +1,133 @@
+"""``sparsecodec demo``: the built-in example model, pruned, quantized, packed and run on its
+compressed weights.
+
+The model is an MLP (64-256-256-10) trained on scikit-learn's 8x8 digits by
+``examples/train_digits.py``; its weights and the 360 held-out test digits ship in
+``sparsecodec/data/digits_mlp.npz``, so the demo needs nothing else.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import bounds as bd
+from .api import sizes
+from .pack import pack
+from .progress import progress
+from .runtime import load_model
+
+LAYERS = ("fc1", "fc2", "fc3")
+SPEC: list[dict[str, Any]] = [
+    {"type": "linear", "weight": "fc1.weight", "bias": "fc1.bias", "activation": "relu"},
+    {"type": "linear", "weight": "fc2.weight", "bias": "fc2.bias", "activation": "relu"},
+    {"type": "linear", "weight": "fc3.weight", "bias": "fc3.bias"},
+]
+
+
+def example() -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """The example model's tensors and its test split (pixels scaled to [0, 1], labels)."""
+    with resources.files("sparsecodec").joinpath("data/digits_mlp.npz").open("rb") as fh:
+        with np.load(fh, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    x = data.pop("x_test").astype(np.float64) / 16.0
+    y = data.pop("y_test")
+    return data, x, y
+
+
+def dense_logits(t: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    h = x
+    for i, name in enumerate(LAYERS):
+        h = h @ t[f"{name}.weight"].astype(np.float64) + t[f"{name}.bias"]
+        if i < len(LAYERS) - 1:
+            h = np.maximum(h, 0)
+    return h
+
+
+def run(prune: float = 70, k: int = 32, levels: tuple[float, ...] = (0, 50, 70, 80, 90, 95),
+        plot: str | None = "sparsecodec-demo.png") -> dict[str, Any]:
+    """Run the demo, print its report; returns the figures (for tests)."""
+    tensors, x, y = example()
+    acc_dense = float((dense_logits(tensors, x).argmax(1) == y).mean())
+    raw = sum(a.nbytes for a in tensors.values())
+    levels = tuple(sorted(set(levels) | {prune}))
+    sweep = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, p in enumerate(levels):
+            progress(i, len(levels), f"prune {p:g}% + k-means {k}, pack, run")
+            path = Path(tmp) / f"p{p:g}.spc"
+            rows = pack(tensors, path, prune=p or None, quantize=f"kmeans:{k}", model=SPEC)
+            model = load_model(path)
+            acc = float((model(x).argmax(1) == y).mean())
+            sweep.append({"prune": p, "accuracy": acc, "file_bytes": path.stat().st_size,
+                          "rows": rows})
+        progress(len(levels), len(levels), "done")
+        main = next(s for s in sweep if s["prune"] == prune)
+        packed = {r.name: r for r in main["rows"]}
+        # the matrices the main file holds, to compare every format on them
+        from .io import open_file
+
+        with open_file(Path(tmp) / f"p{prune:g}.spc") as f:
+            held = {name: f[f"{name}.weight"].decode() for name in LAYERS}
+        per_format: dict[str, int] = {}
+        for W in held.values():
+            for fmt, nb in sizes(W).items():
+                per_format[fmt] = per_format.get(fmt, 0) + nb
+        report = bd.report(held["fc2"], formats=["csc", "index_map", "ham", "sham", "cer"])
+
+    weights = sum(tensors[f"{n}.weight"].size for n in LAYERS)
+    print(f"example: MLP 64-256-256-10 trained on the 8x8 digits; {weights:,} weights, "
+          f"{raw:,} bytes as float32; {len(y)} held-out test digits")
+    print(f"accuracy, dense float32 weights:                      {acc_dense:.4f}")
+    print(f"accuracy on compressed weights ({prune:g}% pruned, {k} values): "
+          f"{main['accuracy']:.4f}   (inference ran on the encoded matrices)")
+    print(f"file: {main['file_bytes']:,} bytes ({raw / main['file_bytes']:.1f}x smaller), "
+          f"{8 * sum(r.nbytes for r in main['rows'] if r.matrix) / weights:.3f} bits per "
+          "weight in the matrices")
+    print("\nlayer    shape     format     bytes   bits/w")
+    for n in LAYERS:
+        r = packed[f"{n}.weight"]
+        print(f"{n:<8} {'x'.join(map(str, r.matrix)):<9} {r.format:<8}{r.nbytes:>9,}"
+              f"{8 * r.nbytes / (r.matrix[0] * r.matrix[1]):>9.3f}")
+    print("\nthe three matrices in each format (auto picks the smallest per layer):")
+    for fmt, nb in sorted(per_format.items(), key=lambda t: t[1]):
+        print(f"  {fmt:<10}{nb:>10,} bytes  {8 * nb / weights:6.3f} bits/weight")
+    print("\npruning sweep (k-means, 32 values):   pruned   accuracy   file bytes")
+    for s in sweep:
+        print(f"{'':>37}{s['prune']:>6g}%   {s['accuracy']:.4f}   {s['file_bytes']:>10,}")
+    print(f"\nbounds for fc2 ({prune:g}% pruned):")
+    print(report)
+    if plot:
+        written = _plot(sweep, acc_dense, raw, plot)
+        print(f"\nplot: {written}")
+    return {"accuracy_dense": acc_dense, "accuracy": main["accuracy"],
+            "file_bytes": main["file_bytes"], "raw_bytes": raw, "sweep": sweep,
+            "per_format": per_format}
+
+
+def _plot(sweep: list[dict], acc_dense: float, raw: int, path: str) -> str:
+    try:
+        import matplotlib
+    except ImportError:  # pragma: no cover - matplotlib is a dependency
+        return "(matplotlib missing: no plot)"
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    p = [s["prune"] for s in sweep]
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    ax.plot(p, [s["accuracy"] for s in sweep], "o-", color="tab:blue", label="accuracy")
+    ax.axhline(acc_dense, color="tab:blue", ls=":", lw=1, label="dense accuracy")
+    ax.set_xlabel("pruned % (then k-means, 32 values)")
+    ax.set_ylabel("test accuracy", color="tab:blue")
+    ax2 = ax.twinx()
+    ax2.plot(p, [s["file_bytes"] / 1024 for s in sweep], "s--", color="tab:red", label="file")
+    ax2.set_ylabel(f"file KiB (dense {raw / 1024:.0f} KiB)", color="tab:red")
+    ax.set_title("sparsecodec demo: digits MLP on compressed weights")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return str(Path(path).resolve())

@@ -183,7 +183,7 @@ def unpack_cmd(args: argparse.Namespace) -> int:
     if not Path(args.input).exists():
         raise OSError(f"no such file: {args.input}")
     tensors = unpack(args.input)
-    adapters.write(args.output, tensors)
+    adapters.write(args.output, tensors, template=args.template)
     print(f"wrote {len(tensors)} tensors to {args.output}")
     return 0
 
@@ -269,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--formats", help="comma-separated formats (default: every one that fits)")
     b.set_defaults(func=bounds)
     pk = sub.add_parser("pack", help="prune, quantize and encode a model file into one file")
-    pk.add_argument("input", help=".npz or .safetensors (or a sparsecodec file to repack)")
+    pk.add_argument("input", help=".npz, .safetensors or .onnx (or a sparsecodec file)")
     pk.add_argument("-o", "--output", required=True, help="the .spc (or .h5) file to write")
     pk.add_argument("--prune", type=float, help="magnitude-prune each matrix at P percent")
     pk.add_argument("--quantize", help="kmeans:32, uniform:16, optimal:8, probabilistic:16, "
@@ -281,7 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     pk.set_defaults(func=pack_cmd)
     up = sub.add_parser("unpack", help="decode a packed file to .npz or .safetensors")
     up.add_argument("input")
-    up.add_argument("-o", "--output", required=True)
+    up.add_argument("-o", "--output", required=True, help=".npz, .safetensors or .onnx")
+    up.add_argument("--template", help="for .onnx: the original model, whose graph is kept")
     up.set_defaults(func=unpack_cmd)
     inf = sub.add_parser("info", help="per-tensor formats, sizes and metadata of a file")
     inf.add_argument("file")

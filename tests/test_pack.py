@@ -118,3 +118,48 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert err.startswith("sparsecodec: error:") and message in err and "\n" not in err
+
+
+def onnx_mlp(path, rng):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+    W1 = rng.standard_normal((8, 16)).astype(np.float32)
+    b1 = rng.standard_normal(16).astype(np.float32)
+    W2 = rng.standard_normal((16, 4)).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["x", "W1"], ["h"]),
+             helper.make_node("Add", ["h", "b1"], ["a"]),
+             helper.make_node("Relu", ["a"], ["r"]),
+             helper.make_node("MatMul", ["r", "W2"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])],
+        [numpy_helper.from_array(a, n) for n, a in (("W1", W1), ("b1", b1), ("W2", W2))])
+    onnx.save(helper.make_model(graph), str(path))
+    return {"W1": W1, "b1": b1, "W2": W2}
+
+
+def test_onnx_model_packed_unpacked_and_run(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    weights = onnx_mlp(tmp_path / "mlp.onnx", rng)
+    from onnx.reference import ReferenceEvaluator
+    x = rng.standard_normal((5, 8)).astype(np.float32)
+    before = ReferenceEvaluator(str(tmp_path / "mlp.onnx")).run(None, {"x": x})[0]
+    # lossless: the written-back model computes exactly what the original did
+    assert main(["pack", str(tmp_path / "mlp.onnx"), "-o", str(tmp_path / "m.spc")]) == 0
+    assert main(["unpack", str(tmp_path / "m.spc"), "-o", str(tmp_path / "back.onnx"),
+                 "--template", str(tmp_path / "mlp.onnx")]) == 0
+    after = ReferenceEvaluator(str(tmp_path / "back.onnx")).run(None, {"x": x})[0]
+    assert np.array_equal(before, after)
+    # quantized: the model now runs the quantized weights
+    assert main(["pack", str(tmp_path / "mlp.onnx"), "-o", str(tmp_path / "q.spc"),
+                 "--quantize", "kmeans:4"]) == 0
+    assert main(["unpack", str(tmp_path / "q.spc"), "-o", str(tmp_path / "q.onnx"),
+                 "--template", str(tmp_path / "mlp.onnx")]) == 0
+    q = unpack(tmp_path / "q.spc")
+    assert np.unique(q["W1"]).size <= 4
+    ref = np.maximum(x @ q["W1"] + weights["b1"], 0) @ q["W2"]
+    np.testing.assert_allclose(ReferenceEvaluator(str(tmp_path / "q.onnx")).run(
+        None, {"x": x})[0], ref, rtol=1e-5, atol=1e-5)
+    capsys.readouterr()
+    assert main(["unpack", str(tmp_path / "q.spc"), "-o", str(tmp_path / "z.onnx")]) == 2
+    assert "template" in capsys.readouterr().err

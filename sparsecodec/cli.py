@@ -242,6 +242,45 @@ def verify_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def bench_cmd(args: argparse.Namespace) -> int:
+    """Per encoded matrix of a file: decode time, and x @ W on the encoded form against numpy
+    on the decoded matrix (best of several runs, same process)."""
+    from pathlib import Path
+
+    from .formats.base import Encoded
+    from .io import open_file
+
+    if not Path(args.file).exists():
+        raise OSError(f"no such file: {args.file}")
+    rng = np.random.default_rng(0)
+    print(f"{'tensor':<28}{'format':<10}{'shape':>12}{'decode ms':>11}{'x@W ms':>9}"
+          f"{'numpy ms':>10}{'ratio':>7}{'X@W b=32':>10}{'numpy':>8}{'ratio':>7}")
+    seen = 0
+    with open_file(args.file) as f:
+        for name in f:
+            enc = f[name]
+            if not isinstance(enc, Encoded):
+                continue
+            seen += 1
+            n, m = enc.shape
+            W = enc.decode()
+            x = rng.standard_normal(n).astype(np.float32)
+            X = rng.standard_normal((32, n)).astype(np.float32)
+            t_dec = _best_time(enc.decode, 3)
+            t_vec = _best_time(lambda e=enc, x=x: x @ e)
+            t_np = _best_time(lambda W=W, x=x: x @ W)
+            t_mat = _best_time(lambda e=enc, X=X: X @ e, 3)
+            t_npm = _best_time(lambda W=W, X=X: X @ W, 3)
+            print(f"{name[-28:]:<28}{enc.format:<10}{f'{n}x{m}':>12}{1e3 * t_dec:>11.3f}"
+                  f"{1e3 * t_vec:>9.3f}{1e3 * t_np:>10.3f}{t_np / t_vec:>6.2f}x"
+                  f"{1e3 * t_mat:>10.3f}{1e3 * t_npm:>8.3f}{t_npm / t_mat:>6.2f}x")
+    if not seen:
+        raise ValueError(f"{args.file} holds no encoded matrix")
+    print("ratio = numpy time / encoded time (above 1: the encoded product is faster); "
+          f"{numba_threads()} threads")
+    return 0
+
+
 def numba_threads() -> int:
     import numba
 
@@ -290,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     ver = sub.add_parser("verify", help="checksums, full decode and byte account of a file")
     ver.add_argument("file")
     ver.set_defaults(func=verify_cmd)
+    bn = sub.add_parser("bench", help="decode and x @ W speed per matrix vs numpy dense")
+    bn.add_argument("file")
+    bn.set_defaults(func=bench_cmd)
     return p
 
 

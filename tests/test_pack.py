@@ -163,3 +163,15 @@ def test_onnx_model_packed_unpacked_and_run(tmp_path, capsys):
     capsys.readouterr()
     assert main(["unpack", str(tmp_path / "q.spc"), "-o", str(tmp_path / "z.onnx")]) == 2
     assert "template" in capsys.readouterr().err
+
+
+def test_cli_bench(tmp_path, capsys):
+    np.savez(tmp_path / "m.npz", **model())
+    assert main(["pack", str(tmp_path / "m.npz"), "-o", str(tmp_path / "m.spc"),
+                 "--prune", "50"]) == 0
+    capsys.readouterr()
+    assert main(["bench", str(tmp_path / "m.spc")]) == 0
+    out = capsys.readouterr().out
+    assert "fc1.weight" in out and "conv.weight" in out and "ratio" in out
+    sc.save(tmp_path / "arrays.spc", {"b": np.ones(3)})
+    assert main(["bench", str(tmp_path / "arrays.spc")]) == 2

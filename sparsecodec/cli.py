@@ -138,10 +138,12 @@ def _read_model(path: str) -> dict:
     from . import adapters
     from .pack import unpack
 
-    if Path(path).suffix.lower() in (".spc", ".h5", ".hdf5", ".hdf"):
+    suffix = Path(path).suffix.lower()
+    if suffix in (".spc", ".h5", ".hdf5", ".hdf"):
         if not Path(path).exists():
             raise OSError(f"no such file: {path}")
-        return unpack(path)
+        if suffix == ".spc" or adapters.keras_h5.is_sparsecodec(path):
+            return unpack(path)
     return adapters.read(path)
 
 
@@ -308,7 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--formats", help="comma-separated formats (default: every one that fits)")
     b.set_defaults(func=bounds)
     pk = sub.add_parser("pack", help="prune, quantize and encode a model file into one file")
-    pk.add_argument("input", help=".npz, .safetensors or .onnx (or a sparsecodec file)")
+    pk.add_argument("input", help=".npz, .safetensors, .onnx, Keras .h5, .pt (or a "
+                    "sparsecodec file)")
     pk.add_argument("-o", "--output", required=True, help="the .spc (or .h5) file to write")
     pk.add_argument("--prune", type=float, help="magnitude-prune each matrix at P percent")
     pk.add_argument("--quantize", help="kmeans:32, uniform:16, optimal:8, probabilistic:16, "
@@ -320,8 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
     pk.set_defaults(func=pack_cmd)
     up = sub.add_parser("unpack", help="decode a packed file to .npz or .safetensors")
     up.add_argument("input")
-    up.add_argument("-o", "--output", required=True, help=".npz, .safetensors or .onnx")
-    up.add_argument("--template", help="for .onnx: the original model, whose graph is kept")
+    up.add_argument("-o", "--output", required=True,
+                    help=".npz, .safetensors, .onnx, Keras .h5 or .pt")
+    up.add_argument("--template", help="for .onnx and Keras .h5: the original model, whose "
+                    "graph or layer structure is kept")
     up.set_defaults(func=unpack_cmd)
     inf = sub.add_parser("info", help="per-tensor formats, sizes and metadata of a file")
     inf.add_argument("file")

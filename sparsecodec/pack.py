@@ -32,11 +32,36 @@ from .api import encode
 from .bounds import entropy_limits
 from .errors import FormatError, QuantizeError, ShapeError
 from .formats.base import Encoded
-from .io import ContainerWriter, open_file
+from .io import ContainerWriter, open_file, save
 from .progress import progress
 
 LAYOUTS = ("as-is", "torch", "keras")
 META_KEY = "sparsecodec.pack"
+
+
+class _HDF5Writer:
+    """The ``ContainerWriter`` interface for the HDF5 backend: tensors are collected and the
+    file is written at the end (h5py files are not streamed through a temporary)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = path
+        self.metadata: dict[str, str] = {}
+        self.tensors: dict[str, Any] = {}
+
+    def add(self, name: str, tensor: Any) -> None:
+        self.tensors[name] = tensor
+
+    def __enter__(self) -> _HDF5Writer:
+        return self
+
+    def __exit__(self, exc_type: Any, *rest: Any) -> None:
+        if exc_type is None:
+            save(self.path, self.tensors, metadata=self.metadata)
+
+
+def _writer(path: str | os.PathLike) -> Any:
+    ext = os.path.splitext(str(path))[1].lower()
+    return _HDF5Writer(path) if ext in (".h5", ".hdf5", ".hdf") else ContainerWriter(path)
 
 
 @dataclass(frozen=True)
@@ -148,7 +173,7 @@ def pack(tensors: Mapping[str, Any], path: str | os.PathLike, *, prune: float | 
     record: dict[str, Any] = {}
     report = []
     names = list(tensors)
-    with ContainerWriter(path) as out:
+    with _writer(path) as out:
         for i, name in enumerate(names):
             a = np.asarray(tensors[name])
             if show_progress:

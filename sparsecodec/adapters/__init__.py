@@ -1,8 +1,9 @@
 """Framework files <-> ``dict[str, ndarray]``, both directions, chosen by file extension.
 
-Implemented so far: NumPy ``.npz``, safetensors (``.safetensors``) and ONNX initializers
-(``.onnx``; writing needs the original model as a template for its graph). Keras ``.h5`` and
-PyTorch state dicts come with the rest of the adapters issue. Nothing here unpickles: ``.npz`` is
+Implemented: NumPy ``.npz``, safetensors (``.safetensors``), ONNX initializers (``.onnx``)
+and Keras HDF5 weights (``.h5``), the last two written back into a copy of the original model
+(``template``), whose graph or layer structure is kept; PyTorch state dicts (``.pt``,
+``.pth``) when torch is installed. Nothing here unpickles: ``.npz`` is
 read with ``allow_pickle=False``.
 """
 
@@ -15,10 +16,15 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FormatError
-from . import npz, onnx_file, safetensors_file
+from . import keras_h5, npz, onnx_file, safetensors_file, torch_file
 
-READERS = {".npz": npz.read, ".safetensors": safetensors_file.read, ".onnx": onnx_file.read}
-WRITERS = {".npz": npz.write, ".safetensors": safetensors_file.write, ".onnx": onnx_file.write}
+READERS = {".npz": npz.read, ".safetensors": safetensors_file.read, ".onnx": onnx_file.read,
+           ".h5": keras_h5.read, ".hdf5": keras_h5.read, ".pt": torch_file.read,
+           ".pth": torch_file.read}
+WRITERS = {".npz": npz.write, ".safetensors": safetensors_file.write, ".onnx": onnx_file.write,
+           ".h5": keras_h5.write, ".hdf5": keras_h5.write, ".pt": torch_file.write,
+           ".pth": torch_file.write}
+TEMPLATED = (".onnx", ".h5", ".hdf5")  # their structure is not in a packed file
 
 
 def _kind(path: str | os.PathLike, table: Mapping) -> str:
@@ -42,8 +48,8 @@ def write(path: str | os.PathLike, tensors: Mapping[str, np.ndarray],
     """Write named arrays in the format the extension names (``template``: the original model,
     for formats whose graph is not in the arrays: ONNX)."""
     ext = _kind(path, WRITERS)
-    if ext == ".onnx":
-        onnx_file.write(path, tensors, template)
+    if ext in TEMPLATED:
+        WRITERS[ext](path, tensors, template)  # type: ignore[call-arg]
     else:
         WRITERS[ext](path, tensors)
 

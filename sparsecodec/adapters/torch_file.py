@@ -1,0 +1,79 @@
+"""PyTorch state dicts (``.pt`` / ``.pth``), loaded with ``torch.load(weights_only=True)``:
+never unpickles arbitrary objects (optional: torch must be installed). ``nn.Linear`` weights
+are (outputs, inputs) and conv kernels OIHW: pack with ``--layout torch``. bfloat16 tensors
+are read as float32 (numpy has no bfloat16), exactly."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..errors import FormatError
+
+
+def _lib() -> Any:
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise FormatError("reading or writing .pt needs torch (pip install torch)") from exc
+    return torch
+
+
+def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    torch = _lib()
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, ...
+        raise FormatError(f"{path}: not a loadable state dict ({exc})") from exc
+    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"],
+                                                                         Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping):
+        raise FormatError(f"{path}: holds a {type(obj).__name__}, not a state dict")
+    out = {}
+    for name, t in obj.items():
+        if isinstance(t, torch.Tensor):
+            t = t.detach().cpu()
+            out[str(name)] = (t.float() if t.dtype == torch.bfloat16 else t).numpy()
+    return out
+
+
+def write(path: str | os.PathLike, tensors: Mapping[str, np.ndarray]) -> None:
+    torch = _lib()
+    torch.save({n: torch.from_numpy(np.ascontiguousarray(a)) for n, a in tensors.items()},
+               str(path))
+
+
+def sequential_spec(module: Any) -> list[dict[str, Any]]:
+    """The ``runtime`` layer list of a simple ``torch.nn.Sequential`` (Linear, Conv2d,
+    MaxPool2d, AvgPool2d, Flatten, ReLU, GELU, Tanh, Sigmoid, Softmax), with weight names as
+    in its ``state_dict()``. Raises :class:`FormatError` for any other layer."""
+    torch = _lib()
+    nn = torch.nn
+    spec: list[dict[str, Any]] = []
+    acts = {nn.ReLU: "relu", nn.GELU: "gelu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid",
+            nn.Softmax: "softmax"}
+    for name, layer in module.named_children():
+        bias = f"{name}.bias" if getattr(layer, "bias", None) is not None else None
+        if isinstance(layer, nn.Linear):
+            spec.append({"type": "linear", "weight": f"{name}.weight", "bias": bias})
+        elif isinstance(layer, nn.Conv2d):
+            if layer.groups != 1 or layer.dilation != (1, 1) or isinstance(layer.padding, str):
+                raise FormatError(f"{name}: only plain Conv2d (groups 1, dilation 1, numeric "
+                                  "padding) runs compressed")
+            spec.append({"type": "conv2d", "weight": f"{name}.weight", "bias": bias,
+                         "kernel_size": list(layer.kernel_size), "stride": list(layer.stride),
+                         "padding": list(layer.padding)})
+        elif isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
+            spec.append({"type": "maxpool2d" if isinstance(layer, nn.MaxPool2d) else
+                         "avgpool2d", "kernel_size": layer.kernel_size, "stride": layer.stride})
+        elif isinstance(layer, nn.Flatten):
+            spec.append({"type": "flatten"})
+        elif type(layer) in acts:
+            spec.append({"type": "activation", "name": acts[type(layer)]})
+        else:
+            raise FormatError(f"{name}: {type(layer).__name__} is not supported by the runtime")
+    return spec

@@ -147,14 +147,30 @@ def _read_model(path: str) -> dict:
     return adapters.read(path)
 
 
+def _is_ours(path: str) -> bool:
+    from .adapters.keras_h5 import is_sparsecodec
+
+    return is_sparsecodec(path)
+
+
 def pack_cmd(args: argparse.Namespace) -> int:
     """Prune, quantize and encode every weight matrix of a model file into one container."""
+    from pathlib import Path
+
     from .pack import pack
 
     tensors = _read_model(args.input)
+    model = None
+    if Path(args.input).suffix.lower() in (".h5", ".hdf5") and not _is_ours(args.input):
+        from .adapters.keras_h5 import sequential_spec
+
+        try:  # a Keras Sequential model: describe it so that runtime.load_model runs it
+            model = sequential_spec(args.input)
+        except (SparseCodecError, KeyError, ValueError) as exc:
+            print(f"(no runnable model description: {exc})", file=sys.stderr)
     rows = pack(tensors, args.output, prune=args.prune, quantize=args.quantize,
                 format=args.format, layers=args.layers, layout=args.layout,
-                show_progress=True)
+                show_progress=True, model=model)
     print(f"{'tensor':<28}{'shape':>16}{'matrix':>14}{'zeros':>7}{'k':>6} {'format':<10}"
           f"{'bytes':>12}{'bits/w':>8}{'limit B':>11}")
     raw = packed = 0
@@ -167,8 +183,6 @@ def pack_cmd(args: argparse.Namespace) -> int:
               f"{'' if r.zeros is None else f'{r.zeros:.2f}':>7}{'' if r.k is None else r.k:>6} "
               f"{r.format:<10}{r.nbytes:>12,}{8 * r.nbytes / max(size, 1):>8.3f}"
               f"{'' if r.limit_bytes is None else f'{r.limit_bytes:,.0f}':>11}")
-    from pathlib import Path
-
     on_disk = Path(args.output).stat().st_size
     print(f"total: {raw:,} bytes in, {packed:,} bytes of tensors ({raw / max(packed, 1):.1f}x), "
           f"file {on_disk:,} bytes; 'limit' = positions + values entropy bound")

@@ -82,3 +82,64 @@ def test_torch_sequential_packed_and_run(tmp_path):
         ref = net(x).double().numpy()
     np.testing.assert_allclose(runtime.load_model(tmp_path / "q.spc")(x.numpy()), ref,
                                rtol=1e-5, atol=1e-6)
+
+
+def test_real_keras_model_round_trip(tmp_path, monkeypatch):
+    """With Keras 3 installed (any backend; torch is tried first), a Sequential model's weight
+    files are packed, unpacked into a copy, and reloaded by Keras itself."""
+    import os
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+
+    def build():
+        return keras.Sequential([keras.Input((8,)),
+                                 keras.layers.Dense(16, activation="relu", name="d1"),
+                                 keras.layers.Dense(4, name="d2")])
+
+    model = build()
+    x = np.random.default_rng(1).standard_normal((6, 8)).astype(np.float32)
+    for fname, load in (("m.weights.h5", "load_weights"), ("full.h5", None)):
+        if load is None:
+            model.save(tmp_path / fname)
+        else:
+            model.save_weights(tmp_path / fname)
+        assert main(["pack", str(tmp_path / fname), "-o", str(tmp_path / "k.spc"),
+                     "--layout", "keras", "--quantize", "kmeans:8"]) == 0
+        out = tmp_path / f"back.{fname}"
+        assert main(["unpack", str(tmp_path / "k.spc"), "-o", str(out),
+                     "--template", str(tmp_path / fname)]) == 0
+        q = unpack(tmp_path / "k.spc")
+        kernels = sorted((k for k, v in q.items() if v.ndim == 2), key=lambda k: q[k].shape)
+        biases = {q[k].shape[0]: q[k] for k in q if q[k].ndim == 1}
+        W1 = next(q[k] for k in kernels if q[k].shape == (8, 16))
+        W2 = next(q[k] for k in kernels if q[k].shape == (16, 4))
+        ref = np.maximum(x @ W1 + biases[16], 0) @ W2 + biases[4]
+        again = keras.saving.load_model(out) if load is None else build()
+        if load is not None:
+            again.load_weights(out)
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(again(x)), ref, rtol=1e-5,
+                                   atol=1e-5)
+        assert np.unique(W1).size <= 8
+
+
+def test_keras_cnn_runs_compressed_from_its_packed_file(tmp_path):
+    """pack describes a Keras Sequential CNN (from its model_config) and the runtime runs it
+    on the encoded weights, NHWC images in, like Keras on the quantized weights."""
+    import os
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    model = keras.Sequential([
+        keras.Input((8, 8, 3)),
+        keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c1"),
+        keras.layers.MaxPooling2D(2, name="p1"), keras.layers.Flatten(name="f"),
+        keras.layers.Dropout(0.5, name="drop"),
+        keras.layers.Dense(10, activation="softmax", name="d")])
+    model.save(tmp_path / "cnn.h5")
+    assert main(["pack", str(tmp_path / "cnn.h5"), "-o", str(tmp_path / "cnn.spc"),
+                 "--layout", "keras", "--quantize", "kmeans:8"]) == 0
+    assert main(["unpack", str(tmp_path / "cnn.spc"), "-o", str(tmp_path / "q.h5"),
+                 "--template", str(tmp_path / "cnn.h5")]) == 0
+    x = np.random.default_rng(4).standard_normal((3, 8, 8, 3)).astype(np.float32)
+    ref = keras.ops.convert_to_numpy(keras.saving.load_model(tmp_path / "q.h5")(x))
+    np.testing.assert_allclose(runtime.load_model(tmp_path / "cnn.spc")(x), ref, rtol=1e-5,
+                               atol=1e-6)

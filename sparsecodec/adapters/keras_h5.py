@@ -63,3 +63,74 @@ def write(path: str | os.PathLike, tensors: Mapping[str, np.ndarray],
                 raise FormatError(f"{name}: shape {a.shape} does not match the model's "
                                   f"{ds.shape}")
             ds[...] = a.astype(ds.dtype)
+
+
+def sequential_spec(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The ``runtime`` layer list of a Keras Sequential model saved as a legacy full ``.h5``
+    (its ``model_config``): Dense, Conv2D (channels_last; "valid", or "same" with stride 1 and
+    odd kernels), MaxPooling2D / AveragePooling2D ("valid"), Flatten, Activation, Dropout
+    (skipped at inference). Images enter as NHWC, as in Keras. Weight names are the dataset
+    paths ``read`` gives. Raises :class:`FormatError` for anything else."""
+    import json
+
+    with h5py.File(path, "r") as f:
+        text = f.attrs.get("model_config")
+        names: list[str] = []
+        f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+    if text is None:
+        raise FormatError(f"{path}: no model_config (a weights-only file has no layers)")
+    cfg = json.loads(text if isinstance(text, str) else text.decode())
+    if cfg.get("class_name") != "Sequential":
+        raise FormatError(f"{path}: a {cfg.get('class_name')} model, not a Sequential one")
+
+    def weight(layer: str, what: str) -> str | None:
+        for n in names:
+            parts = n.split("/")
+            if len(parts) > 2 and parts[1] == layer and parts[-1] in (what, f"{what}:0"):
+                return n
+        return None
+
+    spec: list[dict[str, Any]] = []
+    spatial = False
+    for L in cfg["config"]["layers"]:
+        kind, c = L["class_name"], L["config"]
+        name = c.get("name", "")
+        if kind == "InputLayer":
+            shape = c.get("batch_shape") or c.get("batch_input_shape") or []
+            if len(shape) == 4:
+                spec.append({"type": "transpose", "axes": [0, 3, 1, 2]})
+                spatial = True
+        elif kind == "Dense":
+            spec.append({"type": "linear", "weight": weight(name, "kernel"),
+                         "bias": weight(name, "bias"), "activation": c.get("activation",
+                                                                             "linear")})
+        elif kind == "Conv2D":
+            kh, kw = c["kernel_size"]
+            if c.get("data_format", "channels_last") != "channels_last" or \
+                    tuple(c.get("dilation_rate", (1, 1))) != (1, 1) or c.get("groups", 1) != 1:
+                raise FormatError(f"{name}: only channels_last, undilated, ungrouped Conv2D")
+            if c["padding"] == "same":
+                if tuple(c["strides"]) != (1, 1) or kh % 2 == 0 or kw % 2 == 0:
+                    raise FormatError(f"{name}: 'same' padding runs only with stride 1 and "
+                                      "odd kernels")
+                pad = [kh // 2, kw // 2]
+            else:
+                pad = [0, 0]
+            spec.append({"type": "conv2d", "weight": weight(name, "kernel"),
+                         "bias": weight(name, "bias"), "kernel_size": [kh, kw],
+                         "stride": list(c["strides"]), "padding": pad,
+                         "activation": c.get("activation", "linear")})
+        elif kind in ("MaxPooling2D", "AveragePooling2D"):
+            if c.get("padding", "valid") != "valid":
+                raise FormatError(f"{name}: only 'valid' pooling")
+            spec.append({"type": "maxpool2d" if kind == "MaxPooling2D" else "avgpool2d",
+                         "kernel_size": list(c["pool_size"]),
+                         "stride": list(c.get("strides") or c["pool_size"])})
+        elif kind == "Flatten":
+            spec.append({"type": "flatten", "order": "nhwc" if spatial else "nchw"})
+            spatial = False
+        elif kind == "Activation":
+            spec.append({"type": "activation", "name": c["activation"]})
+        elif kind != "Dropout":
+            raise FormatError(f"{name}: Keras layer {kind} is not supported by the runtime")
+    return spec

@@ -7,10 +7,12 @@ from .layers import (
     CompressedLinear,
     Flatten,
     Pool2d,
+    Transpose,
     activate,
     patches,
 )
 from .model import MODEL_KEY, Sequential, build, load_model
 
 __all__ = ["ACTIVATIONS", "MODEL_KEY", "Activation", "CompressedConv2d", "CompressedLinear",
-           "Flatten", "Pool2d", "Sequential", "activate", "build", "load_model", "patches"]
+           "Flatten", "Pool2d", "Sequential", "Transpose", "activate", "build", "load_model",
+           "patches"]

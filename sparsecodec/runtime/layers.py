@@ -134,10 +134,26 @@ class Pool2d:
 
 
 class Flatten:
-    """(N, ...) -> (N, prod(...)), in C order (as torch.flatten(x, 1))."""
+    """(N, ...) -> (N, prod(...)), in C order (as torch.flatten(x, 1)); with ``channels_last``
+    an (N, C, H, W) input is flattened in (H, W, C) order, as Keras does after its convs."""
+
+    def __init__(self, channels_last: bool = False):
+        self.channels_last = channels_last
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return x.reshape(x.shape[0], -1)
+        if self.channels_last and x.ndim == 4:
+            x = x.transpose(0, 2, 3, 1)
+        return np.ascontiguousarray(x).reshape(x.shape[0], -1)
+
+
+class Transpose:
+    """Permute the axes (e.g. [0, 3, 1, 2]: NHWC images in, NCHW for the conv layers)."""
+
+    def __init__(self, axes: list[int]):
+        self.axes = tuple(int(a) for a in axes)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(x.transpose(self.axes))
 
 
 class Activation:

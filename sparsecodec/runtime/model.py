@@ -7,7 +7,8 @@ layers, each ``{"type": ..., ...}`` with
 - ``{"type": "conv2d", "weight": NAME, "bias": NAME or null, "kernel_size": [kh, kw],
   "stride": 1, "padding": 0, "activation": "linear"}``
 - ``{"type": "maxpool2d" | "avgpool2d", "kernel_size": 2, "stride": 2}``
-- ``{"type": "flatten"}``, ``{"type": "activation", "name": "softmax"}``
+- ``{"type": "flatten", "order": "nchw" | "nhwc"}``, ``{"type": "activation", "name": "relu"}``,
+  ``{"type": "transpose", "axes": [0, 3, 1, 2]}``
 
 ``NAME`` is a tensor of the same file. Weights stay encoded (memory-mapped); biases are read
 as arrays. ``pack(..., model=layers)`` writes the description.
@@ -25,7 +26,14 @@ import numpy as np
 from ..errors import FormatError
 from ..formats.base import Encoded
 from ..io import open_file
-from .layers import Activation, CompressedConv2d, CompressedLinear, Flatten, Pool2d
+from .layers import (
+    Activation,
+    CompressedConv2d,
+    CompressedLinear,
+    Flatten,
+    Pool2d,
+    Transpose,
+)
 
 MODEL_KEY = "sparsecodec.model"
 
@@ -77,7 +85,9 @@ def build(spec: Sequence[dict[str, Any]], tensors: Any) -> Sequential:
             elif kind in ("maxpool2d", "avgpool2d"):
                 layers.append(Pool2d(kind[:3], L["kernel_size"], L.get("stride")))
             elif kind == "flatten":
-                layers.append(Flatten())
+                layers.append(Flatten(L.get("order", "nchw") == "nhwc"))
+            elif kind == "transpose":
+                layers.append(Transpose(L["axes"]))
             elif kind == "activation":
                 layers.append(Activation(L["name"]))
             else:

@@ -111,3 +111,18 @@ def test_model_description_errors(tmp_path):
         pack(t, tmp_path / "bad.spc", model=spec)
         with pytest.raises(sc.FormatError, match=message):
             rt.load_model(tmp_path / "bad.spc")
+
+
+def test_runtime_never_materialises_the_dense_weights():
+    """Peak Python-side allocation during a forward pass stays far below one dense copy."""
+    import tracemalloc
+    from sparsecodec.examples import pruned_quantized_layer
+    W = pruned_quantized_layer(2048, 2048, 0.05, 16)
+    layer = rt.CompressedLinear(sc.encode(W, format="sham"), None, "relu")
+    x = np.random.default_rng(0).standard_normal((4, 2048))
+    layer(x)  # compile and warm up outside the measurement
+    tracemalloc.start()
+    layer(x)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < W.nbytes / 20  # 16 MiB dense; a forward pass allocates well under 1 MiB

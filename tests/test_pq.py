@@ -177,3 +177,17 @@ def test_hostile_components():
     bad = dict(comps, indices=np.full_like(comps["indices"], np.uint64(2**64 - 1)))
     with pytest.raises(sc.FormatError, match="past the 5 codewords|padding"):
         type(enc).from_components(meta, bad)
+
+
+@pytest.mark.parametrize("distinct", [200, 60000])  # 8- and 16-bit codes: whole-byte paths
+def test_byte_aligned_code_widths(distinct):
+    rng = np.random.default_rng(7)
+    pool = (np.arange(1, distinct + 1) / distinct).astype(np.float32)  # all distinct
+    W = pool[np.concatenate([np.arange(distinct), rng.integers(0, distinct, 300 * 210 -
+                                                                distinct)])].reshape(300, 210)
+    enc = sc.encode(W, format="pq", d=1, index_coding="packed")
+    assert enc.meta["k"] == distinct
+    x = rng.standard_normal(300)
+    X = rng.standard_normal((3, 300))
+    np.testing.assert_allclose(x @ enc, x @ W.astype(np.float64), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(X @ enc, X @ W.astype(np.float64), rtol=1e-10, atol=1e-10)

@@ -116,6 +116,7 @@ def test_model_description_errors(tmp_path):
 def test_runtime_never_materialises_the_dense_weights():
     """Peak Python-side allocation during a forward pass stays far below one dense copy."""
     import tracemalloc
+
     from sparsecodec.examples import pruned_quantized_layer
     W = pruned_quantized_layer(2048, 2048, 0.05, 16)
     layer = rt.CompressedLinear(sc.encode(W, format="sham"), None, "relu")

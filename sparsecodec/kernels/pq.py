@@ -143,9 +143,20 @@ def gather_packed(indices, width, G, g0, g1, P, Yt, proto):
         nb = min(m, j0 + BLOCK) - j0
         codes = np.zeros((g1 - g0, BLOCK), proto.dtype)  # uint16 codes when they fit
         for jj in range(nb):
-            buf, used, p = reader_at(indices, ((j0 + jj) * G + g0) * width)
-            for g in range(g1 - g0):
-                if width:
+            base = (j0 + jj) * G + g0
+            if width == 8:  # whole bytes: code t is byte 7 - t % 8 of little-endian word t / 8
+                b8 = indices.view(np.uint8)
+                for g in range(g1 - g0):
+                    t = base + g
+                    codes[g, jj] = b8[(t & ~7) + 7 - (t & 7)]
+            elif width == 16:
+                b16 = indices.view(np.uint16)
+                for g in range(g1 - g0):
+                    t = base + g
+                    codes[g, jj] = b16[(t & ~3) + 3 - (t & 3)]
+            elif width:
+                buf, used, p = reader_at(indices, base * width)
+                for g in range(g1 - g0):
                     c, buf, used, p = read_next(indices, buf, used, p, width)
                     codes[g, jj] = c
         _gather_block(codes, nb, P, Yt, j0)

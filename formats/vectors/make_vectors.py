@@ -46,7 +46,8 @@ def matrices() -> dict[str, np.ndarray]:
 
 # tiny blocks so that even these small matrices have several blocks and lanes
 OPTIONS = {"ham": {"block_symbols": 16, "max_code_length": 24},
-           "sham": {"block_symbols": 8, "max_code_length": 24}}
+           "sham": {"block_symbols": 8, "max_code_length": 24},
+           "sham_gap": {"block_symbols": 8, "max_code_length": 24}}
 
 
 def encode_all(fmt: str) -> dict[str, sc.Encoded]:

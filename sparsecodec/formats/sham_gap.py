@@ -1,0 +1,178 @@
+"""``sham_gap``: sHAM with entropy-coded positions. As ``sham``, the nonzero values are a
+canonical Huffman stream; instead of ceil(log2 n)-bit row indices, each column's rows are
+coded as gaps (first row + 1, then differences, all >= 1) with a second canonical Huffman code.
+Both streams are cut into the same blocks of columns, so decoding and products stay parallel.
+
+Components: the values part (``symbols``, ``code_counts``, ``stream``, ``offsets``), the gap
+part (``gap_symbols`` as uint32 gap values, ``gap_code_counts``, ``gap_stream``,
+``gap_offsets``) and ``indptr`` (m + 1 column pointers, packed); meta ``nnz``, ``block_cols``.
+At 10% density a row index costs about 4.7 bits here instead of 12 (n = 4096).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..coding.bits import check_packed, pack, unpack, width_for, words_for
+from ..coding.huffman import HuffmanPart, code_lengths, stream_bits, stream_nbytes
+from ..errors import FormatError
+from ..kernels import compressed as kc
+from ..kernels import gaps as kg
+from .base import Matrix, bits_dtype, component, float_view, meta_int, register
+from .ham import BLOCK_SYMBOLS, BlockedStream, block_starts, check_coder_options, limit_for
+from .sham import SHAM
+
+_GAP_NAMES = ("gap_symbols", "gap_code_counts", "gap_stream", "gap_offsets")
+
+
+@register
+class SHAMGap(BlockedStream):
+    format = "sham_gap"
+    options = ("block_symbols", "max_code_length")
+
+    def __init__(self, shape, dtype, part: HuffmanPart, gap_part: HuffmanPart,
+                 indptr: np.ndarray, nnz: int, block_cols: int):
+        super().__init__(shape, dtype)
+        self.part = part
+        self.gap_part = gap_part
+        self.indptr = indptr
+        self._nnz = nnz
+        self.block_cols = block_cols
+
+    @staticmethod
+    def _gap_stats(M: Matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(gap per nonzero, the distinct gaps ascending, their counts)."""
+        ptr, rows, _ = M.csc
+        gaps = kg.gaps_of(ptr, rows)
+        counts = np.bincount(gaps, minlength=1) if gaps.size else np.zeros(1, np.int64)
+        alphabet = np.flatnonzero(counts)
+        return gaps, alphabet, counts[alphabet]
+
+    @classmethod
+    def _encode(cls, M: Matrix, block_symbols: int = BLOCK_SYMBOLS,
+                max_code_length: int | None = None) -> SHAMGap:
+        check_coder_options(cls.format, block_symbols, max_code_length)
+        d = M.require_distinct("nonzero", cls.format)
+        n, m = M.shape
+        ptr = M.csc[0]
+        nnz = int(ptr[-1])
+        bc = SHAM._block_cols(m, nnz, block_symbols)
+        starts = block_starts(0, m, bc, ptr)
+        part = HuffmanPart.encode(d.values.view(M.dtype), d.counts, d.symbols, starts,
+                                  limit_for(d.k, max_code_length))
+        gaps, alphabet, counts = cls._gap_stats(M)
+        rank = np.zeros(int(alphabet[-1]) + 1 if alphabet.size else 1, np.int32)
+        rank[alphabet] = np.arange(alphabet.size, dtype=np.int32)
+        gap_part = HuffmanPart.encode(alphabet.astype(np.uint32), counts, rank[gaps], starts,
+                                      limit_for(alphabet.size, max_code_length))
+        return cls(M.shape, M.dtype, part, gap_part, pack(ptr, width_for(nnz)), nnz, bc)
+
+    @classmethod
+    def size_of(cls, M: Matrix, block_symbols: int = BLOCK_SYMBOLS,
+                max_code_length: int | None = None) -> int | None:
+        check_coder_options(cls.format, block_symbols, max_code_length)
+        d = M.nonzero_distinct
+        if d is None:
+            return None
+        n, m = M.shape
+        nnz = M.nnz
+        nblocks = -(-m // SHAM._block_cols(m, nnz, block_symbols))
+        total = 8 * words_for((m + 1) * width_for(nnz))
+        _, alphabet, gcounts = cls._gap_stats(M)
+        for k, counts, itemsize in ((d.k, d.counts, M.dtype.itemsize),
+                                    (alphabet.size if nnz else 0, gcounts, 4)):
+            lengths = code_lengths(counts, limit_for(k, max_code_length))
+            total += stream_nbytes(k, itemsize, int(lengths.max(initial=0)),
+                                   stream_bits(counts, lengths), nblocks)
+        return total
+
+    @classmethod
+    def component_names(cls, meta: dict[str, Any]) -> tuple[str, ...]:
+        return ("symbols", "code_counts", "stream", "offsets", *_GAP_NAMES, "indptr")
+
+    def _meta(self) -> dict[str, Any]:
+        return {"nnz": self._nnz, "block_cols": self.block_cols}
+
+    def components(self) -> dict[str, np.ndarray]:
+        gap = dict(zip(_GAP_NAMES, self.gap_part.stored().values(), strict=True))
+        return {**self.part.stored(), **gap, "indptr": self.indptr}
+
+    def layout(self) -> dict[str, tuple[str, int]]:
+        m = self.shape[1]
+        roles = {"codebook": "codebook", "payload": "indices", "pointers": "pointers"}
+        gap = {new: (roles[role], bits) for new, (role, bits) in
+               zip(_GAP_NAMES, self.gap_part.layout().values(), strict=True)}
+        return {**self.part.layout(), **gap,
+                "indptr": ("pointers", (m + 1) * width_for(self._nnz))}
+
+    @classmethod
+    def _from_parts(cls, shape, dtype, meta, comps) -> SHAMGap:
+        fmt = cls.format
+        n, m = shape
+        nnz = meta_int(meta, "nnz", fmt, 0, n * m)
+        bc = meta_int(meta, "block_cols", fmt, 1, max(m, 1))
+        indptr = component(comps, "indptr", fmt, np.uint64)
+        pw = width_for(nnz)
+        check_packed(indptr, m + 1, pw, f"{fmt}: indptr")
+        code = _check_pointers(indptr, pw, m, nnz) if pw else 0  # nnz = 0: every pointer 0
+        if code:
+            raise FormatError(f"{fmt}: {kc.MESSAGES[code]}")
+        symbols = component(comps, "symbols", fmt, dtype)
+        gap_symbols = component(comps, "gap_symbols", fmt, np.uint32)
+        for name, arr in (("symbols", symbols), ("gap_symbols", gap_symbols)):
+            if (nnz > 0) != (arr.shape[0] > 0):
+                raise FormatError(f"{fmt}: {arr.shape[0]} {name} for {nnz} nonzeros")
+        if kc.has_zero(symbols.view(bits_dtype(dtype))):
+            raise FormatError(f"{fmt}: the codebook holds +0.0 (zeros are never stored)")
+        if gap_symbols.shape[0] and (int(gap_symbols.min()) < 1 or int(gap_symbols.max()) > n):
+            raise FormatError(f"{fmt}: a gap symbol is outside 1..{n}")
+        nblocks = -(-m // bc)
+        part = HuffmanPart.from_stored(
+            symbols, component(comps, "code_counts", fmt, np.uint32),
+            component(comps, "stream", fmt, np.uint64),
+            component(comps, "offsets", fmt, np.uint64), nblocks, fmt)
+        gap_part = HuffmanPart.from_stored(
+            gap_symbols, component(comps, "gap_code_counts", fmt, np.uint32),
+            component(comps, "gap_stream", fmt, np.uint64),
+            component(comps, "gap_offsets", fmt, np.uint64), nblocks, f"{fmt}: gaps")
+        if nnz:
+            bad = kg.check_rows(*gap_part.kernel_args(), gap_symbols, indptr, pw, n, m, bc)
+            if bad == kg.ROW_OUT_OF_RANGE:
+                raise FormatError(f"{fmt}: the gaps of a column run past row {n - 1}")
+            if bad != kg.OK:
+                raise FormatError(f"{fmt}: block {bad} of the gap stream is corrupt")
+        return cls(shape, dtype, part, gap_part, indptr, nnz, bc)
+
+    @property
+    def nnz(self) -> int:
+        return self._nnz
+
+    def _decode_blocks(self, b_lo: int, b_hi: int, flat: np.ndarray) -> int:
+        n, m = self.shape
+        return kg.decode(*self.part.kernel_args(), *self.gap_part.kernel_args(),
+                         self.part.symbols.view(bits_dtype(self.dtype)), self.gap_part.symbols,
+                         self.indptr, width_for(self._nnz), n, m, self.block_cols, b_lo, b_hi,
+                         flat)
+
+    def _rmatmul(self, Xt: np.ndarray) -> np.ndarray:
+        Yt = np.zeros((self.shape[1], Xt.shape[1]), np.float64)
+        if self._nnz:
+            self._check(kg.rmatmul(*self.part.kernel_args(), *self.gap_part.kernel_args(),
+                                   float_view(self.part.symbols, self.dtype),
+                                   self.gap_part.symbols, self.indptr, width_for(self._nnz),
+                                   self.block_cols, Xt, Yt))
+        return Yt
+
+
+def _check_pointers(indptr: np.ndarray, pw: int, m: int, nnz: int) -> int:
+    """Column pointers start at 0, never decrease and end at nnz (error code, 0 if fine)."""
+    p = unpack(indptr, pw, m + 1).astype(np.int64)
+    if p[0] != 0:
+        return kc.BAD_FIRST
+    if np.any(np.diff(p) < 0):
+        return kc.NOT_MONOTONE
+    if p[-1] != nnz:
+        return kc.BAD_LAST
+    return 0

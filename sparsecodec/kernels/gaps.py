@@ -115,15 +115,20 @@ def rmatmul(vw, vlo, vt, vl, vb, vf, vbits, vml, gw, glo, gt, gl, gb, gf, gbits,
             bad[b] = b
             continue
         t = 0
+        x = Xt[:, 0]
         for j in range(c0, c1):
             r = np.int64(-1)
             cnt = ptr_at(ptr, pw, j + 1) - ptr_at(ptr, pw, j)
             if bsz == 1:
+                # unsigned indices: numba then emits no wraparound test per access
+                ru = np.uint64(0) - np.uint64(1)
+                tu = np.uint64(t)
                 s = 0.0
                 for _ in range(cnt):
-                    r += np.int64(gaps[gs[t]])
-                    s += Xt[r, 0] * cbf[vs[t]]
-                    t += 1
+                    ru += np.uint64(gaps[gs[tu]])
+                    s += x[ru] * cbf[vs[tu]]
+                    tu += np.uint64(1)
+                t += cnt
                 Yt[j, 0] = s
             else:
                 for _ in range(cnt):

@@ -46,33 +46,51 @@ class SHAM(BlockedStream):
         return max(1, min(max(m, 1), int(np.ceil(block_symbols / per_col))))
 
     @classmethod
-    def _encode(cls, M: Matrix, block_symbols: int = BLOCK_SYMBOLS,
-                max_code_length: int | None = None) -> SHAM:
+    def value_part(cls, M: Matrix, block_symbols: int, max_code_length: int | None
+                   ) -> tuple[HuffmanPart, np.ndarray, int, int, np.ndarray]:
+        """The nonzero values' Huffman part, blocked by columns: (part, column pointers, nnz,
+        block_cols, block starts). Shared with ``sham_gap``."""
         check_coder_options(cls.format, block_symbols, max_code_length)
         d = M.require_distinct("nonzero", cls.format)
-        n, m = M.shape
-        ptr, rows, _ = M.csc
+        ptr = M.csc[0]
         nnz = int(ptr[-1])
-        bc = cls._block_cols(m, nnz, block_symbols)
-        part = HuffmanPart.encode(d.values.view(M.dtype), d.counts, d.symbols,
-                                  block_starts(0, m, bc, ptr), limit_for(d.k, max_code_length))
-        return cls(M.shape, M.dtype, part, pack(ptr, width_for(nnz)),
-                   pack(rows, width_for(n - 1)), nnz, bc)
+        bc = SHAM._block_cols(M.shape[1], nnz, block_symbols)
+        starts = block_starts(0, M.shape[1], bc, ptr)
+        part = HuffmanPart.encode(d.values.view(M.dtype), d.counts, d.symbols, starts,
+                                  limit_for(d.k, max_code_length))
+        return part, ptr, nnz, bc, starts
 
     @classmethod
-    def size_of(cls, M: Matrix, block_symbols: int = BLOCK_SYMBOLS,
-                max_code_length: int | None = None) -> int | None:
+    def value_part_nbytes(cls, M: Matrix, block_symbols: int, max_code_length: int | None
+                          ) -> tuple[int, int] | None:
+        """(bytes of the values' Huffman part plus the packed column pointers, the number of
+        blocks), or None with too many distinct values."""
         check_coder_options(cls.format, block_symbols, max_code_length)
         d = M.nonzero_distinct
         if d is None:
             return None
-        n, m = M.shape
-        nnz = M.nnz
+        m, nnz = M.shape[1], M.nnz
         lengths = code_lengths(d.counts, limit_for(d.k, max_code_length))
-        nblocks = -(-m // cls._block_cols(m, nnz, block_symbols))
+        nblocks = -(-m // SHAM._block_cols(m, nnz, block_symbols))
         return (stream_nbytes(d.k, M.dtype.itemsize, int(lengths.max(initial=0)),
                               stream_bits(d.counts, lengths), nblocks)
-                + 8 * words_for((m + 1) * width_for(nnz)) + 8 * words_for(nnz * width_for(n - 1)))
+                + 8 * words_for((m + 1) * width_for(nnz))), nblocks
+
+    @classmethod
+    def _encode(cls, M: Matrix, block_symbols: int = BLOCK_SYMBOLS,
+                max_code_length: int | None = None) -> SHAM:
+        part, ptr, nnz, bc, _ = cls.value_part(M, block_symbols, max_code_length)
+        rows = M.csc[1]
+        return cls(M.shape, M.dtype, part, pack(ptr, width_for(nnz)),
+                   pack(rows, width_for(M.shape[0] - 1)), nnz, bc)
+
+    @classmethod
+    def size_of(cls, M: Matrix, block_symbols: int = BLOCK_SYMBOLS,
+                max_code_length: int | None = None) -> int | None:
+        got = cls.value_part_nbytes(M, block_symbols, max_code_length)
+        if got is None:
+            return None
+        return got[0] + 8 * words_for(M.nnz * width_for(M.shape[0] - 1))
 
     @classmethod
     def component_names(cls, meta: dict[str, Any]) -> tuple[str, ...]:

@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from ..coding.bits import check_packed, pack, unpack, width_for, words_for
+from ..coding.bits import check_packed, pack, unpack, width_for
 from ..coding.huffman import HuffmanPart, code_lengths, stream_bits, stream_nbytes
 from ..errors import FormatError
 from ..kernels import compressed as kc
 from ..kernels import gaps as kg
 from .base import Matrix, bits_dtype, component, float_view, meta_int, register
-from .ham import BLOCK_SYMBOLS, BlockedStream, block_starts, check_coder_options, limit_for
+from .ham import BLOCK_SYMBOLS, BlockedStream, limit_for
 from .sham import SHAM
 
 _GAP_NAMES = ("gap_symbols", "gap_code_counts", "gap_stream", "gap_offsets")
@@ -53,15 +53,7 @@ class SHAMGap(BlockedStream):
     @classmethod
     def _encode(cls, M: Matrix, block_symbols: int = BLOCK_SYMBOLS,
                 max_code_length: int | None = None) -> SHAMGap:
-        check_coder_options(cls.format, block_symbols, max_code_length)
-        d = M.require_distinct("nonzero", cls.format)
-        n, m = M.shape
-        ptr = M.csc[0]
-        nnz = int(ptr[-1])
-        bc = SHAM._block_cols(m, nnz, block_symbols)
-        starts = block_starts(0, m, bc, ptr)
-        part = HuffmanPart.encode(d.values.view(M.dtype), d.counts, d.symbols, starts,
-                                  limit_for(d.k, max_code_length))
+        part, ptr, nnz, bc, starts = SHAM.value_part(M, block_symbols, max_code_length)
         gaps, alphabet, counts = cls._gap_stats(M)
         rank = np.zeros(int(alphabet[-1]) + 1 if alphabet.size else 1, np.int32)
         rank[alphabet] = np.arange(alphabet.size, dtype=np.int32)
@@ -72,21 +64,15 @@ class SHAMGap(BlockedStream):
     @classmethod
     def size_of(cls, M: Matrix, block_symbols: int = BLOCK_SYMBOLS,
                 max_code_length: int | None = None) -> int | None:
-        check_coder_options(cls.format, block_symbols, max_code_length)
-        d = M.nonzero_distinct
-        if d is None:
+        got = SHAM.value_part_nbytes(M, block_symbols, max_code_length)
+        if got is None:
             return None
-        n, m = M.shape
-        nnz = M.nnz
-        nblocks = -(-m // SHAM._block_cols(m, nnz, block_symbols))
-        total = 8 * words_for((m + 1) * width_for(nnz))
-        _, alphabet, gcounts = cls._gap_stats(M)
-        for k, counts, itemsize in ((d.k, d.counts, M.dtype.itemsize),
-                                    (alphabet.size if nnz else 0, gcounts, 4)):
-            lengths = code_lengths(counts, limit_for(k, max_code_length))
-            total += stream_nbytes(k, itemsize, int(lengths.max(initial=0)),
-                                   stream_bits(counts, lengths), nblocks)
-        return total
+        total, nblocks = got
+        _, alphabet, counts = cls._gap_stats(M)
+        k = alphabet.size if M.nnz else 0
+        lengths = code_lengths(counts, limit_for(k, max_code_length))
+        return total + stream_nbytes(k, 4, int(lengths.max(initial=0)),
+                                     stream_bits(counts, lengths), nblocks)
 
     @classmethod
     def component_names(cls, meta: dict[str, Any]) -> tuple[str, ...]:

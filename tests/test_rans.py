@@ -1,0 +1,75 @@
+"""The static rANS coder: exact round trips, size against the model's cross-entropy, and no
+crash on truncated or corrupted words."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sparsecodec.coding import rans
+
+
+def code(symbols, nblocks=1, scale_bits=12, k=None):
+    k = k or int(symbols.max(initial=0)) + 1
+    counts = np.bincount(symbols, minlength=k)
+    freq = rans.quantize_freqs(counts, scale_bits)
+    cum = rans.cumulative(freq)
+    starts = np.linspace(0, symbols.size, nblocks + 1).astype(np.int64)
+    words, offsets = rans.encode_blocks(symbols.astype(np.int64), starts, freq, cum, scale_bits)
+    return words, offsets, starts, freq, cum
+
+
+def decode(words, offsets, starts, freq, cum, scale_bits=12):
+    out = np.zeros(starts[-1], np.int32)
+    table = rans.slot_table(freq, cum, scale_bits)
+    bad = rans.decode_blocks(words, offsets, starts, freq, cum, table, scale_bits, out)
+    return bad, out
+
+
+def test_quantize_freqs():
+    f = rans.quantize_freqs(np.array([1000, 1, 0, 3, 50]), 12)
+    assert f.sum() == 4096 and f[2] == 0 and (f[[0, 1, 3, 4]] >= 1).all()
+    assert rans.quantize_freqs(np.array([0, 7]), 4).tolist() == [0, 16]
+    assert rans.quantize_freqs(np.ones(16, np.int64), 4).tolist() == [1] * 16
+    with pytest.raises(ValueError):
+        rans.quantize_freqs(np.ones(17, np.int64), 4)
+
+
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 3000), k=st.integers(1, 300),
+       skew=st.floats(0.0, 3.0), nblocks=st.integers(1, 7))
+def test_round_trip(seed, n, k, skew, nblocks):
+    rng = np.random.default_rng(seed)
+    p = np.exp(-skew * np.arange(k))
+    symbols = rng.choice(k, n, p=p / p.sum())
+    words, offsets, starts, freq, cum = code(symbols, nblocks, k=k)
+    bad, out = decode(words, offsets, starts, freq, cum)
+    assert bad == -1 and np.array_equal(out, symbols)
+
+
+def test_size_matches_the_model_entropy():
+    rng = np.random.default_rng(1)
+    p = np.array([0.95, 0.03, 0.015, 0.005])
+    symbols = rng.choice(4, 200_000, p=p)
+    words, offsets, starts, freq, cum = code(symbols, nblocks=4)
+    counts = np.bincount(symbols, minlength=4)
+    cross = -(counts * np.log2(freq / 4096)).sum()  # bits the quantized model allows
+    assert 16 * words.size <= cross + 4 * (16 * 2 * rans.LANES + 64)
+    assert 16 * words.size / symbols.size < 0.36  # Huffman cannot go below 1 bit here
+    h0 = -(counts / counts.sum() * np.log2(counts / counts.sum())).sum()
+    assert 16 * words.size / symbols.size < 1.01 * h0 + 0.01
+
+
+@given(seed=st.integers(0, 2**32 - 1), cut=st.integers(1, 50), flips=st.integers(1, 5))
+def test_corrupt_and_truncated_words_never_crash(seed, cut, flips):
+    rng = np.random.default_rng(seed)
+    symbols = rng.choice(5, 2000, p=[0.5, 0.2, 0.15, 0.1, 0.05])
+    words, offsets, starts, freq, cum = code(symbols, nblocks=3)
+    short = offsets.copy()
+    short[-1] = max(short[-2], short[-1] - cut)
+    bad, _ = decode(words[:short[-1]], short, starts, freq, cum)
+    assert bad == 2  # the last block lost its tail
+    broken = words.copy()
+    idx = rng.integers(0, broken.size, flips)
+    broken[idx] ^= rng.integers(1, 1 << 16, flips).astype(np.uint16)
+    bad, out = decode(broken, offsets, starts, freq, cum)
+    assert -1 <= bad < 3 and out.min(initial=0) >= 0 and out.max(initial=0) < 5

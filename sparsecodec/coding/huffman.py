@@ -529,6 +529,16 @@ def stream_bits(counts: np.ndarray, lengths: np.ndarray) -> int:
     return int(np.dot(np.asarray(counts, np.int64), np.asarray(lengths, np.int64)))
 
 
+@njit(cache=True, nogil=True)
+def first_bad(bad):
+    """The first entry of a per-block status array that is not -1 (the blocked decoders mark a
+    good block -1, a bad one with its index or an error code), or -1 when all are good."""
+    for b in bad:
+        if b != -1:
+            return b
+    return -1
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def decode_all(words, lane_off, block_starts, table, limit, base, first, bits, maxlen, out):
     """Decode every block into ``out`` (canonical indices); returns the first bad block or -1."""
@@ -540,10 +550,7 @@ def decode_all(words, lane_off, block_starts, table, limit, base, first, bits, m
                           first, bits, maxlen, out[lo:])
         if not ok:
             bad[b] = b
-    for b in range(nblocks):
-        if bad[b] >= 0:
-            return b
-    return -1
+    return first_bad(bad)
 
 
 @njit(cache=True, nogil=True, parallel=True)

@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .huffman import first_bad
+
 LANES = 4
 RANS_L = np.uint32(1 << 16)  # lower bound of a normalized state
 
@@ -161,7 +163,4 @@ def decode_blocks(words, offsets, starts, freq, cum, table, scale_bits, out):
                           table, scale_bits, out[lo:])
         if not ok:
             bad[b] = b
-    for b in range(nblocks):
-        if bad[b] >= 0:
-            return b
-    return -1
+    return first_bad(bad)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..coding.bits import check_packed, pack, unpack, width_for
+from ..coding.bits import check_packed, pack, width_for
 from ..coding.huffman import HuffmanPart, code_lengths, stream_bits, stream_nbytes
 from ..errors import FormatError
 from ..kernels import compressed as kc
@@ -102,7 +102,7 @@ class SHAMGap(BlockedStream):
         indptr = component(comps, "indptr", fmt, np.uint64)
         pw = width_for(nnz)
         check_packed(indptr, m + 1, pw, f"{fmt}: indptr")
-        code = _check_pointers(indptr, pw, m, nnz) if pw else 0  # nnz = 0: every pointer 0
+        code = kc.check_pointers(indptr, pw, m, nnz)
         if code:
             raise FormatError(f"{fmt}: {kc.MESSAGES[code]}")
         symbols = component(comps, "symbols", fmt, dtype)
@@ -150,15 +150,3 @@ class SHAMGap(BlockedStream):
                                    self.gap_part.symbols, self.indptr, width_for(self._nnz),
                                    self.block_cols, Xt, Yt))
         return Yt
-
-
-def _check_pointers(indptr: np.ndarray, pw: int, m: int, nnz: int) -> int:
-    """Column pointers start at 0, never decrease and end at nnz (error code, 0 if fine)."""
-    p = unpack(indptr, pw, m + 1).astype(np.int64)
-    if p[0] != 0:
-        return kc.BAD_FIRST
-    if np.any(np.diff(p) < 0):
-        return kc.NOT_MONOTONE
-    if p[-1] != nnz:
-        return kc.BAD_LAST
-    return 0

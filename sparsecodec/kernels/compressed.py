@@ -45,8 +45,8 @@ def ptr_at(ptr, pw, j):
 
 
 @njit(cache=True, nogil=True)
-def check_compressed(ptr, pw, outer, idx, iw, inner, nnz):
-    """Validate packed pointers (outer + 1) and indices (nnz); returns an error code."""
+def check_pointers(ptr, pw, outer, nnz):
+    """Validate packed pointers (outer + 1): 0 first, never decreasing, nnz last."""
     if pw == 0:  # nothing stored (nnz == 0): every pointer is 0; O(1), whatever ``outer`` says
         return OK if nnz == 0 else BAD_LAST
     if ptr_at(ptr, pw, 0) != 0:
@@ -59,8 +59,15 @@ def check_compressed(ptr, pw, outer, idx, iw, inner, nnz):
         if cur > nnz:
             return BAD_LAST
         prev = cur
-    if prev != nnz:
-        return BAD_LAST
+    return OK if prev == nnz else BAD_LAST
+
+
+@njit(cache=True, nogil=True)
+def check_compressed(ptr, pw, outer, idx, iw, inner, nnz):
+    """Validate packed pointers (outer + 1) and indices (nnz); returns an error code."""
+    code = check_pointers(ptr, pw, outer, nnz)
+    if code != OK or pw == 0:
+        return code
     lo = 0
     for j in range(outer):
         hi = ptr_at(ptr, pw, j + 1)

@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..coding.bits import read_bits, read_next, reader_at
-from ..coding.huffman import decode_block
+from ..coding.huffman import decode_block, first_bad
 from .compressed import columns_dot, ptr_at
 
 # --------------------------------------------------------------------------- index map
@@ -154,7 +154,7 @@ def ham_decode(words, lane_off, table, limit, base, first, bits, maxlen, cb, n, 
         dst = out[lo:lo + cnt]
         for t in range(cnt):
             dst[np.uint64(t)] = cb[scratch[np.uint64(t)]]
-    return _first_bad(bad)
+    return first_bad(bad)
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -182,7 +182,7 @@ def ham_rmatmul(words, lane_off, table, limit, base, first, bits, maxlen, cbf, z
             else:
                 _matmul_codes(Xt, col, cbf, zero_sym, Yt[j])
             t += np.uint64(n)
-    return _first_bad(bad)
+    return first_bad(bad)
 
 
 # --------------------------------------------------------------------------- sHAM
@@ -221,7 +221,7 @@ def sham_decode(words, lane_off, table, limit, base, first, bits, maxlen, cb, pt
             for q in range(lo, hi):
                 out[j * n - off + np.int64(read_bits(idx, q * iw, iw))] = cb[scratch[q - q0]]
             lo = hi
-    return _first_bad(bad)
+    return first_bad(bad)
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -238,12 +238,4 @@ def sham_rmatmul(words, lane_off, table, limit, base, first, bits, maxlen, cbf, 
             continue
         acc = np.empty(Xt.shape[1], np.float64)
         columns_dot(ptr, pw, idx, iw, c0, c1, cbf, scratch, Xt, Yt, acc, True)
-    return _first_bad(bad)
-
-
-@njit(cache=True, nogil=True)
-def _first_bad(bad):
-    for b in bad:
-        if b >= 0:
-            return b
-    return -1
+    return first_bad(bad)

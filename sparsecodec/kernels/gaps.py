@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..coding.huffman import decode_block
+from ..coding.huffman import decode_block, first_bad
 from .compressed import ptr_at
 
 OK = -1
@@ -67,10 +67,7 @@ def check_rows(gw, glo, gt, gl, gb, gf, gbits, gml, gaps, ptr, pw, n, m, block_c
                 t += 1
             if r >= n:
                 bad[b] = ROW_OUT_OF_RANGE
-    for b in range(nblocks):
-        if bad[b] != OK:
-            return bad[b]
-    return OK
+    return first_bad(bad)
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -94,10 +91,7 @@ def decode(vw, vlo, vt, vl, vb, vf, vbits, vml, gw, glo, gt, gl, gb, gf, gbits, 
                 r += np.int64(gaps[gs[t]])
                 out[base + r] = cb[vs[t]]
                 t += 1
-    for b in range(b_hi - b_lo):
-        if bad[b] != OK:
-            return bad[b]
-    return OK
+    return first_bad(bad)
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -137,7 +131,4 @@ def rmatmul(vw, vlo, vt, vl, vb, vf, vbits, vml, gw, glo, gt, gl, gb, gf, gbits,
                     for u in range(bsz):
                         Yt[j, u] += Xt[r, u] * v
                     t += 1
-    for b in range(nblocks):
-        if bad[b] != OK:
-            return bad[b]
-    return OK
+    return first_bad(bad)

@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..coding.bits import read_next, reader_at
-from ..coding.huffman import decode_block
+from ..coding.huffman import decode_block, first_bad
 
 
 @njit(cache=True, nogil=True)
@@ -187,10 +187,7 @@ def gather_huffman(words, lane_off, table, limit, base, first, bits, maxlen, sym
                 for g in range(g0, g1):
                     codes[g - g0, jj] = symbols[scratch[off + g]]
             _gather_block(codes, nb, P, Yt, j0)
-    for blk in range(nblocks):
-        if bad[blk] >= 0:
-            return blk
-    return -1
+    return first_bad(bad)
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -210,10 +207,7 @@ def unpack_huffman(words, lane_off, table, limit, base, first, bits, maxlen, sym
             continue
         for t in range(cnt):
             out[lo + t] = symbols[scratch[t]]
-    for blk in range(nblocks):
-        if bad[blk] >= 0:
-            return blk
-    return -1
+    return first_bad(bad)
 
 
 @njit(cache=True, nogil=True, parallel=True)

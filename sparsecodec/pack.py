@@ -31,7 +31,7 @@ from . import quantize as qz
 from .api import encode
 from .bounds import entropy_limits
 from .errors import FormatError, QuantizeError, ShapeError
-from .formats.base import Encoded
+from .formats.base import Encoded, Matrix
 from .io import ContainerWriter, open_file, save
 from .progress import progress
 
@@ -135,11 +135,13 @@ def parse_quantizer(spec: str | None) -> tuple[str, dict[str, int]] | None:
 
 
 def _compress(W: np.ndarray, prune: float | None, quant: tuple[str, dict[str, int]] | None,
-              fmt: str) -> tuple[Encoded, np.ndarray | None]:
-    """The encoded matrix, and the exact matrix it holds (None for pq: it never exists)."""
+              fmt: str) -> tuple[Encoded, Matrix | None]:
+    """The encoded matrix, and the exact matrix it holds, analysed once for both the encoder
+    and the report (None for pq: it never exists)."""
     P = qz.prune(W, prune).weights if prune else W
     if quant is None:
-        return encode(P, format=fmt), P
+        M = Matrix(P)
+        return encode(M, format=fmt), M
     method, opts = quant
     if method == "pq":
         mask = P != 0 if prune else None
@@ -148,7 +150,8 @@ def _compress(W: np.ndarray, prune: float | None, quant: tuple[str, dict[str, in
         q = qz.ecsq(P, 4 * opts["k"], levels=opts["k"])
     else:
         q = qz.quantize(P, method, opts["k"])
-    return encode(q.values, format=fmt), q.values
+    M = Matrix(q.values)
+    return encode(M, format=fmt), M
 
 
 def pack(tensors: Mapping[str, Any], path: str | os.PathLike, *, prune: float | None = None,
@@ -188,9 +191,8 @@ def pack(tensors: Mapping[str, Any], path: str | os.PathLike, *, prune: float | 
             out.add(name, enc)
             k = limit = None
             if held is not None:
-                lim = entropy_limits(held)
-                limit = lim.sparse / 8
-                k = int(np.unique(held[held != 0]).size)
+                limit = entropy_limits(held).sparse / 8
+                k = int(np.unique(held.W[held.W != 0]).size)
             report.append(PackedTensor(name, a.shape, W.shape, enc.format, enc.nbytes, a.nbytes,
                                        1 - enc.nnz / W.size, k, limit))
         out.metadata[META_KEY] = json.dumps({"version": 1, "layout": layout,

@@ -81,30 +81,43 @@ class PQ(Encoded):
         """Build from a codebook of shape (C, k, d) (C = 1 or G) and the G*m codes, column by
         column; ``index_coding`` "packed", "huffman" or "auto" (Huffman when it is at least
         3% smaller: packed codes make faster products)."""
+        n, m = shape
+        C, k, _ = codebook.shape
+        codes = np.ascontiguousarray(codes, np.int64)
+        huffman, _, counts, bc = cls._index_coding(codes, k, groups_of(n, d), m, index_coding,
+                                                   block_symbols)
+        if huffman:
+            assert counts is not None
+            used = np.flatnonzero(counts)
+            remap = np.zeros(k, np.int32)
+            remap[used] = np.arange(used.size, dtype=np.int32)
+            part = HuffmanPart.encode(used.astype(np.uint32), counts[used],
+                                      remap[codes].astype(np.int32),
+                                      block_starts(groups_of(n, d), m, bc, None),
+                                      limit_for(used.size, None))
+            return cls(shape, dtype, d, k, codebook.reshape(-1), C > 1, None, part, bc)
+        return cls(shape, dtype, d, k, codebook.reshape(-1), C > 1,
+                   pack(codes, width_for(k - 1)), None, 0)
+
+    @classmethod
+    def _index_coding(cls, codes: np.ndarray, k: int, G: int, m: int, index_coding: str,
+                      block_symbols: int) -> tuple[bool, int, np.ndarray | None, int]:
+        """How the codes are stored: (Huffman?, their exact bytes, per-codeword counts when
+        Huffman was weighed, block columns). "auto" takes Huffman only when it saves 3%:
+        packed codes are read several times faster."""
         if index_coding not in CODINGS:
             raise EncodeError(f"pq: index_coding must be one of {CODINGS}, found "
                               f"{index_coding!r}")
         check_coder_options("pq", block_symbols, None)
-        n, m = shape
-        G = groups_of(n, d)
-        C, k, _ = codebook.shape
-        codes = np.ascontiguousarray(codes, np.int64)
-        width = width_for(k - 1)
         bc = HAM._block_cols(G, m, block_symbols)
-        if index_coding != "packed":
-            counts = np.bincount(codes, minlength=k)
-            used = np.flatnonzero(counts)
-            huff = cls._huffman_nbytes(counts[used], G, m, bc)
-            # auto: Huffman only when it saves 3%: packed codes are read several times faster
-            if index_coding == "huffman" or huff < 0.97 * 8 * words_for(codes.size * width):
-                remap = np.zeros(k, np.int32)
-                remap[used] = np.arange(used.size, dtype=np.int32)
-                part = HuffmanPart.encode(used.astype(np.uint32), counts[used],
-                                          remap[codes].astype(np.int32),
-                                          block_starts(G, m, bc, None),
-                                          limit_for(used.size, None))
-                return cls(shape, dtype, d, k, codebook.reshape(-1), C > 1, None, part, bc)
-        return cls(shape, dtype, d, k, codebook.reshape(-1), C > 1, pack(codes, width), None, 0)
+        packed = 8 * words_for(codes.size * width_for(k - 1))
+        if index_coding == "packed":
+            return False, packed, None, bc
+        counts = np.bincount(codes, minlength=k)
+        huff = cls._huffman_nbytes(counts[counts > 0], G, m, bc)
+        if index_coding == "huffman" or huff < 0.97 * packed:
+            return True, huff, counts, bc
+        return False, packed, counts, bc
 
     @staticmethod
     def _huffman_nbytes(counts: np.ndarray, G: int, m: int, block_cols: int) -> int:
@@ -155,7 +168,10 @@ class PQ(Encoded):
             book, codes = cls._distinct(M, d, max_codewords)
         except EncodeError:
             return None
-        return cls._encode_from(M, d, book, codes, index_coding, block_symbols).nbytes
+        k = max(book.shape[0], 1)
+        _, index_bytes, _, _ = cls._index_coding(codes, k, groups_of(M.shape[0], d), M.shape[1],
+                                                 index_coding, block_symbols)
+        return k * d * M.dtype.itemsize + index_bytes  # without building the encoding
 
     @classmethod
     def _encode_from(cls, M: Matrix, d: int, book: np.ndarray, codes: np.ndarray,

@@ -138,12 +138,11 @@ def from_labels(W: np.ndarray, labels: np.ndarray, counts: np.ndarray, levels: n
     if wide:
         values = values.astype(np.float16)
     zeros = int(counts[-1])
-    nonzero_counts = new_counts.copy()
     is_zero = book == 0
     value_counts = np.append(new_counts[~is_zero], zeros + int(new_counts[is_zero].sum()))
     return Quantized(
         values=values, codebook=book, labels=labels, mse=float(sse / max(W.size, 1)),
-        entropy=entropy_bits(value_counts), entropy_nonzero=entropy_bits(nonzero_counts),
+        entropy=entropy_bits(value_counts), entropy_nonzero=entropy_bits(new_counts),
         method=method, info=dict(info or {}))
 
 

@@ -23,7 +23,7 @@ from numba import njit, prange
 from .huffman import first_bad
 
 LANES = 4
-RANS_L = np.uint32(1 << 16)  # lower bound of a normalized state
+RANS_L = np.uint64(1 << 16)  # lower bound of a normalized state, and every state's start
 
 
 def quantize_freqs(counts: np.ndarray, scale_bits: int = 12) -> np.ndarray:
@@ -63,14 +63,14 @@ def _encode_block(symbols, lo, hi, freq, cum, scale_bits, out):
     """Encode symbols[lo:hi] into ``out`` (uint16, filled from the end); returns the number of
     words written, which are out[len(out) - count:]."""
     n = hi - lo
-    states = np.full(LANES, 1 << 16, np.uint64)
+    states = np.full(LANES, RANS_L, np.uint64)
     pos = out.shape[0]
     for i in range(n - 1, -1, -1):
         s = symbols[lo + i]
         lane = i % LANES
         x = states[lane]
         f = np.uint64(freq[s])
-        x_max = ((np.uint64(1 << 16) >> np.uint64(scale_bits)) << np.uint64(16)) * f
+        x_max = ((RANS_L >> np.uint64(scale_bits)) << np.uint64(16)) * f
         while x >= x_max:
             pos -= 1
             out[pos] = np.uint16(x & np.uint64(0xFFFF))
@@ -126,7 +126,7 @@ def decode_block(words, w0, w1, count, freq, cum, table, scale_bits, out):
     for lane in range(LANES):
         x = (np.uint64(words[p]) << np.uint64(16)) | np.uint64(words[p + 1])
         p += 2
-        if x < np.uint64(1 << 16):
+        if x < RANS_L:
             return False
         states[lane] = x
     mask = np.uint64((1 << scale_bits) - 1)
@@ -138,7 +138,7 @@ def decode_block(words, w0, w1, count, freq, cum, table, scale_bits, out):
         s = table[slot]
         out[i] = s
         x = np.uint64(freq[s]) * (x >> sb) + slot - np.uint64(cum[s])
-        if x < np.uint64(1 << 16):
+        if x < RANS_L:
             if p >= w1:
                 return False
             x = (x << np.uint64(16)) | np.uint64(words[p])
@@ -146,8 +146,8 @@ def decode_block(words, w0, w1, count, freq, cum, table, scale_bits, out):
         states[lane] = x
     if p != w1:
         return False
-    for lane in range(LANES):  # the encoder started every state at 2^16
-        if states[lane] != np.uint64(1 << 16):
+    for lane in range(LANES):  # the encoder started every state at RANS_L
+        if states[lane] != RANS_L:
             return False
     return True
 

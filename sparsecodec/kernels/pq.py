@@ -85,24 +85,6 @@ def _pick(w, tot, u):
     return w.shape[0] - 1
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def argmin_rows(D):
-    """Index of the smallest entry of each row (first on ties) and its value."""
-    n = D.shape[0]
-    idx = np.empty(n, np.int64)
-    val = np.empty(n, np.float64)
-    for p in prange(n):
-        best = D[p, 0]
-        bi = 0
-        for c in range(1, D.shape[1]):
-            if D[p, c] < best:
-                best = D[p, c]
-                bi = c
-        idx[p] = bi
-        val[p] = best
-    return idx, val
-
-
 BLOCK = 32  # outputs per task: their codes for one group sit side by side
 
 

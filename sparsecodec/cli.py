@@ -131,26 +131,27 @@ def bounds(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_model(path: str) -> dict:
-    """Tensors of a framework file (.npz, .safetensors) or of a sparsecodec file (decoded)."""
+def _read_model(path: str) -> tuple[dict, list | None]:
+    """Tensors of a framework file (.npz, .safetensors, .onnx, Keras .h5, .pt) or of a
+    sparsecodec file (decoded), and, for a Keras Sequential .h5, its runtime description."""
     from pathlib import Path
 
     from . import adapters
     from .pack import unpack
 
     suffix = Path(path).suffix.lower()
-    if suffix in (".spc", ".h5", ".hdf5", ".hdf"):
-        if not Path(path).exists():
-            raise OSError(f"no such file: {path}")
-        if suffix == ".spc" or adapters.keras_h5.is_sparsecodec(path):
-            return unpack(path)
-    return adapters.read(path)
-
-
-def _is_ours(path: str) -> bool:
-    from .adapters.keras_h5 import is_sparsecodec
-
-    return is_sparsecodec(path)
+    if suffix not in (".spc", ".h5", ".hdf5", ".hdf"):
+        return adapters.read(path), None
+    if not Path(path).exists():
+        raise OSError(f"no such file: {path}")
+    if suffix == ".spc" or adapters.keras_h5.is_sparsecodec(path):
+        return unpack(path), None
+    tensors, model = adapters.read(path), None  # a Keras file (.hdf is refused there)
+    try:  # a Keras Sequential model: describe it so that runtime.load_model runs it
+        model = adapters.keras_h5.sequential_spec(path)
+    except (SparseCodecError, KeyError, ValueError) as exc:
+        print(f"(no runnable model description: {exc})", file=sys.stderr)
+    return tensors, model
 
 
 def pack_cmd(args: argparse.Namespace) -> int:
@@ -159,15 +160,7 @@ def pack_cmd(args: argparse.Namespace) -> int:
 
     from .pack import pack
 
-    tensors = _read_model(args.input)
-    model = None
-    if Path(args.input).suffix.lower() in (".h5", ".hdf5") and not _is_ours(args.input):
-        from .adapters.keras_h5 import sequential_spec
-
-        try:  # a Keras Sequential model: describe it so that runtime.load_model runs it
-            model = sequential_spec(args.input)
-        except (SparseCodecError, KeyError, ValueError) as exc:
-            print(f"(no runnable model description: {exc})", file=sys.stderr)
+    tensors, model = _read_model(args.input)
     rows = pack(tensors, args.output, prune=args.prune, quantize=args.quantize,
                 format=args.format, layers=args.layers, layout=args.layout,
                 show_progress=True, model=model)

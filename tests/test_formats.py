@@ -7,8 +7,8 @@ from strategies import encode_with, matrices, same_bits
 import sparsecodec as sc
 from sparsecodec.formats.base import registry
 
-FORMATS = ["dense", "csr", "csc", "coo", "index_map", "ham", "sham", "sham_gap", "cer", "cser",
-           "pq"]
+FORMATS = ["dense", "csr", "csc", "coo", "index_map", "ham", "sham", "sham_gap", "sham_ans",
+           "cer", "cser", "pq"]
 
 
 def test_registry_has_exactly_the_issue_formats():

@@ -22,7 +22,7 @@ def test_smaller_than_sham_at_ten_percent():
     assert np.array_equal(gap.decode(), W)
     acc = sc.bounds.account(gap)
     assert acc.bits["indices"] < 0.5 * sc.bounds.account(sham).bits["indices"]
-    assert sc.encode(W).format == "sham_gap"
+    assert sc.encode(W).format in ("sham_gap", "sham_ans")  # the rANS format may be smaller
 
 
 def _hostile(edit):

@@ -186,3 +186,93 @@ def check_padding(words: np.ndarray, nbits: int, what: str) -> None:
     if used and words.shape[0]:
         if int(words[-1]) & ((1 << (64 - used)) - 1):
             raise FormatError(f"{what}: padding bits after bit {nbits} are not zero")
+
+
+# --------------------------------------------------------------------------- Exp-Golomb codes
+# Order-k Exp-Golomb code of v >= 0: with u = v + 2^k of b bits, (b - 1 - k) zero bits, then u
+# in b bits; 2b - 1 - k bits in all. Small values are short, and k trades the short end for the
+# long one. Used for frequency tables, whose entries are mostly small.
+
+EG_MAX_ORDER = 32
+
+
+def exp_golomb_bits(values: np.ndarray, order: int) -> int:
+    """Bits of the order-``order`` Exp-Golomb codes of ``values`` (non-negative integers)."""
+    u = np.asarray(values, np.int64) + (1 << order)
+    b = np.floor(np.log2(u)).astype(np.int64) + 1
+    return int((2 * b - 1 - order).sum())
+
+
+def best_exp_golomb(values: np.ndarray, max_order: int) -> tuple[int, int]:
+    """(order, bits) of the cheapest Exp-Golomb order in 0..max_order for ``values``."""
+    best = (0, exp_golomb_bits(values, 0))
+    for k in range(1, max_order + 1):
+        bits = exp_golomb_bits(values, k)
+        if bits < best[1]:
+            best = (k, bits)
+    return best
+
+
+@njit(cache=True, nogil=True)
+def _eg_write(values, order, out):
+    p = 0
+    for i in range(values.shape[0]):
+        u = np.int64(values[i]) + (np.int64(1) << order)
+        b = 0
+        while (u >> b) > 0:
+            b += 1
+        p += b - 1 - order  # the zero prefix is already zero
+        write_bits(out, p, u, b)
+        p += b
+    return p
+
+
+def exp_golomb_encode(values: np.ndarray, order: int) -> np.ndarray:
+    """Pack the order-``order`` Exp-Golomb codes of ``values`` into 64-bit words, MSB first."""
+    values = np.ascontiguousarray(values, np.int64)
+    out = np.zeros(words_for(exp_golomb_bits(values, order)) if values.size else 0, np.uint64)
+    if values.size:
+        _eg_write(values, order, out)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _eg_read(words, count, order, max_value, out):
+    """Decode ``count`` codes; returns the bits used, or -1 when a code is longer than
+    ``max_value`` allows or runs past the words."""
+    total = 64 * words.shape[0]
+    limit = 0  # bits of the largest u = max_value + 2^order
+    while ((max_value + (np.int64(1) << order)) >> limit) > 0:
+        limit += 1
+    p = 0
+    for i in range(count):
+        z = 0
+        while p + z < total and read_bits(words, p + z, 1) == 0 and z <= limit:
+            z += 1
+        b = z + 1 + order
+        if b > limit or p + z + b > total:
+            return -1
+        u = np.int64(read_bits(words, p + z, b))
+        v = u - (np.int64(1) << order)
+        if v > max_value:
+            return -1
+        out[i] = v
+        p += z + b
+    return p
+
+
+def exp_golomb_decode(words: np.ndarray, count: int, order: int, max_value: int,
+                      what: str) -> np.ndarray:
+    """Read exactly ``count`` codes filling ``words`` (zero padding only, as packed arrays),
+    each at most ``max_value``; else :class:`FormatError`."""
+    if not 0 <= order <= EG_MAX_ORDER:
+        raise FormatError(f"{what}: Exp-Golomb order {order} is outside 0..{EG_MAX_ORDER}")
+    out = np.zeros(count, np.int64)
+    used = _eg_read(words, count, order, max_value, out) if count else 0
+    if used < 0:
+        raise FormatError(f"{what}: a code is truncated or exceeds {max_value}")
+    if words.shape[0] != words_for(used):
+        raise FormatError(f"{what}: {used} bits of codes need {words_for(used)} words, "
+                          f"found {words.shape[0]}")
+    check_padding(words, used, what)
+    return out

@@ -8,6 +8,7 @@ from . import index_map  # noqa: F401
 from . import ham  # noqa: F401
 from . import sham  # noqa: F401
 from . import sham_gap  # noqa: F401
+from . import sham_ans  # noqa: F401
 from . import cer  # noqa: F401
 from . import cser  # noqa: F401
 from . import pq  # noqa: F401

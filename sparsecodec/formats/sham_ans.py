@@ -1,0 +1,546 @@
+"""``sham_ans``: sparse lines (columns or rows) whose (gap, value) symbols are rANS-coded
+with static, context-dependent tables; the smallest format when positions and values carry
+structure.
+
+The format codes W column by column (``order`` "columns") or row by row ("rows", i.e. the
+columns of W^T), whichever the encoder finds cheaper. Each line is a stream of (run of zeros,
+value) pairs closed by an end-of-line symbol. The runs' symbols are conditioned (optionally) on
+the previous run and on a class of the line; the values' on whether the previous entry was
+nonzero, on a class of the entry's position in the line and on the class of the line. The
+encoder computes the exact cost of every combination of contexts, table storage included, and
+keeps the cheapest, so a context is used only when it pays for its tables; ``info`` records the
+cost of each. Blocks of lines are independent streams, decoded and multiplied in parallel.
+
+Components: ``symbols`` (the k distinct nonzero values), ``gap_freqs`` and ``value_freqs`` (one
+frequency row per context, Exp-Golomb coded), ``pos_classes`` and ``line_classes`` (2 bits each,
+empty when unused), ``stream`` (uint16 rANS words) and ``offsets`` (word offset of each block,
+packed). Spec: ``formats/sham_ans.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..coding.bits import (
+    best_exp_golomb,
+    check_packed,
+    exp_golomb_bits,
+    exp_golomb_decode,
+    exp_golomb_encode,
+    pack,
+    unpack,
+    width_for,
+)
+from ..coding.rans import quantize_freqs
+from ..errors import EncodeError, FormatError
+from ..kernels import ans_columns as ka
+from ..kernels import compressed as kc
+from .base import (
+    Encoded,
+    Matrix,
+    bits_dtype,
+    component,
+    distinct_values,
+    float_view,
+    meta_int,
+    register,
+)
+from .ham import BLOCK_SYMBOLS, block_range, check_coder_options
+
+MAX_RUNS = 1 << 12
+MAX_SCALE = 16
+CLASS_BITS = 2
+GAP_FEATURES = {"prev": ka.PREV, "line": ka.LINE}
+VALUE_FEATURES = {"sig": ka.SIG, "pos": ka.POS, "line": ka.VLINE}
+ORDERS = ("columns", "rows")
+_NAMES = ("symbols", "gap_freqs", "value_freqs", "pos_classes", "line_classes", "stream",
+          "offsets")
+
+
+def model_name(model: int, features: dict[str, int]) -> str:
+    """'none' or the features joined by '+', e.g. 'sig+pos'."""
+    return "+".join(f for f, bit in features.items() if model & bit) or "none"
+
+
+def _parse_model(v: Any, features: dict[str, int], option: str) -> int | None:
+    if v is None or v == "auto":
+        return None
+    if isinstance(v, str):
+        parts = [] if v == "none" else v.split("+")
+        if all(p in features for p in parts):
+            return sum(features[p] for p in set(parts))
+    allowed = ", ".join(features)
+    raise EncodeError(f"sham_ans: {option} must be 'auto', 'none' or features from "
+                      f"{{{allowed}}} joined by '+', found {v!r}")
+
+
+def _ngap_contexts(gap_model: int) -> int:
+    return (ka.NPREV if gap_model & ka.PREV else 1) * (ka.NCLASS if gap_model & ka.LINE else 1)
+
+
+def _nvalue_contexts(value_model: int) -> int:
+    return ((2 if value_model & ka.SIG else 1) * (ka.NCLASS if value_model & ka.POS else 1)
+            * (ka.NCLASS if value_model & ka.VLINE else 1))
+
+
+def uses_lines(gap_model: int, value_model: int) -> bool:
+    return bool(gap_model & ka.LINE or value_model & ka.VLINE)
+
+
+def classes_by_count(counts: np.ndarray) -> np.ndarray:
+    """Class 0..3 of each position (line) by the rank of its nonzero count: four equal groups,
+    fewest nonzeros first (ties by position)."""
+    order = np.argsort(counts, kind="stable")
+    cls = np.empty(counts.shape[0], np.int8)
+    cls[order] = (np.arange(counts.shape[0]) * ka.NCLASS // max(counts.shape[0], 1))
+    return cls
+
+
+def _entropy_bits(counts: np.ndarray) -> float:
+    c = counts[counts > 0].astype(np.float64)
+    return float(-(c * np.log2(c / c.sum())).sum()) if c.size else 0.0
+
+
+def _choose_runs(hist: np.ndarray, m: int, n: int) -> int:
+    """The R (runs coded directly, a power of two) that minimises the ideal cost of the gap
+    symbols plus raw escape bits plus a 13-bit-per-symbol table."""
+    runs = np.arange(hist.shape[0])
+    best, best_cost = 1, math.inf
+    R = 1
+    while R <= min(MAX_RUNS, max(n, 1)):
+        e = runs[R:] - R + 1
+        nb = np.floor(np.log2(np.maximum(e, 1))).astype(np.int64)
+        esc = np.bincount(nb, weights=hist[R:], minlength=1) if e.size else np.zeros(1)
+        sym = np.concatenate(([m], hist[:R], esc)).astype(np.int64)
+        cost = (_entropy_bits(sym) + float((nb * hist[R:]).sum())
+                + 13 * ka.ngap_symbols(R, n))
+        if cost < best_cost:
+            best, best_cost = R, cost
+        R *= 2
+    return best
+
+
+def _rows_cost(counts: np.ndarray, sb: int) -> tuple[float, np.ndarray] | None:
+    """(bits the rows of ``counts`` take with frequencies quantized to 2^sb, one context per
+    row, and those frequencies); None when a row has more symbols than slots."""
+    total = 0.0
+    freq = np.zeros(counts.shape, np.int64)
+    for i, row in enumerate(counts):
+        if not row.any():
+            continue
+        if int((row > 0).sum()) > (1 << sb):
+            return None
+        freq[i] = f = quantize_freqs(row, sb)
+        used = row > 0
+        total += float((row[used] * (sb - np.log2(f[used]))).sum())
+    return total, freq
+
+
+def _best_table(counts: np.ndarray) -> tuple[float, int, float, int]:
+    """(total bits including the stored table, scale bits, payload bits, Exp-Golomb order of
+    the table) of the cheapest frequency precision for a (contexts, alphabet) histogram."""
+    present = int((counts > 0).sum(axis=1).max(initial=1))
+    lo = max(1, width_for(present - 1))
+    hi = min(MAX_SCALE, max(lo, 8) + (5 if counts.shape[1] <= 4096 else 1))
+    best = (math.inf, lo, math.inf, 0)
+    for sb in range(lo, hi + 1):
+        got = _rows_cost(counts, sb)
+        if got is None:
+            continue
+        payload, freq = got
+        order, table = best_exp_golomb(freq.ravel(), sb)
+        if payload + table < best[0]:
+            best = (payload + table, sb, payload, order)
+    return best
+
+
+def _rows(h: np.ndarray) -> np.ndarray:
+    """A histogram over (context features..., symbol) as (contexts, symbol)."""
+    return h.reshape(math.prod(h.shape[:-1]), h.shape[-1])
+
+
+def _gap_counts(hg: np.ndarray, gap_model: int) -> np.ndarray:
+    h = hg if gap_model & ka.PREV else hg.sum(axis=0, keepdims=True)
+    h = h if gap_model & ka.LINE else h.sum(axis=1, keepdims=True)
+    return _rows(h)
+
+
+def _value_counts(hv: np.ndarray, value_model: int) -> np.ndarray:
+    h = hv if value_model & ka.SIG else hv.sum(axis=0, keepdims=True)
+    h = h if value_model & ka.POS else h.sum(axis=1, keepdims=True)
+    h = h if value_model & ka.VLINE else h.sum(axis=2, keepdims=True)
+    return _rows(h)
+
+
+def _cum(freq: np.ndarray) -> np.ndarray:
+    cum = np.zeros((freq.shape[0], freq.shape[1] + 1), np.int64)
+    np.cumsum(freq, axis=1, out=cum[:, 1:])
+    return cum
+
+
+def _quantize_rows(counts: np.ndarray, sb: int) -> np.ndarray:
+    return np.stack([quantize_freqs(r, sb) for r in counts]) if counts.shape[0] else counts
+
+
+@dataclass(frozen=True)
+class Statistics:
+    """What the encoder decides from, for one order: the coded matrix's structure (``ptr``,
+    ``rows``, value symbols ``vsym``, its shape), the runs coded directly, the joint histograms
+    of gap symbols (previous-run class, line class, symbol) and value symbols (previous entry
+    nonzero, position class, line class, symbol), the raw escape bits and the classes."""
+
+    order: str
+    shape: tuple[int, int]
+    ptr: np.ndarray
+    rows: np.ndarray
+    vsym: np.ndarray
+    runs: int
+    gaps: np.ndarray
+    values: np.ndarray
+    raw_bits: int
+    pos_classes: np.ndarray
+    line_classes: np.ndarray
+
+    def entropy_bits(self, gap_model: int, value_model: int) -> float:
+        """Ideal bits of the stream under a context model: each context coded with its exact
+        empirical distribution, tables free, plus the raw escape bits. No static coder with
+        these contexts does better (Gibbs' inequality)."""
+        return (_model_entropy(_gap_counts(self.gaps, gap_model))
+                + _model_entropy(_value_counts(self.values, value_model)) + self.raw_bits)
+
+
+def statistics(M: Matrix, order: str = "columns") -> Statistics:
+    """The statistics of ``M`` coded in ``order`` (cached on ``M``); EncodeError with too many
+    distinct values."""
+    cache = M.__dict__.setdefault("_sham_ans", {})
+    if order not in cache:
+        if order == "columns":
+            d = M.require_distinct("nonzero", "sham_ans")
+            ptr, rows, _ = M.csc
+            vsym, (n, m) = d.symbols, M.shape
+        else:
+            M.require_distinct("nonzero", "sham_ans")
+            ptr, rows, bits = M.csr
+            got = distinct_values(bits)
+            assert got is not None
+            vsym, (m, n) = got.symbols, M.shape
+        k = M.nonzero_distinct.k if M.nonzero_distinct is not None else 0
+        R = _choose_runs(ka.runs_histogram(ptr, rows, n), m, n)
+        pos_cls = classes_by_count(np.bincount(rows, minlength=n))
+        line_cls = classes_by_count(np.diff(ptr))
+        hg, hv, raw = ka.joint_histograms(ptr, rows, vsym, max(k, 1), R, ka.ngap_symbols(R, n),
+                                          pos_cls if n else np.zeros(1, np.int8), line_cls)
+        cache[order] = Statistics(order, (n, m), ptr, rows, vsym, R, hg, hv[..., :k], int(raw),
+                                  pos_cls, line_cls)
+    return cache[order]
+
+
+@dataclass(frozen=True)
+class _Choice:
+    """The cheapest tables and contexts for one order, and what every combination costs."""
+
+    stats: Statistics
+    gap_model: int
+    value_model: int
+    gap: tuple[float, int, float, int]    # (bits with table, scale, payload bits, table order)
+    value: tuple[float, int, float, int]
+    costs: dict[tuple[int, int], float]   # estimated bits of every (gap, value) model
+
+    @property
+    def bits(self) -> float:
+        return self.costs[(self.gap_model, self.value_model)]
+
+
+def _choose(st: Statistics, forced_g: int | None, forced_v: int | None) -> _Choice:
+    n, m = st.shape
+    gaps = {g: _best_table(_gap_counts(st.gaps, g)) for g in range(4)
+            if forced_g is None or g == forced_g}
+    vals = {v: _best_table(_value_counts(st.values, v)) for v in range(8)
+            if forced_v is None or v == forced_v}
+    if any(c[0] == math.inf for c in (*gaps.values(), *vals.values())):
+        raise EncodeError(f"sham_ans: more than 2^{MAX_SCALE} distinct nonzero values in one "
+                          "context; quantize the matrix first")
+    costs = {}
+    for g, (gbits, *_) in gaps.items():
+        for v, (vbits, *_) in vals.items():
+            side = CLASS_BITS * (n * bool(v & ka.POS) + m * uses_lines(g, v))
+            costs[(g, v)] = gbits + vbits + side + st.raw_bits
+    g, v = min(costs, key=lambda gv: (costs[gv], gv))
+    return _Choice(st, g, v, gaps[g], vals[v], costs)
+
+
+@register
+class SHAMAns(Encoded):
+    format = "sham_ans"
+    options = ("block_symbols", "order", "gap_model", "value_model")
+
+    def __init__(self, shape, dtype, symbols: np.ndarray, gap_freq: np.ndarray,
+                 value_freq: np.ndarray, pos_cls: np.ndarray, line_cls: np.ndarray,
+                 stream: np.ndarray, offsets: np.ndarray, nnz: int, block_cols: int, runs: int,
+                 order: str, gap_model: int, value_model: int, gap_scale: int, value_scale: int,
+                 gap_order: int, value_order: int, info: dict[str, Any] | None = None):
+        super().__init__(shape, dtype)
+        self.symbols = symbols
+        self.gap_freq, self.value_freq = gap_freq, value_freq  # int64 (contexts, alphabet)
+        self.pos_cls, self.line_cls = pos_cls, line_cls  # int8, empty when unused
+        self.stream = stream
+        self.offsets = offsets  # int64, nblocks + 1
+        self._nnz = nnz
+        self.block_cols = block_cols  # lines per block
+        self.runs = runs
+        self.order = order
+        self.gap_model, self.value_model = gap_model, value_model
+        self.gap_scale, self.value_scale = gap_scale, value_scale
+        self.gap_order, self.value_order = gap_order, value_order  # of the tables' codes
+        self.info = info or {}
+        self._gtab = ka.slot_tables(gap_freq, _cum(gap_freq), gap_scale)
+        self._vtab = ka.slot_tables(value_freq, _cum(value_freq), value_scale)
+
+    @property
+    def coded_shape(self) -> tuple[int, int]:
+        """Shape of the matrix whose columns are coded: W's, or W^T's for order "rows"."""
+        n, m = self.shape
+        return (n, m) if self.order == "columns" else (m, n)
+
+    # ---- encoding
+    @classmethod
+    def _encode(cls, M: Matrix, block_symbols: int = BLOCK_SYMBOLS, order: Any = None,
+                gap_model: Any = None, value_model: Any = None) -> SHAMAns:
+        key = (block_symbols, order, gap_model, value_model)
+        cache = M.__dict__.setdefault("_sham_ans", {})
+        if key not in cache:
+            cache[key] = cls._encode_new(M, block_symbols, order, gap_model, value_model)
+        return cache[key]
+
+    @classmethod
+    def _encode_new(cls, M: Matrix, block_symbols: int, order: Any, gap_model: Any,
+                    value_model: Any) -> SHAMAns:
+        fmt = cls.format
+        check_coder_options(fmt, block_symbols, None)
+        if order not in (None, "auto", *ORDERS):
+            raise EncodeError(f"{fmt}: order must be 'auto', 'columns' or 'rows', "
+                              f"found {order!r}")
+        forced_g = _parse_model(gap_model, GAP_FEATURES, "gap_model")
+        forced_v = _parse_model(value_model, VALUE_FEATURES, "value_model")
+        d = M.require_distinct("nonzero", fmt)
+        orders = ORDERS if order in (None, "auto") else (order,)
+        choices = [_choose(statistics(M, o), forced_g, forced_v) for o in orders]
+        ch = min(choices, key=lambda c: c.bits)
+        st, g, v = ch.stats, ch.gap_model, ch.value_model
+        n, m = st.shape
+        nnz = int(st.ptr[-1])
+        gsb, vsb = ch.gap[1], ch.value[1]
+        gfreq = _quantize_rows(_gap_counts(st.gaps, g), gsb)
+        vfreq = _quantize_rows(_value_counts(st.values, v), vsb)
+        pc = st.pos_classes if v & ka.POS else np.zeros(0, np.int8)
+        lc = st.line_classes if uses_lines(g, v) else np.zeros(0, np.int8)
+        per_line = max(2 * nnz + m, 1) / max(m, 1)
+        bc = max(1, min(max(m, 1), math.ceil(block_symbols / per_line)))
+        ops = ka.count_ops(st.ptr, st.rows, st.runs, bc)
+        op_off = np.zeros(ops.shape[0] + 1, np.int64)
+        np.cumsum(ops, out=op_off[1:])
+        words, used = ka.encode(st.ptr, st.rows, st.vsym, st.runs, g, v, _kernel_classes(pc, n),
+                                _kernel_classes(lc, m), gfreq, _cum(gfreq), gsb, vfreq,
+                                _cum(vfreq), vsb, bc, op_off)
+        if (used < 0).any():  # pragma: no cover - the capacity is proven sufficient
+            raise EncodeError(f"{fmt}: internal error: a block overflowed its buffer")
+        stream, offsets = ka.compact(words, used, op_off)
+        info = {
+            "context_costs": {(c.stats.order, model_name(gg, GAP_FEATURES),
+                               model_name(vv, VALUE_FEATURES)): bits / 8
+                              for c in choices for (gg, vv), bits in c.costs.items()},
+            "gap_payload_bits": ch.gap[2], "value_payload_bits": ch.value[2],
+            "raw_bits": st.raw_bits, "model_entropy_bits": st.entropy_bits(g, v),
+        }
+        return cls(M.shape, M.dtype, d.values.view(M.dtype), gfreq, vfreq, pc, lc, stream,
+                   offsets, nnz, bc, st.runs, st.order, g, v, gsb, vsb, ch.gap[3], ch.value[3],
+                   info)
+
+    @classmethod
+    def size_of(cls, M: Matrix, block_symbols: int = BLOCK_SYMBOLS, order: Any = None,
+                gap_model: Any = None, value_model: Any = None) -> int | None:
+        """Exact bytes, found by encoding (an rANS stream's length is known only once coded);
+        the encoding is kept on ``M`` so that ``encode`` after ``auto`` does not redo it."""
+        if M.nonzero_distinct is None:
+            return None
+        try:
+            return cls._encode(M, block_symbols, order, gap_model, value_model).nbytes
+        except EncodeError:
+            if (gap_model, value_model, order, block_symbols) == (None, None, None,
+                                                                  BLOCK_SYMBOLS):
+                return None  # auto skips us; an explicit option that is wrong still raises
+            raise
+
+    # ---- storage
+    @classmethod
+    def component_names(cls, meta: dict[str, Any]) -> tuple[str, ...]:
+        return _NAMES
+
+    def _meta(self) -> dict[str, Any]:
+        return {"nnz": self._nnz, "order": self.order, "block_lines": self.block_cols,
+                "runs": self.runs, "gap_model": self.gap_model, "value_model": self.value_model,
+                "gap_scale": self.gap_scale, "value_scale": self.value_scale,
+                "gap_table_order": self.gap_order, "value_table_order": self.value_order}
+
+    def _packed(self) -> dict[str, tuple[np.ndarray, int]]:
+        """Each packed component: (values, width)."""
+        return {"pos_classes": (self.pos_cls, CLASS_BITS),
+                "line_classes": (self.line_cls, CLASS_BITS),
+                "offsets": (self.offsets, width_for(self.stream.shape[0]))}
+
+    def _tables(self) -> dict[str, tuple[np.ndarray, int]]:
+        """Each Exp-Golomb coded table: (frequencies, order)."""
+        return {"gap_freqs": (self.gap_freq.ravel(), self.gap_order),
+                "value_freqs": (self.value_freq.ravel(), self.value_order)}
+
+    def components(self) -> dict[str, np.ndarray]:
+        out = {"symbols": self.symbols, "stream": self.stream}
+        out.update({name: exp_golomb_encode(f, o) for name, (f, o) in self._tables().items()})
+        out.update({name: pack(vals, w) for name, (vals, w) in self._packed().items()})
+        return {name: out[name] for name in _NAMES}
+
+    def layout(self) -> dict[str, tuple[str, int]]:
+        out = {"symbols": ("codebook", 8 * self.symbols.nbytes),
+               "stream": ("payload", 16 * self.stream.shape[0])}
+        for name, (f, o) in self._tables().items():
+            out[name] = ("codebook", exp_golomb_bits(f, o))
+        for name, (vals, w) in self._packed().items():
+            out[name] = ("pointers" if name == "offsets" else "codebook", vals.shape[0] * w)
+        return {name: out[name] for name in _NAMES}
+
+    @classmethod
+    def _from_parts(cls, shape, dtype, meta, comps) -> SHAMAns:
+        fmt = cls.format
+        order = meta.get("order")
+        if order not in ORDERS:
+            raise FormatError(f"{fmt}: meta 'order' must be 'columns' or 'rows', "
+                              f"found {order!r}")
+        n, m = shape if order == "columns" else (shape[1], shape[0])
+        nnz = meta_int(meta, "nnz", fmt, 0, n * m)
+        bc = meta_int(meta, "block_lines", fmt, 1, max(m, 1))
+        R = meta_int(meta, "runs", fmt, 1, MAX_RUNS)
+        g = meta_int(meta, "gap_model", fmt, 0, 3)
+        v = meta_int(meta, "value_model", fmt, 0, 7)
+        gsb = meta_int(meta, "gap_scale", fmt, 1, MAX_SCALE)
+        vsb = meta_int(meta, "value_scale", fmt, 1, MAX_SCALE)
+        go = meta_int(meta, "gap_table_order", fmt, 0, MAX_SCALE)
+        vo = meta_int(meta, "value_table_order", fmt, 0, MAX_SCALE)
+        symbols = component(comps, "symbols", fmt, dtype)
+        k = symbols.shape[0]
+        bits = symbols.view(bits_dtype(dtype))
+        if kc.has_zero(bits):
+            raise FormatError(f"{fmt}: the codebook holds +0.0 (zeros are never stored)")
+        if k > 1 and not (bits[1:] > bits[:-1]).all():
+            raise FormatError(f"{fmt}: the symbols are not distinct in ascending bit order")
+        if (nnz > 0) != (k > 0):
+            raise FormatError(f"{fmt}: {k} symbols for {nnz} nonzeros")
+        A = ka.ngap_symbols(R, n)
+        gfreq = _freqs(comps, "gap_freqs", _ngap_contexts(g), A, gsb, go, fmt)
+        vfreq = _freqs(comps, "value_freqs", _nvalue_contexts(v), k, vsb, vo, fmt)
+        pc = _classes(comps, "pos_classes", n if v & ka.POS else 0, fmt)
+        lc = _classes(comps, "line_classes", m if uses_lines(g, v) else 0, fmt)
+        stream = component(comps, "stream", fmt, np.uint16)
+        nblocks = -(-m // bc)
+        ow = width_for(stream.shape[0])
+        off_words = component(comps, "offsets", fmt, np.uint64)
+        check_packed(off_words, nblocks + 1, ow, f"{fmt}: offsets")
+        offsets = unpack(off_words, ow, nblocks + 1)
+        if offsets[0] != 0 or offsets[-1] != stream.shape[0] or (np.diff(offsets) < 0).any():
+            raise FormatError(f"{fmt}: block offsets must rise from 0 to the stream's "
+                              f"{stream.shape[0]} words")
+        enc = cls(shape, dtype, symbols, gfreq, vfreq, pc, lc, stream, offsets, nnz, bc, R,
+                  order, g, v, gsb, vsb, go, vo)
+        got = enc._run(ka.MODE_CHECK, 0, nblocks)
+        if got != nnz:
+            raise FormatError(f"{fmt}: the stream holds {got} nonzeros, meta says {nnz}")
+        return enc
+
+    @property
+    def nnz(self) -> int:
+        return self._nnz
+
+    # ---- computation
+    def _args(self) -> tuple:
+        n, m = self.coded_shape
+        return (self.stream, self.offsets, self._gtab, self.gap_scale, self._vtab,
+                self.value_scale, self.runs, self.gap_model, self.value_model,
+                _kernel_classes(self.pos_cls, n), _kernel_classes(self.line_cls, m), n, m,
+                self.block_cols)
+
+    def _fail(self, bad: int, code: int) -> None:
+        if bad >= 0:
+            n = self.coded_shape[0]
+            what = (f"its positions run past {n - 1}" if code == ka.ROW_OUT_OF_RANGE
+                    else "the stream is corrupt")
+            raise FormatError(f"{self.format}: block {bad}: {what}")
+
+    def _run(self, mode: int, b_lo: int, b_hi: int, out: np.ndarray | None = None,
+             Xt: np.ndarray | None = None, Yt: np.ndarray | None = None) -> int:
+        vals = self.symbols.view(bits_dtype(self.dtype))
+        bad, code, total = ka.run_blocks(
+            mode, *self._args(), b_lo, b_hi, vals, vals[:0] if out is None else out,
+            float_view(self.symbols, self.dtype), np.zeros((0, 1)) if Xt is None else Xt,
+            np.zeros((0, 1)) if Yt is None else Yt)
+        self._fail(bad, code)
+        return int(total)
+
+    def decode(self) -> np.ndarray:
+        return self.decode_columns(0, self.shape[1])
+
+    def decode_columns(self, start: int, stop: int) -> np.ndarray:
+        """``W[:, start:stop]``; order "columns" decodes only the blocks needed, order "rows"
+        decodes every row."""
+        start, stop = self._column_range(start, stop)
+        n, m = self.shape
+        if self.order == "rows":
+            flat = np.zeros(n * m, bits_dtype(self.dtype))  # W^T column-major = W row-major
+            self._run(ka.MODE_SCATTER, 0, -(-n // self.block_cols), out=flat)
+            return flat.view(self.dtype).reshape(n, m)[:, start:stop]
+        b_lo, b_hi, c_lo, c_hi = block_range(start, stop, self.block_cols, m)
+        flat = np.zeros(n * (c_hi - c_lo), bits_dtype(self.dtype))
+        self._run(ka.MODE_SCATTER, b_lo, b_hi, out=flat)
+        out = flat.view(self.dtype).reshape(c_hi - c_lo, n).T
+        return out[:, start - c_lo:stop - c_lo]
+
+    def _rmatmul(self, Xt: np.ndarray) -> np.ndarray:
+        Yt = np.zeros((self.shape[1], Xt.shape[1]), np.float64)
+        nlines = self.coded_shape[1]
+        if self.order == "rows":
+            bad, code = ka.scatter_blocks(*self._args(), float_view(self.symbols, self.dtype),
+                                          Xt, Yt, kc.scatter_tasks())
+            self._fail(bad, code)
+        else:
+            mode = ka.MODE_DOT1 if Xt.shape[1] == 1 else ka.MODE_DOT
+            self._run(mode, 0, -(-nlines // self.block_cols), Xt=Xt, Yt=Yt)
+        return Yt
+
+
+def _model_entropy(counts: np.ndarray) -> float:
+    """Ideal bits of a histogram coded with one exact distribution per context."""
+    return float(sum(_entropy_bits(row) for row in counts))
+
+
+def _kernel_classes(cls: np.ndarray, size: int) -> np.ndarray:
+    """The kernels index classes unconditionally: an unused feature gets zeros."""
+    return cls if cls.shape[0] == size and size else np.zeros(max(size, 1), np.int8)
+
+
+def _freqs(comps: dict[str, np.ndarray], name: str, nctx: int, A: int, sb: int, order: int,
+           fmt: str) -> np.ndarray:
+    words = component(comps, name, fmt, np.uint64)
+    freq = exp_golomb_decode(words, nctx * A, order, 1 << sb, f"{fmt}: {name}").reshape(nctx, A)
+    sums = freq.sum(axis=1)
+    if ((sums != 0) & (sums != 1 << sb)).any():
+        raise FormatError(f"{fmt}: {name}: each context's frequencies must sum to 2^{sb} "
+                          "(or be all zero)")
+    return freq
+
+
+def _classes(comps: dict[str, np.ndarray], name: str, count: int, fmt: str) -> np.ndarray:
+    words = component(comps, name, fmt, np.uint64)
+    check_packed(words, count, CLASS_BITS, f"{fmt}: {name}")
+    return unpack(words, CLASS_BITS, count).astype(np.int8)

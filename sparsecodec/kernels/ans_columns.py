@@ -1,0 +1,415 @@
+"""Kernels of ``sham_ans``: the nonzeros of each column of the coded matrix (W, or W^T when
+the format codes W's rows) as a stream of (gap, value) symbols coded with static,
+context-dependent rANS tables; blocks of columns are independent streams.
+
+Per column: for each nonzero, a gap symbol (the run of zeros before it: ``1 + run`` when
+run < R, else an escape class ``1 + R + nb`` followed by ``nb`` raw bits of
+``run - R + 1 - 2^nb``, in chunks of at most 16 bits, low chunk first), then its value symbol;
+the column ends with gap symbol 0. Every coding step (table symbol or raw chunk) is an "op";
+op i of a block uses rANS state i % 4. States are 32 bits in [2^16, 2^32) and renormalize 16 bits
+at a time, as in :mod:`sparsecodec.coding.rans`.
+
+Contexts (see ``formats/sham_ans.md``), with "line" the coded column and "position" the row:
+- gap table = (class of the previous run in the line, if ``gap_model & PREV``)
+  x (class of the line, if ``gap_model & LINE``);
+- value table = (previous entry nonzero, if ``value_model & SIG``)
+  x (class of the position, if ``POS``) x (class of the line, if ``VLINE``).
+
+A decoding table entry packs symbol | freq << 20 | cum << 37 (uint64); an all-zero frequency
+row (a context the encoder never used) decodes to freq 0, which every walker treats as corrupt.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ..coding.huffman import first_bad
+from ..coding.rans import LANES, RANS_L
+
+PREV, LINE = 1, 2  # gap_model bits
+SIG, POS, VLINE = 1, 2, 4  # value_model bits
+NPREV = 7  # column start, then previous run 0, 1, 2-3, 4-7, 8-15, >= 16
+NCLASS = 4  # position and line classes
+RAW_CHUNK = 16
+
+CORRUPT = -1
+ROW_OUT_OF_RANGE = -2
+MODE_CHECK, MODE_SCATTER, MODE_DOT1, MODE_DOT, MODE_TDOT = 0, 1, 2, 3, 4
+
+_U16 = np.uint64(16)
+_PREV_CLASS = np.array([1, 2, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 6], np.int64)
+_MASK16 = np.uint64(0xFFFF)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def prev_class(prev_run):
+    """0 at the start of a column, else 1 + min(bit_length(previous run), 5)."""
+    if prev_run < 0:
+        return 0
+    return _PREV_CLASS[min(prev_run, 16)]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def gap_context(gap_model, pc, cc):
+    g = pc if gap_model & PREV else 0
+    if gap_model & LINE:
+        g = g * NCLASS + cc
+    return g
+
+
+@njit(cache=True, nogil=True, inline="always")
+def value_context(value_model, sig, rc, cc):
+    v = sig if value_model & SIG else 0
+    if value_model & POS:
+        v = v * NCLASS + rc
+    if value_model & VLINE:
+        v = v * NCLASS + cc
+    return v
+
+
+@njit(cache=True, nogil=True, inline="always")
+def gap_symbol(run, R):
+    """(symbol, number of raw bits, raw value) of a run of zeros."""
+    if run < R:
+        return 1 + run, 0, 0
+    e = run - R + 1
+    nb = 0
+    while (e >> (nb + 1)) > 0:
+        nb += 1
+    return 1 + R + nb, nb, e - (np.int64(1) << nb)
+
+
+def ngap_symbols(R: int, n: int) -> int:
+    """Size of the gap alphabet: end of column, R direct runs, escape classes up to n."""
+    return 1 + R + max(int(n).bit_length(), 1)
+
+
+# ------------------------------------------------------------------ statistics for the encoder
+
+
+@njit(cache=True, nogil=True)
+def runs_histogram(ptr, rows, n):
+    """Counts of each run of zeros before a nonzero (length n); the end-of-column count is the
+    number of columns."""
+    h = np.zeros(max(n, 1), np.int64)
+    for j in range(ptr.shape[0] - 1):
+        prev = -1
+        for t in range(ptr[j], ptr[j + 1]):
+            h[rows[t] - prev - 1] += 1
+            prev = rows[t]
+    return h
+
+
+@njit(cache=True, nogil=True)
+def joint_histograms(ptr, rows, vsym, k, R, A, poscls, linecls):
+    """Gap symbols by (previous-run class, column class) and value symbols by (previous entry
+    nonzero, row class, column class), plus the total raw bits of escapes."""
+    hg = np.zeros((NPREV, NCLASS, A), np.int64)
+    hv = np.zeros((2, NCLASS, NCLASS, k), np.int64)
+    raw = 0
+    for j in range(ptr.shape[0] - 1):
+        cc = linecls[j]
+        prev = -1
+        prev_run = -1
+        for t in range(ptr[j], ptr[j + 1]):
+            run = rows[t] - prev - 1
+            s, nb, _ = gap_symbol(run, R)
+            hg[prev_class(prev_run), cc, s] += 1
+            raw += nb
+            hv[1 if run == 0 else 0, poscls[rows[t]], cc, vsym[t]] += 1
+            prev = rows[t]
+            prev_run = run
+        hg[prev_class(prev_run), cc, 0] += 1
+    return hg, hv, raw
+
+
+# ------------------------------------------------------------------ encoding
+
+
+@njit(cache=True, nogil=True)
+def count_ops(ptr, rows, R, block_cols):
+    """Ops per block (exact), so every block gets its own slice of the scratch buffers."""
+    m = ptr.shape[0] - 1
+    nblocks = (m + block_cols - 1) // block_cols
+    out = np.zeros(nblocks, np.int64)
+    for j in range(m):
+        prev = -1
+        ops = 1
+        for t in range(ptr[j], ptr[j + 1]):
+            _, nb, _ = gap_symbol(rows[t] - prev - 1, R)
+            ops += 2 + (nb + RAW_CHUNK - 1) // RAW_CHUNK
+            prev = rows[t]
+        out[j // block_cols] += ops
+    return out
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _put(st, fq, sc, i, start, freq, scale):
+    st[i] = np.uint64(start)
+    fq[i] = np.uint64(freq)
+    sc[i] = scale
+    return i + 1
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def encode(ptr, rows, vsym, R, gap_model, value_model, poscls, linecls,
+           gfreq, gcum, gsb, vfreq, vcum, vsb, block_cols, op_off):
+    """rANS-code every block in parallel. Returns (words, used) where block b's words are
+    words[2 * op_off[b] + 8 * b + (cap - used[b]) :][: used[b]] with cap its capacity."""
+    m = ptr.shape[0] - 1
+    nblocks = op_off.shape[0] - 1
+    total = op_off[nblocks]
+    words = np.empty(total + LANES * 2 * nblocks, np.uint16)
+    used = np.zeros(nblocks, np.int64)
+    st = np.empty(total, np.uint64)
+    fq = np.empty(total, np.uint64)
+    sc = np.empty(total, np.uint8)
+    for b in prange(nblocks):
+        c0 = b * block_cols
+        c1 = min(m, c0 + block_cols)
+        i = op_off[b]
+        for j in range(c0, c1):
+            cc = linecls[j]
+            prev = -1
+            prev_run = -1
+            for t in range(ptr[j], ptr[j + 1]):
+                run = rows[t] - prev - 1
+                s, nb, e = gap_symbol(run, R)
+                g = gap_context(gap_model, prev_class(prev_run), cc)
+                i = _put(st, fq, sc, i, gcum[g, s], gfreq[g, s], gsb)
+                left = nb
+                while left > 0:
+                    w = min(RAW_CHUNK, left)
+                    i = _put(st, fq, sc, i, e & ((1 << w) - 1), 1, w)
+                    e >>= w
+                    left -= w
+                v = value_context(value_model, 1 if run == 0 else 0, poscls[rows[t]], cc)
+                i = _put(st, fq, sc, i, vcum[v, vsym[t]], vfreq[v, vsym[t]], vsb)
+                prev = rows[t]
+                prev_run = run
+            g = gap_context(gap_model, prev_class(prev_run), cc)
+            i = _put(st, fq, sc, i, gcum[g, 0], gfreq[g, 0], gsb)
+        # code the block's ops backwards into its slice of ``words``, filled from the end
+        lo = op_off[b]
+        hi = op_off[b + 1]
+        w_lo = lo + LANES * 2 * b
+        pos = hi + LANES * 2 * (b + 1)
+        states = np.full(LANES, RANS_L, np.uint64)
+        for o in range(hi - 1, lo - 1, -1):
+            lane = (o - lo) % LANES
+            x = states[lane]
+            f = fq[o]
+            s = np.uint64(sc[o])
+            x_max = ((RANS_L >> s) << _U16) * f
+            if x >= x_max:  # at most one word: x < 2^32 and x_max >= 2^16
+                pos -= 1
+                words[pos] = np.uint16(x & _MASK16)
+                x >>= _U16
+            states[lane] = ((x // f) << s) + (x % f) + st[o]
+        for lane in range(LANES - 1, -1, -1):
+            x = states[lane]
+            pos -= 1
+            words[pos] = np.uint16(x & _MASK16)
+            pos -= 1
+            words[pos] = np.uint16(x >> _U16)
+        used[b] = hi + LANES * 2 * (b + 1) - pos
+        if pos < w_lo:  # cannot happen: at most one word per op
+            used[b] = -1
+    return words, used
+
+
+@njit(cache=True, nogil=True)
+def compact(words, used, op_off):
+    """Concatenate every block's words; returns (stream, word offsets)."""
+    nblocks = used.shape[0]
+    offsets = np.zeros(nblocks + 1, np.int64)
+    for b in range(nblocks):
+        offsets[b + 1] = offsets[b] + used[b]
+    out = np.empty(offsets[nblocks], np.uint16)
+    for b in range(nblocks):
+        end = op_off[b + 1] + LANES * 2 * (b + 1)
+        out[offsets[b]:offsets[b + 1]] = words[end - used[b]:end]
+    return out, offsets
+
+
+# ------------------------------------------------------------------ decoding
+
+
+@njit(cache=True, nogil=True)
+def slot_tables(freq, cum, sb):
+    """Per context, the decoding entry of every slot (symbol | freq << 20 | cum << 37); an
+    unused context (all-zero row) gets entries of frequency 0."""
+    nctx = freq.shape[0]
+    size = 1 << sb
+    tab = np.zeros(nctx * size, np.uint64)
+    for c in range(nctx):
+        for s in range(freq.shape[1]):
+            e = np.uint64(s) | (np.uint64(freq[c, s]) << np.uint64(20)) | (
+                np.uint64(cum[c, s]) << np.uint64(37))
+            for t in range(cum[c, s], cum[c, s] + freq[c, s]):
+                tab[c * size + t] = e
+    return tab
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _renorm(words, p, w1, x):
+    """Branch-free: read one word when x fell below 2^16. Reads are clamped to the block, and
+    a read past its end shows as p > w1 when the block is done."""
+    need = np.uint64(x < RANS_L)
+    w = np.uint64(words[min(p, w1 - 1)])
+    x = (x << (need << np.uint64(4))) | (w & (np.uint64(0) - need))
+    return x, p + np.int64(need)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _table_op(words, p, w1, x, tab, base, sb, mask):
+    slot = x & mask
+    e = tab[base + np.int64(slot)]
+    f = (e >> np.uint64(20)) & np.uint64(0x1FFFF)
+    x = f * (x >> sb) + slot - (e >> np.uint64(37))
+    x, p = _renorm(words, p, w1, x)
+    return x, p, np.int64(e & np.uint64(0xFFFFF)), f
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _walk(mode, words, w0, w1, gtab, gsb, vtab, vsb, R, gap_model, value_model, poscls,
+          linecls, n, c0, c1, vals, out, out_c0, cbf, Xt, Yt):
+    """Decode columns c0..c1 from words[w0:w1] and, by ``mode``, only check them, scatter the
+    value bits into the column-major ``out`` (column c0 at column ``out_c0``), accumulate
+    ``Yt[j] = sum Xt[row] * value`` or, for a coded W^T, ``Yt[row] += Xt[j] * value``.
+    Returns the block's nonzero count, CORRUPT or ROW_OUT_OF_RANGE.
+
+    The four lane states rotate through x0..x3 (x0 serves the current op), which keeps them in
+    registers."""
+    if w1 - w0 < 2 * LANES:
+        return CORRUPT
+    p = w0
+    x0 = (np.uint64(words[p]) << _U16) | np.uint64(words[p + 1])
+    x1 = (np.uint64(words[p + 2]) << _U16) | np.uint64(words[p + 3])
+    x2 = (np.uint64(words[p + 4]) << _U16) | np.uint64(words[p + 5])
+    x3 = (np.uint64(words[p + 6]) << _U16) | np.uint64(words[p + 7])
+    p += 2 * LANES
+    if x0 < RANS_L or x1 < RANS_L or x2 < RANS_L or x3 < RANS_L:
+        return CORRUPT
+    gsize = np.int64(1) << gsb
+    vsize = np.int64(1) << vsb
+    gs = np.uint64(gsb)
+    vs = np.uint64(vsb)
+    gmask = np.uint64(gsize - 1)
+    vmask = np.uint64(vsize - 1)
+    zero = np.uint64(0)
+    bsz = Xt.shape[1]
+    count = 0
+    for j in range(c0, c1):
+        cc = linecls[j]
+        r = np.int64(-1)
+        prev_run = np.int64(-1)
+        acc = 0.0
+        while True:  # ends: every nonzero moves r forward and r < n is checked
+            g = gap_context(gap_model, prev_class(prev_run), cc)
+            x, p, s, f = _table_op(words, p, w1, x0, gtab, g * gsize, gs, gmask)
+            x0, x1, x2, x3 = x1, x2, x3, x
+            if f == zero:
+                return CORRUPT
+            if s == 0:
+                break
+            if s <= R:
+                run = s - 1
+            else:
+                nb = s - 1 - R
+                e = np.int64(1) << nb
+                shift = 0
+                while shift < nb:
+                    w = min(RAW_CHUNK, nb - shift)
+                    x = x0
+                    v = np.int64(x & np.uint64((1 << w) - 1))
+                    x, p = _renorm(words, p, w1, x >> np.uint64(w))
+                    x0, x1, x2, x3 = x1, x2, x3, x
+                    e += v << shift
+                    shift += w
+                run = R + e - 1
+            r += run + 1
+            if r >= n:
+                return ROW_OUT_OF_RANGE
+            vc = value_context(value_model, 1 if run == 0 else 0, poscls[r], cc)
+            x, p, s, f = _table_op(words, p, w1, x0, vtab, vc * vsize, vs, vmask)
+            x0, x1, x2, x3 = x1, x2, x3, x
+            if f == zero:
+                return CORRUPT
+            count += 1
+            prev_run = run
+            if mode == MODE_SCATTER:
+                out[(j - c0 + out_c0) * n + r] = vals[s]
+            elif mode == MODE_DOT1:
+                acc += Xt[r, 0] * cbf[s]
+            elif mode == MODE_DOT:
+                v = cbf[s]
+                for u in range(bsz):
+                    Yt[j, u] += Xt[r, u] * v
+            elif mode == MODE_TDOT:  # the coded matrix is W^T: scatter into row r of Yt
+                v = cbf[s]
+                for u in range(bsz):
+                    Yt[r, u] += Xt[j, u] * v
+        if mode == MODE_DOT1:
+            Yt[j, 0] = acc
+    if p != w1:  # words left over, or read past the block
+        return CORRUPT
+    if x0 != RANS_L or x1 != RANS_L or x2 != RANS_L or x3 != RANS_L:
+        return CORRUPT  # the encoder started every state at RANS_L
+    return count
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def run_blocks(mode, words, offsets, gtab, gsb, vtab, vsb, R, gap_model, value_model, poscls,
+               linecls, n, m, block_cols, b_lo, b_hi, vals, out, cbf, Xt, Yt):
+    """Walk blocks b_lo..b_hi in parallel. Returns (first failing block or -1, its error code,
+    total nonzeros)."""
+    nb = max(b_hi - b_lo, 1)
+    res = np.zeros(nb, np.int64)
+    bad = np.full(nb, -1, np.int64)
+    for b in prange(b_lo, b_hi):
+        c0 = b * block_cols
+        c1 = min(m, c0 + block_cols)
+        got = _walk(mode, words, offsets[b], offsets[b + 1], gtab, gsb, vtab, vsb, R,
+                    gap_model, value_model, poscls, linecls, n, c0, c1, vals, out,
+                    (b - b_lo) * block_cols, cbf, Xt, Yt)
+        res[b - b_lo] = got
+        if got < 0:
+            bad[b - b_lo] = b
+    first = first_bad(bad)
+    code = res[first - b_lo] if first >= 0 else 0
+    return first, code, res.sum() if first < 0 else 0
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def scatter_blocks(words, offsets, gtab, gsb, vtab, vsb, R, gap_model, value_model, poscls,
+                   linecls, n, m, block_cols, cbf, Xt, Yt, ntasks):
+    """``Yt = (X @ W).T`` when the coded matrix is W^T (n = its rows = W's columns): blocks
+    split over ``ntasks`` tasks, each scattering into a private copy of Yt, then summed.
+    Returns (first failing block or -1, its error code)."""
+    nblocks = (m + block_cols - 1) // block_cols
+    ntasks = max(1, min(ntasks, nblocks))
+    part = np.zeros((ntasks,) + Yt.shape, np.float64)
+    bad = np.full(ntasks, -1, np.int64)
+    code = np.zeros(ntasks, np.int64)
+    dummy = np.zeros(0, np.uint8)
+    for task in prange(ntasks):
+        mine = part[task]
+        for b in range(task * nblocks // ntasks, (task + 1) * nblocks // ntasks):
+            c0 = b * block_cols
+            got = _walk(MODE_TDOT, words, offsets[b], offsets[b + 1], gtab, gsb, vtab, vsb, R,
+                        gap_model, value_model, poscls, linecls, n, c0,
+                        min(m, c0 + block_cols), dummy, dummy, 0, cbf, Xt, mine)
+            if got < 0:
+                bad[task] = b
+                code[task] = got
+                break
+    for task in range(ntasks):
+        if bad[task] >= 0:
+            return bad[task], code[task]
+    for t in range(ntasks):
+        if t:
+            part[0] += part[t]
+    Yt[:] = part[0]
+    return -1, 0

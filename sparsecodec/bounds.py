@@ -282,6 +282,68 @@ def entropy_limits(W: np.ndarray | Matrix) -> EntropyLimits:
     return EntropyLimits(n * m, q, h0, h0n, h0 * n * m, (h0 + 1) * n * m, pat, pat + h0n * q)
 
 
+@dataclass(frozen=True)
+class ContextEntropy:
+    """The ideal size, in bits, of ``sham_ans``'s symbol stream under one context model: every
+    context coded with its exact empirical distribution and its table free. No static code
+    with these contexts does better (Gibbs' inequality); a model that adds contexts can only
+    lower it, which is why the encoder charges the tables before buying one."""
+
+    order: str          # "columns" or "rows"
+    gap_model: str      # e.g. "prev+line" or "none"
+    value_model: str    # e.g. "sig+pos" or "none"
+    gap_bits: float     # positions: the gap symbols, ends of lines included
+    value_bits: float   # values
+    raw_bits: int       # escape bits of long runs, coded raw
+
+    @property
+    def total(self) -> float:
+        return self.gap_bits + self.value_bits + self.raw_bits
+
+
+def context_entropy(x: Any, order: str | None = None, gap_model: str | None = None,
+                    value_model: str | None = None) -> ContextEntropy:
+    """Context-conditioned entropy of a matrix (or of the matrix an ``Encoded`` holds) under
+    ``sham_ans``'s context model: the model a given ``sham_ans`` encoding uses, else the one
+    named, else the one ``sham_ans`` would choose for this matrix."""
+    from .formats import sham_ans as sa  # imported here: the format imports nothing from us
+
+    if isinstance(x, sa.SHAMAns) and (order, gap_model, value_model) == (None, None, None):
+        M = Matrix(x.decode())
+        order, g, v = x.order, x.gap_model, x.value_model
+    else:
+        M = Matrix(x.decode() if isinstance(x, Encoded) else x)
+        if (order, gap_model, value_model) == (None, None, None):
+            enc = sa.SHAMAns.encode(M)
+            order, g, v = enc.order, enc.gap_model, enc.value_model
+        else:
+            order = order or "columns"
+            if order not in sa.ORDERS:
+                raise ShapeError(f"order must be 'columns' or 'rows', found {order!r}")
+            g = sa._parse_model(gap_model or "none", sa.GAP_FEATURES, "gap_model") or 0
+            v = sa._parse_model(value_model or "none", sa.VALUE_FEATURES, "value_model") or 0
+    st = sa.statistics(M, order)
+    return ContextEntropy(order, sa.model_name(g, sa.GAP_FEATURES),
+                          sa.model_name(v, sa.VALUE_FEATURES),
+                          sa.model_entropy(sa.gap_counts(st.gaps, g)),
+                          sa.model_entropy(sa.value_counts(st.values, v)), st.raw_bits)
+
+
+def gap_entropy_bits(W: np.ndarray | Matrix) -> float:
+    """Zero-order entropy of the row gaps of every column (``sham_gap``'s position symbols),
+    in bits in total."""
+    from .kernels.gaps import gaps_of
+
+    M = W if isinstance(W, Matrix) else Matrix(W)
+    ptr, rows, _ = M.csc
+    gaps = gaps_of(ptr, rows)
+    if not gaps.size:
+        return 0.0
+    c = np.bincount(gaps)
+    c = c[c > 0].astype(np.float64)
+    return float(-(c * np.log2(c / c.sum())).sum())
+
+
 # --------------------------------------------------------------------------- Deep Compression
 
 @dataclass(frozen=True)
@@ -381,6 +443,7 @@ class Row:
     stored: float | None         # formula with our stored overheads: an upper bound on psi
     parts: dict[str, int] = field(default_factory=dict)  # bits by role
     given: bool = False          # the encoded matrix the report was asked about
+    own_limit: float | None = None  # bits: the entropy of what this format codes, its own way
 
 
 @dataclass
@@ -415,7 +478,7 @@ class Report:
             "",
             f"{'format':<10}{'bytes':>12}{'psi':>9}{'printed':>9}{'correct.':>9}{'stored':>9}"
             f"{'payload':>11}{'codebook':>10}{'indices':>10}{'pointers':>10}{'padding':>9}"
-            f"{'x limit':>9}",
+            f"{'x limit':>9}{'x own':>8}",
         ]
 
         def f(v: float | None) -> str:
@@ -424,18 +487,22 @@ class Report:
         for r in self.rows:
             p = r.parts
             gap = 8 * r.nbytes / L.sparse if L.sparse > 0 else math.nan
+            own = (f"{8 * r.nbytes / r.own_limit:>8.3f}" if r.own_limit else f"{'-':>8}")
             lines.append(
                 f"{r.format + ('*' if r.given else ''):<10}{r.nbytes:>12,}{f(r.psi)}"
                 f"{f(r.printed)}{f(r.corrected)}{f(r.stored)}"
                 f"{p['payload'] / 8:>11,.0f}{p['codebook'] / 8:>10,.0f}{p['indices'] / 8:>10,.0f}"
-                f"{p['pointers'] / 8:>10,.0f}{p['padding'] / 8:>9,.0f}{gap:>9.2f}")
+                f"{p['pointers'] / 8:>10,.0f}{p['padding'] / 8:>9,.0f}{gap:>9.2f}{own}")
         dc = self.deep_compression
         lines.append(
             f"{'deep-comp.':<10}{dc.nbytes:>12,}{f(_psi(dc.total_bits, n, m, self.B))}"
             f"{'':>27}  (calculator: {dc.index_bits}-bit gaps, {dc.value_bits}-bit values, "
             f"{dc.fillers:,} fillers; Huffman coded {-(-dc.huffman_bits // 8):,} B)")
         lines.append("* = the encoding given; 'x limit' = bytes over the positions + values "
-                     "entropy limit")
+                     "entropy limit; 'x own' = bytes over the entropy of what the format codes, "
+                     "its own way (ham: H0 of the entries; sham: H0 of the values + its "
+                     "fixed-width rows; sham_gap: H0 of values and of gaps; sham_ans: the "
+                     "context-conditioned entropy of its model)")
         return "\n".join(lines)
 
 
@@ -473,6 +540,21 @@ def _bounds_for(fmt: str, n: int, m: int, q: int, k_all: int | None, k_nz: int |
     return None, None, None
 
 
+def _own_limit(enc: Encoded, M: Matrix) -> float | None:
+    """Bits of the entropy of what ``enc``'s format codes, coded its own way (see Report)."""
+    q = M.nnz
+    if enc.format == "ham":
+        return entropy_h0(M) * M.size
+    values = entropy_h0(M, nonzero_only=True) * q
+    if enc.format == "sham":
+        return values + q * width_for(M.shape[0] - 1)
+    if enc.format == "sham_gap":
+        return values + gap_entropy_bits(M)
+    if enc.format == "sham_ans":
+        return context_entropy(enc if enc.shape == M.shape else M).total
+    return None
+
+
 def report(x: Any, formats: list[str] | None = None) -> Report:
     """Bounds against reality for a matrix (2-D float array) or an ``Encoded`` one: for every
     format that can hold it (or those named), the exact bytes split by role, the actual psi,
@@ -504,6 +586,6 @@ def report(x: Any, formats: list[str] | None = None) -> Report:
         printed, corrected, stored = _bounds_for(fmt, n, m, q, k_all, k_nz, B, implicit_q,
                                                  enc if fmt == "pq" else None)
         rows.append(Row(fmt, enc.nbytes, _psi(8 * enc.nbytes, n, m, B), printed, corrected,
-                        stored, acc.bits, enc is given))
+                        stored, acc.bits, enc is given, _own_limit(enc, M)))
     return Report((n, m), M.dtype.name, B, q, k_all, k_nz, entropy_limits(M), rows,
                   relative_index_csr(M))

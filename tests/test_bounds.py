@@ -163,3 +163,38 @@ def test_cli_bounds(tmp_path, capsys):
     np.save(tmp_path / "v.npy", np.ones(3))
     assert main(["bounds", str(tmp_path / "v.npy")]) == 2
     assert main(["bounds", str(tmp_path / "missing.npy")]) == 2
+
+
+def test_context_entropy_is_the_model_limit_of_sham_ans():
+    from sparsecodec.examples import pruned_quantized_layer
+
+    W = pruned_quantized_layer(300, 200, 0.1, 16)
+    enc = sc.encode(W, format="sham_ans", order="columns", gap_model="none", value_model="none")
+    ce = sc.bounds.context_entropy(enc)
+    assert (ce.order, ce.gap_model, ce.value_model) == ("columns", "none", "none")
+    assert ce.total == pytest.approx(enc.info["model_entropy_bits"])
+    # with no context the value part is exactly H0 of the nonzeros
+    assert ce.value_bits == pytest.approx(sc.bounds.entropy_h0(W, nonzero_only=True)
+                                          * np.count_nonzero(W))
+    assert ce.total <= 16 * enc.stream.size  # Gibbs: the coder cannot beat its model
+    # a richer model never has more entropy (tables are free here)
+    rich = sc.bounds.context_entropy(W, order="columns", gap_model="prev+line",
+                                     value_model="sig+pos+line")
+    assert rich.total <= ce.total + 1e-6
+    with pytest.raises(sc.EncodeError):
+        sc.bounds.context_entropy(W, gap_model="sig")
+
+
+def test_report_shows_each_format_against_its_own_limit():
+    from sparsecodec.examples import pruned_quantized_layer
+
+    W = pruned_quantized_layer(256, 128, 0.1, 32)
+    rep = sc.bounds.report(W)
+    for fmt in ("ham", "sham", "sham_gap", "sham_ans"):
+        row = rep.row(fmt)
+        assert row.own_limit is not None and 8 * row.nbytes >= row.own_limit
+    q = np.count_nonzero(W)
+    assert rep.row("sham").own_limit == pytest.approx(
+        sc.bounds.entropy_h0(W, nonzero_only=True) * q + q * 8)  # 8-bit rows for n = 256
+    assert rep.row("csr").own_limit is None
+    assert "x own" in str(rep)

@@ -163,13 +163,13 @@ def _rows(h: np.ndarray) -> np.ndarray:
     return h.reshape(math.prod(h.shape[:-1]), h.shape[-1])
 
 
-def _gap_counts(hg: np.ndarray, gap_model: int) -> np.ndarray:
+def gap_counts(hg: np.ndarray, gap_model: int) -> np.ndarray:
     h = hg if gap_model & ka.PREV else hg.sum(axis=0, keepdims=True)
     h = h if gap_model & ka.LINE else h.sum(axis=1, keepdims=True)
     return _rows(h)
 
 
-def _value_counts(hv: np.ndarray, value_model: int) -> np.ndarray:
+def value_counts(hv: np.ndarray, value_model: int) -> np.ndarray:
     h = hv if value_model & ka.SIG else hv.sum(axis=0, keepdims=True)
     h = h if value_model & ka.POS else h.sum(axis=1, keepdims=True)
     h = h if value_model & ka.VLINE else h.sum(axis=2, keepdims=True)
@@ -209,8 +209,8 @@ class Statistics:
         """Ideal bits of the stream under a context model: each context coded with its exact
         empirical distribution, tables free, plus the raw escape bits. No static coder with
         these contexts does better (Gibbs' inequality)."""
-        return (_model_entropy(_gap_counts(self.gaps, gap_model))
-                + _model_entropy(_value_counts(self.values, value_model)) + self.raw_bits)
+        return (model_entropy(gap_counts(self.gaps, gap_model))
+                + model_entropy(value_counts(self.values, value_model)) + self.raw_bits)
 
 
 def statistics(M: Matrix, order: str = "columns") -> Statistics:
@@ -257,9 +257,9 @@ class _Choice:
 
 def _choose(st: Statistics, forced_g: int | None, forced_v: int | None) -> _Choice:
     n, m = st.shape
-    gaps = {g: _best_table(_gap_counts(st.gaps, g)) for g in range(4)
+    gaps = {g: _best_table(gap_counts(st.gaps, g)) for g in range(4)
             if forced_g is None or g == forced_g}
-    vals = {v: _best_table(_value_counts(st.values, v)) for v in range(8)
+    vals = {v: _best_table(value_counts(st.values, v)) for v in range(8)
             if forced_v is None or v == forced_v}
     if any(c[0] == math.inf for c in (*gaps.values(), *vals.values())):
         raise EncodeError(f"sham_ans: more than 2^{MAX_SCALE} distinct nonzero values in one "
@@ -334,8 +334,8 @@ class SHAMAns(Encoded):
         n, m = st.shape
         nnz = int(st.ptr[-1])
         gsb, vsb = ch.gap[1], ch.value[1]
-        gfreq = _quantize_rows(_gap_counts(st.gaps, g), gsb)
-        vfreq = _quantize_rows(_value_counts(st.values, v), vsb)
+        gfreq = _quantize_rows(gap_counts(st.gaps, g), gsb)
+        vfreq = _quantize_rows(value_counts(st.values, v), vsb)
         pc = st.pos_classes if v & ka.POS else np.zeros(0, np.int8)
         lc = st.line_classes if uses_lines(g, v) else np.zeros(0, np.int8)
         per_line = max(2 * nnz + m, 1) / max(m, 1)
@@ -519,7 +519,7 @@ class SHAMAns(Encoded):
         return Yt
 
 
-def _model_entropy(counts: np.ndarray) -> float:
+def model_entropy(counts: np.ndarray) -> float:
     """Ideal bits of a histogram coded with one exact distribution per context."""
     return float(sum(_entropy_bits(row) for row in counts))
 

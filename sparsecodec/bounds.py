@@ -315,6 +315,7 @@ def context_entropy(x: Any, order: str | None = None, gap_model: str | None = No
         M = Matrix(x.decode() if isinstance(x, Encoded) else x)
         if (order, gap_model, value_model) == (None, None, None):
             enc = sa.SHAMAns.encode(M)
+            assert isinstance(enc, sa.SHAMAns)
             order, g, v = enc.order, enc.gap_model, enc.value_model
         else:
             order = order or "columns"

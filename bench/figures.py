@@ -22,11 +22,13 @@ def pyplot() -> Any:
 
 
 def write_csv(rows: list[dict], folder: str, name: str) -> str:
-    """Write ``rows`` (dicts with the same keys) to ``folder/name``; returns the path."""
+    """Write ``rows`` (dicts; a key missing from a row leaves its cell empty) to
+    ``folder/name``; returns the path."""
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, name)
+    fields = list(dict.fromkeys(k for r in rows for k in r))
     with open(path, "w", newline="") as f:
-        out = csv.DictWriter(f, fieldnames=list(rows[0]))
+        out = csv.DictWriter(f, fieldnames=fields, restval="")
         out.writeheader()
         out.writerows(rows)
     return path

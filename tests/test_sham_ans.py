@@ -15,7 +15,7 @@ from sparsecodec.formats.base import Matrix
 from sparsecodec.formats.sham_ans import SHAMAns, statistics
 from sparsecodec.quantize import kmeans, prune
 
-GAP_MODELS = ["none", "prev", "line", "prev+line"]
+GAP_MODELS = ["none", "prev", "line", "rem", "prev+line", "prev+rem", "line+rem", "prev+line+rem"]
 VALUE_MODELS = ["none", "sig", "pos", "line", "sig+pos", "sig+line", "pos+line", "sig+pos+line"]
 
 
@@ -98,10 +98,14 @@ def test_contexts_pay_for_themselves():
     assert (auto.gap_model, auto.value_model) != (0, 0)
     assert auto.nbytes < 0.98 * plain.nbytes
     assert auto.nbytes < sc.bounds.entropy_h0(W) * W.size / 8  # below zero-order entropy
-    # i.i.d.: nothing to gain, so no context is bought
+    # i.i.d.: only the end of the line is worth knowing (how many positions are left)
     iid = pruned_quantized_layer(1024, 768, 0.1, 32)
     enc = sc.encode(iid, format="sham_ans")
-    assert (enc.gap_model, enc.value_model) == (0, 0)
+    assert (enc.gap_model, enc.value_model) == (4, 0)
+    no_rem = sc.encode(iid, format="sham_ans", order=enc.order, gap_model="none",
+                       value_model="none")
+    # ending a line costs about log2(nonzeros per line) bits without it, much less with it
+    assert no_rem.nbytes - enc.nbytes > 768 * 2 / 8
     assert enc.nbytes <= min(sc.encode(iid, format=f).nbytes for f in ("sham", "sham_gap"))
 
 

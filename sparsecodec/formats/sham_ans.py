@@ -54,7 +54,7 @@ from .ham import BLOCK_SYMBOLS, block_range, check_coder_options
 MAX_RUNS = 1 << 12
 MAX_SCALE = 16
 CLASS_BITS = 2
-GAP_FEATURES = {"prev": ka.PREV, "line": ka.LINE}
+GAP_FEATURES = {"prev": ka.PREV, "line": ka.LINE, "rem": ka.REM}
 VALUE_FEATURES = {"sig": ka.SIG, "pos": ka.POS, "line": ka.VLINE}
 ORDERS = ("columns", "rows")
 _NAMES = ("symbols", "gap_freqs", "value_freqs", "pos_classes", "line_classes", "stream",
@@ -79,7 +79,8 @@ def _parse_model(v: Any, features: dict[str, int], option: str) -> int | None:
 
 
 def _ngap_contexts(gap_model: int) -> int:
-    return (ka.NPREV if gap_model & ka.PREV else 1) * (ka.NCLASS if gap_model & ka.LINE else 1)
+    return ((ka.NPREV if gap_model & ka.PREV else 1) * (ka.NCLASS if gap_model & ka.LINE else 1)
+            * (ka.NREM if gap_model & ka.REM else 1))
 
 
 def _nvalue_contexts(value_model: int) -> int:
@@ -166,6 +167,7 @@ def _rows(h: np.ndarray) -> np.ndarray:
 def gap_counts(hg: np.ndarray, gap_model: int) -> np.ndarray:
     h = hg if gap_model & ka.PREV else hg.sum(axis=0, keepdims=True)
     h = h if gap_model & ka.LINE else h.sum(axis=1, keepdims=True)
+    h = h if gap_model & ka.REM else h.sum(axis=2, keepdims=True)
     return _rows(h)
 
 
@@ -233,7 +235,7 @@ def statistics(M: Matrix, order: str = "columns") -> Statistics:
         pos_cls = classes_by_count(np.bincount(rows, minlength=n))
         line_cls = classes_by_count(np.diff(ptr))
         hg, hv, raw = ka.joint_histograms(ptr, rows, vsym, max(k, 1), R, ka.ngap_symbols(R, n),
-                                          pos_cls if n else np.zeros(1, np.int8), line_cls)
+                                          n, pos_cls if n else np.zeros(1, np.int8), line_cls)
         cache[order] = Statistics(order, (n, m), ptr, rows, vsym, R, hg, hv[..., :k], int(raw),
                                   pos_cls, line_cls)
     return cache[order]
@@ -257,7 +259,7 @@ class _Choice:
 
 def _choose(st: Statistics, forced_g: int | None, forced_v: int | None) -> _Choice:
     n, m = st.shape
-    gaps = {g: _best_table(gap_counts(st.gaps, g)) for g in range(4)
+    gaps = {g: _best_table(gap_counts(st.gaps, g)) for g in range(8)
             if forced_g is None or g == forced_g}
     vals = {v: _best_table(value_counts(st.values, v)) for v in range(8)
             if forced_v is None or v == forced_v}
@@ -343,7 +345,7 @@ class SHAMAns(Encoded):
         ops = ka.count_ops(st.ptr, st.rows, st.runs, bc)
         op_off = np.zeros(ops.shape[0] + 1, np.int64)
         np.cumsum(ops, out=op_off[1:])
-        words, used = ka.encode(st.ptr, st.rows, st.vsym, st.runs, g, v, _kernel_classes(pc, n),
+        words, used = ka.encode(st.ptr, st.rows, st.vsym, st.runs, n, g, v, _kernel_classes(pc, n),
                                 _kernel_classes(lc, m), gfreq, _cum(gfreq), gsb, vfreq,
                                 _cum(vfreq), vsb, bc, op_off)
         if (used < 0).any():  # pragma: no cover - the capacity is proven sufficient
@@ -423,7 +425,7 @@ class SHAMAns(Encoded):
         nnz = meta_int(meta, "nnz", fmt, 0, n * m)
         bc = meta_int(meta, "block_lines", fmt, 1, max(m, 1))
         R = meta_int(meta, "runs", fmt, 1, MAX_RUNS)
-        g = meta_int(meta, "gap_model", fmt, 0, 3)
+        g = meta_int(meta, "gap_model", fmt, 0, 7)
         v = meta_int(meta, "value_model", fmt, 0, 7)
         gsb = meta_int(meta, "gap_scale", fmt, 1, MAX_SCALE)
         vsb = meta_int(meta, "value_scale", fmt, 1, MAX_SCALE)
@@ -469,7 +471,7 @@ class SHAMAns(Encoded):
         return (self.stream, self.offsets, self._gtab, self.gap_scale, self._vtab,
                 self.value_scale, self.runs, self.gap_model, self.value_model,
                 _kernel_classes(self.pos_cls, n), _kernel_classes(self.line_cls, m), n, m,
-                self.block_cols)
+                self._nnz, self.block_cols)
 
     def _fail(self, bad: int, code: int) -> None:
         if bad >= 0:

@@ -11,7 +11,8 @@ at a time, as in :mod:`sparsecodec.coding.rans`.
 
 Contexts (see ``formats/sham_ans.md``), with "line" the coded column and "position" the row:
 - gap table = (class of the previous run in the line, if ``gap_model & PREV``)
-  x (class of the line, if ``gap_model & LINE``);
+  x (class of the line, if ``gap_model & LINE``) x (class of the nonzeros expected in the rest
+  of the line at the matrix's density, if ``gap_model & REM``);
 - value table = (previous entry nonzero, if ``value_model & SIG``)
   x (class of the position, if ``POS``) x (class of the line, if ``VLINE``).
 
@@ -27,10 +28,11 @@ from numba import njit, prange
 from ..coding.huffman import first_bad
 from ..coding.rans import LANES, RANS_L
 
-PREV, LINE = 1, 2  # gap_model bits
+PREV, LINE, REM = 1, 2, 4  # gap_model bits
 SIG, POS, VLINE = 1, 2, 4  # value_model bits
 NPREV = 7  # column start, then previous run 0, 1, 2-3, 4-7, 8-15, >= 16
 NCLASS = 4  # position and line classes
+NREM = 4  # classes of the nonzeros expected in the rest of the line
 RAW_CHUNK = 16
 
 CORRUPT = -1
@@ -51,10 +53,26 @@ def prev_class(prev_run):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def gap_context(gap_model, pc, cc):
+def rem_class(left, q, nm):
+    """Class of the nonzeros expected in the ``left`` positions the line has after its last
+    nonzero, left * q / nm at the matrix's density: below 1/2, 2, 8, or more."""
+    t = left * q
+    if 2 * t < nm:
+        return 0
+    if t < 2 * nm:
+        return 1
+    if t < 8 * nm:
+        return 2
+    return 3
+
+
+@njit(cache=True, nogil=True, inline="always")
+def gap_context(gap_model, pc, cc, left, q, nm):
     g = pc if gap_model & PREV else 0
     if gap_model & LINE:
         g = g * NCLASS + cc
+    if gap_model & REM:
+        g = g * NREM + rem_class(left, q, nm)
     return g
 
 
@@ -102,10 +120,12 @@ def runs_histogram(ptr, rows, n):
 
 
 @njit(cache=True, nogil=True)
-def joint_histograms(ptr, rows, vsym, k, R, A, poscls, linecls):
-    """Gap symbols by (previous-run class, column class) and value symbols by (previous entry
-    nonzero, row class, column class), plus the total raw bits of escapes."""
-    hg = np.zeros((NPREV, NCLASS, A), np.int64)
+def joint_histograms(ptr, rows, vsym, k, R, A, n, poscls, linecls):
+    """Gap symbols by (previous-run class, line class, remaining class) and value symbols by
+    (previous entry nonzero, position class, line class), plus the total raw bits of escapes."""
+    hg = np.zeros((NPREV, NCLASS, NREM, A), np.int64)
+    q = ptr[-1]
+    nm = n * (ptr.shape[0] - 1)
     hv = np.zeros((2, NCLASS, NCLASS, k), np.int64)
     raw = 0
     for j in range(ptr.shape[0] - 1):
@@ -115,12 +135,12 @@ def joint_histograms(ptr, rows, vsym, k, R, A, poscls, linecls):
         for t in range(ptr[j], ptr[j + 1]):
             run = rows[t] - prev - 1
             s, nb, _ = gap_symbol(run, R)
-            hg[prev_class(prev_run), cc, s] += 1
+            hg[prev_class(prev_run), cc, rem_class(n - 1 - prev, q, nm), s] += 1
             raw += nb
             hv[1 if run == 0 else 0, poscls[rows[t]], cc, vsym[t]] += 1
             prev = rows[t]
             prev_run = run
-        hg[prev_class(prev_run), cc, 0] += 1
+        hg[prev_class(prev_run), cc, rem_class(n - 1 - prev, q, nm), 0] += 1
     return hg, hv, raw
 
 
@@ -153,11 +173,13 @@ def _put(st, fq, sc, i, start, freq, scale):
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def encode(ptr, rows, vsym, R, gap_model, value_model, poscls, linecls,
+def encode(ptr, rows, vsym, R, n, gap_model, value_model, poscls, linecls,
            gfreq, gcum, gsb, vfreq, vcum, vsb, block_cols, op_off):
     """rANS-code every block in parallel. Returns (words, used) where block b's words are
     words[2 * op_off[b] + 8 * b + (cap - used[b]) :][: used[b]] with cap its capacity."""
     m = ptr.shape[0] - 1
+    q = ptr[m]
+    nm = n * m
     nblocks = op_off.shape[0] - 1
     total = op_off[nblocks]
     words = np.empty(total + LANES * 2 * nblocks, np.uint16)
@@ -176,7 +198,7 @@ def encode(ptr, rows, vsym, R, gap_model, value_model, poscls, linecls,
             for t in range(ptr[j], ptr[j + 1]):
                 run = rows[t] - prev - 1
                 s, nb, e = gap_symbol(run, R)
-                g = gap_context(gap_model, prev_class(prev_run), cc)
+                g = gap_context(gap_model, prev_class(prev_run), cc, n - 1 - prev, q, nm)
                 i = _put(st, fq, sc, i, gcum[g, s], gfreq[g, s], gsb)
                 left = nb
                 while left > 0:
@@ -188,7 +210,7 @@ def encode(ptr, rows, vsym, R, gap_model, value_model, poscls, linecls,
                 i = _put(st, fq, sc, i, vcum[v, vsym[t]], vfreq[v, vsym[t]], vsb)
                 prev = rows[t]
                 prev_run = run
-            g = gap_context(gap_model, prev_class(prev_run), cc)
+            g = gap_context(gap_model, prev_class(prev_run), cc, n - 1 - prev, q, nm)
             i = _put(st, fq, sc, i, gcum[g, 0], gfreq[g, 0], gsb)
         # code the block's ops backwards into its slice of ``words``, filled from the end
         lo = op_off[b]
@@ -274,7 +296,7 @@ def _table_op(words, p, w1, x, tab, base, sb, mask):
 
 @njit(cache=True, nogil=True, inline="always")
 def _walk(mode, words, w0, w1, gtab, gsb, vtab, vsb, R, gap_model, value_model, poscls,
-          linecls, n, c0, c1, vals, out, out_c0, cbf, Xt, Yt):
+          linecls, n, nm, q, c0, c1, vals, out, out_c0, cbf, Xt, Yt):
     """Decode columns c0..c1 from words[w0:w1] and, by ``mode``, only check them, scatter the
     value bits into the column-major ``out`` (column c0 at column ``out_c0``), accumulate
     ``Yt[j] = sum Xt[row] * value`` or, for a coded W^T, ``Yt[row] += Xt[j] * value``.
@@ -307,7 +329,7 @@ def _walk(mode, words, w0, w1, gtab, gsb, vtab, vsb, R, gap_model, value_model, 
         prev_run = np.int64(-1)
         acc = 0.0
         while True:  # ends: every nonzero moves r forward and r < n is checked
-            g = gap_context(gap_model, prev_class(prev_run), cc)
+            g = gap_context(gap_model, prev_class(prev_run), cc, n - 1 - r, q, nm)
             x, p, s, f = _table_op(words, p, w1, x0, gtab, g * gsize, gs, gmask)
             x0, x1, x2, x3 = x1, x2, x3, x
             if f == zero:
@@ -362,7 +384,7 @@ def _walk(mode, words, w0, w1, gtab, gsb, vtab, vsb, R, gap_model, value_model, 
 
 @njit(cache=True, nogil=True, parallel=True)
 def run_blocks(mode, words, offsets, gtab, gsb, vtab, vsb, R, gap_model, value_model, poscls,
-               linecls, n, m, block_cols, b_lo, b_hi, vals, out, cbf, Xt, Yt):
+               linecls, n, m, q, block_cols, b_lo, b_hi, vals, out, cbf, Xt, Yt):
     """Walk blocks b_lo..b_hi in parallel. Returns (first failing block or -1, its error code,
     total nonzeros)."""
     nb = max(b_hi - b_lo, 1)
@@ -372,7 +394,7 @@ def run_blocks(mode, words, offsets, gtab, gsb, vtab, vsb, R, gap_model, value_m
         c0 = b * block_cols
         c1 = min(m, c0 + block_cols)
         got = _walk(mode, words, offsets[b], offsets[b + 1], gtab, gsb, vtab, vsb, R,
-                    gap_model, value_model, poscls, linecls, n, c0, c1, vals, out,
+                    gap_model, value_model, poscls, linecls, n, n * m, q, c0, c1, vals, out,
                     (b - b_lo) * block_cols, cbf, Xt, Yt)
         res[b - b_lo] = got
         if got < 0:
@@ -384,7 +406,7 @@ def run_blocks(mode, words, offsets, gtab, gsb, vtab, vsb, R, gap_model, value_m
 
 @njit(cache=True, nogil=True, parallel=True)
 def scatter_blocks(words, offsets, gtab, gsb, vtab, vsb, R, gap_model, value_model, poscls,
-                   linecls, n, m, block_cols, cbf, Xt, Yt, ntasks):
+                   linecls, n, m, q, block_cols, cbf, Xt, Yt, ntasks):
     """``Yt = (X @ W).T`` when the coded matrix is W^T (n = its rows = W's columns): blocks
     split over ``ntasks`` tasks, each scattering into a private copy of Yt, then summed.
     Returns (first failing block or -1, its error code)."""
@@ -399,7 +421,7 @@ def scatter_blocks(words, offsets, gtab, gsb, vtab, vsb, R, gap_model, value_mod
         for b in range(task * nblocks // ntasks, (task + 1) * nblocks // ntasks):
             c0 = b * block_cols
             got = _walk(MODE_TDOT, words, offsets[b], offsets[b + 1], gtab, gsb, vtab, vsb, R,
-                        gap_model, value_model, poscls, linecls, n, c0,
+                        gap_model, value_model, poscls, linecls, n, n * m, q, c0,
                         min(m, c0 + block_cols), dummy, dummy, 0, cbf, Xt, mine)
             if got < 0:
                 bad[task] = b

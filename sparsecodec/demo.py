@@ -77,7 +77,8 @@ def run(prune: float = 70, k: int = 32, levels: tuple[float, ...] = (0, 50, 70, 
         for W in held.values():
             for fmt, nb in sizes(W).items():
                 per_format[fmt] = per_format.get(fmt, 0) + nb
-        report = bd.report(held["fc2"], formats=["csc", "index_map", "ham", "sham", "cer"])
+        report = bd.report(held["fc2"], formats=["csc", "index_map", "ham", "sham", "sham_gap",
+                                                  "sham_ans", "cer"])
 
     weights = sum(tensors[f"{n}.weight"].size for n in LAYERS)
     print(f"example: MLP 64-256-256-10 trained on the 8x8 digits; {weights:,} weights, "
@@ -93,7 +94,8 @@ def run(prune: float = 70, k: int = 32, levels: tuple[float, ...] = (0, 50, 70, 
         r = packed[f"{n}.weight"]
         print(f"{n:<8} {'x'.join(map(str, r.matrix)):<9} {r.format:<8}{r.nbytes:>9,}"
               f"{8 * r.nbytes / (r.matrix[0] * r.matrix[1]):>9.3f}")
-    print("\nthe three matrices in each format (auto picks the smallest per layer):")
+    print("\nthe three matrices in each format (bytes of the matrices; pack takes, per layer, "
+          "the format that adds the fewest bytes to the file, header entry included):")
     for fmt, nb in sorted(per_format.items(), key=lambda t: t[1]):
         print(f"  {fmt:<10}{nb:>10,} bytes  {8 * nb / weights:6.3f} bits/weight")
     print("\npruning sweep (k-means, 32 values):   pruned   accuracy   file bytes")

@@ -28,11 +28,12 @@ from typing import Any
 import numpy as np
 
 from . import quantize as qz
-from .api import encode
+from .api import encode, sizes
 from .bounds import entropy_limits
 from .errors import FormatError, QuantizeError, ShapeError
 from .formats.base import Encoded, Matrix
 from .io import ContainerWriter, open_file, save
+from .io.container import file_cost
 from .progress import progress
 
 LAYOUTS = ("as-is", "torch", "keras")
@@ -134,6 +135,19 @@ def parse_quantizer(spec: str | None) -> tuple[str, dict[str, int]] | None:
     return method, opts
 
 
+def _encode(M: Matrix, fmt: str) -> Encoded:
+    """``encode``, except that ``auto`` judges a format by what it adds to the file (its
+    components, its header entry and their alignment), not by its component bytes alone: on a
+    small layer a format with more components or a longer meta loses what its components win.
+    Only the formats within 2 KiB of the smallest by component bytes are encoded to compare."""
+    if fmt != "auto":
+        return encode(M, format=fmt)
+    table = sizes(M)
+    best = min(table.values())
+    return min((encode(M, format=f) for f, size in table.items() if size <= best + 2048),
+               key=file_cost)
+
+
 def _compress(W: np.ndarray, prune: float | None, quant: tuple[str, dict[str, int]] | None,
               fmt: str) -> tuple[Encoded, Matrix | None]:
     """The encoded matrix, and the exact matrix it holds, analysed once for both the encoder
@@ -141,7 +155,7 @@ def _compress(W: np.ndarray, prune: float | None, quant: tuple[str, dict[str, in
     P = qz.prune(W, prune).weights if prune else W
     if quant is None:
         M = Matrix(P)
-        return encode(M, format=fmt), M
+        return _encode(M, fmt), M
     method, opts = quant
     if method == "pq":
         mask = P != 0 if prune else None
@@ -151,7 +165,7 @@ def _compress(W: np.ndarray, prune: float | None, quant: tuple[str, dict[str, in
     else:
         q = qz.quantize(P, method, opts["k"])
     M = Matrix(q.values)
-    return encode(M, format=fmt), M
+    return _encode(M, fmt), M
 
 
 def pack(tensors: Mapping[str, Any], path: str | os.PathLike, *, prune: float | None = None,

@@ -175,3 +175,24 @@ def test_cli_bench(tmp_path, capsys):
     assert "fc1.weight" in out and "conv.weight" in out and "ratio" in out
     sc.save(tmp_path / "arrays.spc", {"b": np.ones(3)})
     assert main(["bench", str(tmp_path / "arrays.spc")]) == 2
+
+
+def test_auto_judges_formats_by_what_they_add_to_the_file(tmp_path):
+    """On a small layer, sham_ans's components are the fewest bytes, but its seven components
+    and long meta cost more in the header than they save: pack takes ham, and the file is
+    smaller than with sham_ans forced."""
+    from sparsecodec.io.container import file_cost
+
+    rng = np.random.default_rng(3)
+    W = qz.kmeans(rng.standard_normal((256, 10)).astype(np.float32), 32, seed=0).values
+    sizes = sc.sizes(W)
+    assert min(sizes, key=sizes.get) == "sham_ans"
+    auto = pack({"w": W}, tmp_path / "a.spc", layout="as-is")
+    pack({"w": W}, tmp_path / "f.spc", layout="as-is", format="sham_ans")
+    assert auto[0].format != "sham_ans"
+    a, f = (tmp_path / "a.spc").stat().st_size, (tmp_path / "f.spc").stat().st_size
+    assert a < f
+    est = (file_cost(sc.encode(W, format="sham_ans"))
+           - file_cost(sc.encode(W, format=auto[0].format)))
+    assert abs((f - a) - est) <= 3 * 64  # alignment padding is estimated, the rest is exact
+    assert np.array_equal(unpack(tmp_path / "a.spc")["w"], W)

@@ -15,7 +15,8 @@ def formats() -> list[str]:
 
 def sizes(W: Any, **opts: Any) -> dict[str, int]:
     """Exact ``nbytes`` every format would take for ``W`` (formats that cannot hold it are left
-    out). Options apply to the formats that accept them. Nothing is encoded."""
+    out). Options apply to the formats that accept them. Only ``sham_ans`` is encoded (an rANS
+    stream's length is known once coded); ``encode`` on the same ``Matrix`` reuses it."""
     M = W if isinstance(W, Matrix) else Matrix(W)
     out = {}
     for name, cls in registry().items():

@@ -1,5 +1,6 @@
 """Static rANS (range asymmetric numeral systems) with interleaved states, in numba: the entropy
-coder that issue 8's formats build on. No format uses it yet.
+coder that ``sham_ans`` builds on (its kernels in ``kernels/ans_columns.py`` use the same state,
+renormalization and lanes, with context-selected tables).
 
 - **Model**: symbol frequencies are quantized to sum to 2^``scale_bits`` (every symbol that
   occurs keeps at least 1), so a symbol of probability p costs about -log2 p bits. That beats

@@ -29,9 +29,14 @@ _TMP = Path(tempfile.mkdtemp(prefix="sparsecodec-fuzz-"))
 _FILE = _TMP / "input.spc"
 _W = ((np.arange(96, dtype=np.float32).reshape(12, 8) % 7 - 3)
       * (np.arange(96).reshape(12, 8) % 3 == 0))
-_FORMATS = list(registry())
-_ENCODED = {f: sc.encode(_W, format=f, **({"block_symbols": 8} if f in ("ham", "sham") else {}))
-            for f in _FORMATS}
+# every format, plus sham_ans with all its contexts and the row order (its default on this
+# matrix buys none), so that the context tables and classes are fuzzed too
+_VARIANTS = {f: (f, {"block_symbols": 8} if f in ("ham", "sham") else {}) for f in registry()}
+_VARIANTS["sham_ans+contexts"] = ("sham_ans", {"order": "rows", "gap_model": "prev+line+rem",
+                                               "value_model": "sig+pos+line",
+                                               "block_symbols": 16})
+_FORMATS = list(_VARIANTS)
+_ENCODED = {v: sc.encode(_W, format=f, **opts) for v, (f, opts) in _VARIANTS.items()}
 
 
 def _use(t) -> None:
@@ -95,8 +100,8 @@ def warm_up() -> None:
     plain bytecode; afterwards the compiled code is used as it is)."""
     for dtype in (np.float16, np.float32, np.float64):
         W = _W.astype(dtype)
-        for f in _FORMATS:
-            enc = sc.encode(W, format=f)
+        for f, opts in _VARIANTS.values():
+            enc = sc.encode(W, format=f, **opts)
             _use(enc)
             np.ones((2, W.shape[0])) @ enc
     for p in VECTORS.glob("*.spc"):

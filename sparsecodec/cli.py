@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -154,16 +156,54 @@ def _read_model(path: str) -> tuple[dict, list | None]:
     return tensors, model
 
 
-def pack_cmd(args: argparse.Namespace) -> int:
-    """Prune, quantize and encode every weight matrix of a model file into one container."""
+def parse_size(text: str | None) -> int | None:
+    """'2GB', '512MiB', '1.5G', '1000000' -> bytes (decimal units, binary with 'i')."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMgGtT]?)(i?)[bB]?\s*", text)
+    if not m:
+        raise ValueError(f"--shard-size {text!r}: expected a size like 2GB, 512MiB or 1000000")
+    power = " kmgt".index(m.group(2).lower() or " ")
+    size = int(float(m.group(1)) * (1024 if m.group(3) else 1000) ** power)
+    if size < 1:
+        raise ValueError(f"--shard-size {text!r} is below one byte")
+    return size
+
+
+def _model_input(path: str) -> tuple[Any, list[dict[str, Any]] | None]:
+    """What ``pack`` reads: the path itself for files read one tensor at a time
+    (safetensors, their index, .npz, HDF5 weights), else the tensors; and the runnable model
+    description of a Keras Sequential .h5."""
     from pathlib import Path
 
+    from . import adapters
+
+    name = Path(path).name.lower()
+    if name.endswith((".safetensors", ".index.json", ".npz")):
+        if not Path(path).exists():
+            raise OSError(f"no such file: {path}")
+        return path, None
+    if (name.endswith((".h5", ".hdf5")) and Path(path).exists()
+            and not adapters.keras_h5.is_sparsecodec(path)):
+        try:
+            return path, adapters.keras_h5.sequential_spec(path)
+        except (SparseCodecError, KeyError, ValueError) as exc:
+            print(f"(no runnable model description: {exc})", file=sys.stderr)
+            return path, None
+    return _read_model(path)
+
+
+def pack_cmd(args: argparse.Namespace) -> int:
+    """Prune, quantize and encode every weight matrix of a model file into one container, or
+    into shards and an index."""
+    from .io.sharded import files_of
     from .pack import pack
 
-    tensors, model = _read_model(args.input)
+    tensors, model = _model_input(args.input)
     rows = pack(tensors, args.output, prune=args.prune, quantize=args.quantize,
                 format=args.format, layers=args.layers, layout=args.layout,
-                show_progress=True, model=model)
+                show_progress=True, model=model, shard_size=parse_size(args.shard_size),
+                workers=args.workers, dask=args.dask)
     print(f"{'tensor':<28}{'shape':>16}{'matrix':>14}{'zeros':>7}{'k':>6} {'format':<10}"
           f"{'bytes':>12}{'bits/w':>8}{'limit B':>11}")
     raw = packed = 0
@@ -176,7 +216,7 @@ def pack_cmd(args: argparse.Namespace) -> int:
               f"{'' if r.zeros is None else f'{r.zeros:.2f}':>7}{'' if r.k is None else r.k:>6} "
               f"{r.format:<10}{r.nbytes:>12,}{8 * r.nbytes / max(size, 1):>8.3f}"
               f"{'' if r.limit_bytes is None else f'{r.limit_bytes:,.0f}':>11}")
-    on_disk = Path(args.output).stat().st_size
+    on_disk = sum(p.stat().st_size for p in files_of(args.output))
     print(f"total: {raw:,} bytes in, {packed:,} bytes of tensors ({raw / max(packed, 1):.1f}x), "
           f"file {on_disk:,} bytes; 'limit' = positions + values entropy bound")
     return 0
@@ -187,9 +227,10 @@ def unpack_cmd(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from . import adapters
+    from .io.sharded import index_for
     from .pack import unpack
 
-    if not Path(args.input).exists():
+    if not Path(args.input).exists() and index_for(args.input) is None:
         raise OSError(f"no such file: {args.input}")
     tensors = unpack(args.input)
     adapters.write(args.output, tensors, template=args.template)
@@ -203,11 +244,14 @@ def info_cmd(args: argparse.Namespace) -> int:
 
     from .formats.base import Encoded
     from .io import open_file
+    from .io.sharded import files_of, index_for
 
-    if not Path(args.file).exists():
+    if not Path(args.file).exists() and index_for(args.file) is None:
         raise OSError(f"no such file: {args.file}")
     with open_file(args.file) as f:
-        print(f"{args.file}: {len(f)} tensors, {Path(args.file).stat().st_size:,} bytes")
+        files = files_of(args.file)
+        print(f"{args.file}: {len(f)} tensors, {sum(p.stat().st_size for p in files):,} bytes"
+              + (f" in {len(files) - 1} shards and an index" if len(files) > 1 else ""))
         print(f"{'tensor':<32}{'format':<11}{'shape':>14}{'dtype':>9}{'bytes':>12}{'bits/w':>8}")
         for name in f:
             x = f[name]
@@ -230,8 +274,9 @@ def verify_cmd(args: argparse.Namespace) -> int:
     from . import bounds as bd
     from .formats.base import Encoded
     from .io import open_file
+    from .io.sharded import index_for
 
-    if not Path(args.file).exists():
+    if not Path(args.file).exists() and index_for(args.file) is None:
         raise OSError(f"no such file: {args.file}")
     with open_file(args.file, verify=True) as f:
         for name in f:
@@ -327,6 +372,13 @@ def build_parser() -> argparse.ArgumentParser:
     pk.add_argument("--layers", help="regex: only matching tensors are compressed")
     pk.add_argument("--layout", default="as-is", choices=["as-is", "torch", "keras"],
                     help="how the file stores weights (see docs/pack.md)")
+    pk.add_argument("--shard-size", help="write shards of about this much input each (2GB, "
+                    "512MiB) and an index OUTPUT.index.json; finished shards are kept and "
+                    "skipped on a rerun")
+    pk.add_argument("--workers", type=int, default=1,
+                    help="encode in N processes (tensors, or shards with --shard-size)")
+    pk.add_argument("--dask", metavar="ADDRESS", help="map the shards over the Dask cluster "
+                    "at ADDRESS (e.g. tcp://host:8786); workers read the input themselves")
     pk.set_defaults(func=pack_cmd)
     up = sub.add_parser("unpack", help="decode a packed file to .npz or .safetensors")
     up.add_argument("input")

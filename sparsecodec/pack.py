@@ -23,6 +23,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,11 +31,13 @@ import numpy as np
 from . import quantize as qz
 from .api import encode, sizes
 from .bounds import entropy_limits
-from .errors import FormatError, QuantizeError, ShapeError
+from .errors import FormatError, QuantizeError, ShapeError, SparseCodecError
 from .formats.base import Encoded, Matrix
 from .io import ContainerWriter, open_file, save
 from .io.container import file_cost
+from .io.sharded import INDEX_SUFFIX
 from .progress import progress
+from .sources import TensorSource, open_source
 
 LAYOUTS = ("as-is", "torch", "keras")
 META_KEY = "sparsecodec.pack"
@@ -168,54 +171,298 @@ def _compress(W: np.ndarray, prune: float | None, quant: tuple[str, dict[str, in
     return _encode(M, fmt), M
 
 
-def pack(tensors: Mapping[str, Any], path: str | os.PathLike, *, prune: float | None = None,
-         quantize: str | None = None, format: str = "auto", layers: str | None = None,
-         layout: str = "as-is", show_progress: bool = False,
-         model: list[dict[str, Any]] | None = None) -> list[PackedTensor]:
-    """Write ``tensors`` to the container ``path``; see the module docstring. ``quantize`` is
-    a spec like ``"kmeans:32"`` or ``"pq:d=8,k=256"``; ``layers`` a regex on tensor names
-    (default: every float tensor of 2 or more dimensions); ``model`` a layer list that
-    ``runtime.load_model`` will run (stored as metadata). Returns one report line per tensor.
-    Raises :class:`FormatError` when no tensor is a weight matrix."""
+@dataclass(frozen=True)
+class _Settings:
+    """What every tensor is packed with; picklable, so that workers receive it."""
+
+    prune: float | None
+    quant: tuple[str, dict[str, int]] | None
+    format: str
+    layout: str
+    layers: str | None
+
+    def is_weight(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> bool:
+        return (np.dtype(dtype).kind == "f" and len(shape) >= 2 and int(np.prod(shape)) > 0
+                and (self.layers is None or re.search(self.layers, name) is not None))
+
+    def describe(self) -> dict[str, Any]:
+        return {"prune": self.prune, "quantize": list(self.quant) if self.quant else None,
+                "format": self.format, "layout": self.layout, "layers": self.layers}
+
+
+class PackError(SparseCodecError):
+    """A tensor failed to pack; the message names it. No output file was written."""
+
+
+def _pack_tensor(source: TensorSource, name: str, st: _Settings
+                 ) -> tuple[Encoded | np.ndarray, PackedTensor, dict[str, Any] | None]:
+    """Read, convert, prune, quantize and encode one tensor: (what to store, its report line,
+    its record for ``unpack``, None for a plain array)."""
+    try:
+        a = np.asarray(source[name])
+        if not st.is_weight(name, a.shape, a.dtype):
+            return a, PackedTensor(name, a.shape, None, "array", a.nbytes, a.nbytes), None
+        W, transform = to_matrix(a, st.layout)
+        enc, held = _compress(W, st.prune, st.quant, st.format)
+        k = limit = None
+        if held is not None:
+            limit = entropy_limits(held).sparse / 8
+            k = int(np.unique(held.W[held.W != 0]).size)
+        row = PackedTensor(name, a.shape, W.shape, enc.format, enc.nbytes, a.nbytes,
+                           1 - enc.nnz / W.size, k, limit)
+        return enc, row, {"shape": list(a.shape), "transform": transform}
+    except PackError:
+        raise
+    except Exception as exc:
+        raise PackError(f"tensor {name!r}: {type(exc).__name__}: {exc}") from exc
+
+
+def _record(st: _Settings, records: dict[str, Any]) -> str:
+    return json.dumps({"version": 1, "layout": st.layout, "tensors": records,
+                       "settings": st.describe()})
+
+
+def _write(path: str | os.PathLike, results: Any, st: _Settings,
+           model: list[dict[str, Any]] | None, total: int, show: bool) -> list[PackedTensor]:
+    """Write (name, stored, row, record) results, in order, to one file."""
+    rows, records = [], {}
+    with _writer(path) as out:
+        for i, (name, stored, row, rec) in enumerate(results):
+            out.add(name, stored)
+            rows.append(row)
+            if rec is not None:
+                records[name] = rec
+            if show:
+                progress(i + 1, total, name[-40:])
+        out.metadata[META_KEY] = _record(st, records)
+        if model is not None:
+            out.metadata["sparsecodec.model"] = json.dumps(model)
+    return rows
+
+
+def _serial(source: TensorSource, names: list[str], st: _Settings) -> Any:
+    for name in names:
+        yield (name, *_pack_tensor(source, name, st))
+
+
+def _limit_threads(threads: int) -> None:
+    """Numba threads for this worker: the cores shared among the workers, not all of them."""
+    import numba
+
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+
+
+def _pool(workers: int) -> Any:
+    """A process pool whose workers are spawned, not forked: numba's OpenMP threads do not
+    survive a fork."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _task(args: tuple[TensorSource, str, _Settings, int]) -> tuple:
+    source, name, st, threads = args
+    _limit_threads(threads)
+    return (name, *_pack_tensor(source, name, st))
+
+
+def _pooled(source: TensorSource, names: list[str], st: _Settings, workers: int) -> Any:
+    """Results in input order from a process pool; each worker reads its own tensors."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with _pool(workers) as pool:
+        futures = [pool.submit(_task, (source, n, st, threads)) for n in names]
+        for name, fut in zip(names, futures, strict=True):
+            try:
+                yield fut.result()
+            except BrokenProcessPool as exc:
+                for f in futures:
+                    f.cancel()
+                raise PackError(f"tensor {name!r}: a worker process died while encoding it "
+                                "(out of memory?)") from exc
+            except PackError:
+                for f in futures:
+                    f.cancel()
+                raise
+
+
+# ---------------------------------------------------------------------------------- shards
+
+def plan_shards(source: TensorSource, shard_size: int) -> list[list[str]]:
+    """Consecutive tensors grouped so that each group's *input* bytes stay within
+    ``shard_size`` (a larger tensor gets a shard of its own). Planned from the input, so every
+    way of running (serial, workers, Dask) writes the same shards."""
+    shards: list[list[str]] = [[]]
+    used = 0
+    for name in source:
+        size = source.nbytes(name)
+        if shards[-1] and used + size > shard_size:
+            shards.append([])
+            used = 0
+        shards[-1].append(name)
+        used += size
+    return shards
+
+
+def shard_paths(path: str | os.PathLike, count: int) -> list[Path]:
+    """``model-00001-of-00003.spc`` ... next to ``model.spc``."""
+    p = Path(path)
+    return [p.with_name(f"{p.stem}-{i + 1:05d}-of-{count:05d}{p.suffix}") for i in range(count)]
+
+
+def _shard_done(path: Path, names: list[str], st: _Settings) -> bool:
+    """True when ``path`` is a finished shard of these tensors packed with these settings."""
+    if not path.exists():
+        return False
+    try:
+        with open_file(path, verify=False) as f:
+            info = json.loads(f.metadata.get(META_KEY, "{}"))
+            return list(f) == names and info.get("settings") == st.describe()
+    except (SparseCodecError, ValueError, OSError):
+        return False
+
+
+def _pack_shard(args: tuple[TensorSource, list[str], str, _Settings, int]
+                ) -> list[PackedTensor]:
+    """One shard: its tensors encoded into a container (written under a temporary name and
+    renamed when complete). Runs in the caller, a pool worker or a Dask worker."""
+    source, names, path, st, threads = args
+    _limit_threads(threads)
+    return _write(path, _serial(source, names, st), st, None, len(names), False)
+
+
+def _write_index(path: str | os.PathLike, shards: list[list[str]], files: list[Path],
+                 st: _Settings, model: list[dict[str, Any]] | None) -> Path:
+    """The index (safetensors' convention: ``weight_map`` from tensor to shard file) with the
+    pack record of every tensor, written under a temporary name and renamed."""
+    records: dict[str, Any] = {}
+    for file in files:
+        with open_file(file, verify=False) as f:
+            records.update(json.loads(f.metadata[META_KEY])["tensors"])
+    metadata = {META_KEY: _record(st, records)}
+    if model is not None:
+        metadata["sparsecodec.model"] = json.dumps(model)
+    index = {"format": "sparsecodec-index", "version": 1, "metadata": metadata,
+             "weight_map": {n: f.name for names, f in zip(shards, files, strict=True)
+                            for n in names}}
+    out = Path(str(path) + INDEX_SUFFIX)
+    tmp = out.with_name(f".{out.name}.partial")
+    tmp.write_text(json.dumps(index, indent=1))
+    os.replace(tmp, out)
+    return out
+
+
+def _client(dask: Any) -> Any:
+    try:
+        from distributed import Client
+    except ImportError as exc:
+        raise PackError("--dask needs dask.distributed: python -m pip install "
+                        "'sparsecodec[dask]'") from exc
+    return dask if isinstance(dask, Client) else Client(dask)
+
+
+def _run_shards(source: TensorSource, shards: list[list[str]], files: list[Path],
+                st: _Settings, workers: int, dask: Any, show: bool) -> list[PackedTensor]:
+    todo = [i for i, names in enumerate(shards) if not _shard_done(files[i], names, st)]
+    rows: dict[int, list[PackedTensor]] = {}
+    for i in set(range(len(shards))) - set(todo):  # resumed: report from the finished file
+        with open_file(files[i]) as f:
+            rows[i] = [_resumed(n, f[n]) for n in f]
+    cores = os.cpu_count() or 1
+    if dask is not None:
+        client = _client(dask)
+        nworkers = max(1, len(client.scheduler_info()["workers"]))
+        jobs = [(source, shards[i], str(files[i]), st, max(1, cores // nworkers)) for i in todo]
+        futures = client.map(_pack_shard, jobs, pure=False)
+        for done, (i, fut) in enumerate(zip(todo, futures, strict=True)):
+            try:
+                rows[i] = fut.result()
+            except PackError:
+                client.cancel(futures)
+                raise
+            except Exception as exc:  # a worker died, or the cluster went away
+                client.cancel(futures)
+                raise PackError(f"shard {files[i].name} (tensors {shards[i][0]!r}...): "
+                                f"{type(exc).__name__}: {exc}") from exc
+            if show:
+                progress(done + 1, len(todo), files[i].name)
+    elif workers > 1 and len(todo) > 1:
+        with _pool(workers) as pool:
+            jobs = [(source, shards[i], str(files[i]), st, max(1, cores // workers))
+                    for i in todo]
+            for done, (i, got) in enumerate(zip(todo, pool.map(_pack_shard, jobs),
+                                                strict=True)):
+                rows[i] = got
+                if show:
+                    progress(done + 1, len(todo), files[i].name)
+    else:
+        for done, i in enumerate(todo):
+            rows[i] = _write(files[i], _pooled(source, shards[i], st, workers) if workers > 1
+                             else _serial(source, shards[i], st), st, None, len(shards[i]),
+                             False)
+            if show:
+                progress(done + 1, len(todo), files[i].name)
+    return [r for i in range(len(shards)) for r in rows[i]]
+
+
+def _resumed(name: str, t: Any) -> PackedTensor:
+    """The report line of a tensor found in a finished shard (input sizes are not known)."""
+    if isinstance(t, Encoded):
+        return PackedTensor(name, t.shape, t.shape, t.format, t.nbytes, 0)
+    a = np.asarray(t)
+    return PackedTensor(name, a.shape, None, "array", a.nbytes, a.nbytes)
+
+
+def pack(tensors: Mapping[str, Any] | str | os.PathLike, path: str | os.PathLike, *,
+         prune: float | None = None, quantize: str | None = None, format: str = "auto",
+         layers: str | None = None, layout: str = "as-is", show_progress: bool = False,
+         model: list[dict[str, Any]] | None = None, shard_size: int | None = None,
+         workers: int = 1, dask: Any = None) -> list[PackedTensor]:
+    """Write ``tensors`` to the container ``path``; see the module docstring.
+
+    ``tensors`` is a mapping of arrays or the path of a model file. Files are read one tensor
+    at a time (``sparsecodec.sources``), so memory holds one tensor and its encoding, whatever
+    the size of the model. ``quantize`` is a spec like ``"kmeans:32"`` or ``"pq:d=8,k=256"``;
+    ``layers`` a regex on tensor names (default: every float tensor of 2 or more dimensions);
+    ``model`` a layer list that ``runtime.load_model`` will run (stored as metadata).
+
+    ``shard_size`` (input bytes per shard) writes shards ``path``-00001-of-N plus the index
+    ``path.index.json``, which ``load``, ``open_file`` and ``unpack`` accept; finished shards
+    are kept and skipped when the same command runs again. ``workers`` encodes in that many
+    processes; ``dask`` (a ``distributed.Client`` or a scheduler address) maps the shards over
+    a Dask cluster whose workers read the input and write their shards themselves. Every way
+    writes the same bytes. Returns one report line per tensor. Raises :class:`PackError` naming
+    the tensor that failed (nothing is left at ``path``), :class:`FormatError` when no tensor
+    is a weight matrix."""
     quant = parse_quantizer(quantize)
     if layout not in LAYOUTS:
         raise ShapeError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-    pattern = re.compile(layers) if layers else None
-    chosen = [name for name, a in tensors.items()
-              if np.asarray(a).dtype.kind == "f" and np.ndim(a) >= 2 and np.size(a) > 0
-              and (pattern is None or pattern.search(name))]
-    if not chosen:
+    if layers is not None:
+        re.compile(layers)
+    if not isinstance(workers, int) or workers < 1:
+        raise PackError(f"workers must be a positive integer, found {workers!r}")
+    st = _Settings(prune, quant, format, layout, layers)
+    source = open_source(tensors)
+    names = list(source)
+    if not any(st.is_weight(n, *source.info(n)) for n in names):
         raise FormatError("no weight matrix to pack (no float tensor of 2+ dimensions"
                           f"{' matching ' + repr(layers) if layers else ''})")
-    record: dict[str, Any] = {}
-    report = []
-    names = list(tensors)
-    with _writer(path) as out:
-        for i, name in enumerate(names):
-            a = np.asarray(tensors[name])
-            if show_progress:
-                progress(i, len(names), name[-40:])
-            if name not in chosen:
-                out.add(name, a)
-                report.append(PackedTensor(name, a.shape, None, "array", a.nbytes, a.nbytes))
-                continue
-            W, transform = to_matrix(a, layout)
-            enc, held = _compress(W, prune, quant, format)
-            record[name] = {"shape": list(a.shape), "transform": transform}
-            out.add(name, enc)
-            k = limit = None
-            if held is not None:
-                limit = entropy_limits(held).sparse / 8
-                k = int(np.unique(held.W[held.W != 0]).size)
-            report.append(PackedTensor(name, a.shape, W.shape, enc.format, enc.nbytes, a.nbytes,
-                                       1 - enc.nnz / W.size, k, limit))
-        out.metadata[META_KEY] = json.dumps({"version": 1, "layout": layout,
-                                             "tensors": record})
-        if model is not None:
-            out.metadata["sparsecodec.model"] = json.dumps(model)
-        if show_progress:
-            progress(len(names), len(names), "done")
-    return report
+    if shard_size is None and dask is None:
+        results = (_pooled(source, names, st, workers) if workers > 1
+                   else _serial(source, names, st))
+        return _write(path, results, st, model, len(names), show_progress)
+    if os.path.splitext(str(path))[1].lower() in (".h5", ".hdf5", ".hdf"):
+        raise PackError("sharded output is written as .spc containers; name the output .spc")
+    shards = plan_shards(source, shard_size if shard_size is not None else DEFAULT_SHARD)
+    files = shard_paths(path, len(shards))
+    rows = _run_shards(source, shards, files, st, workers, dask, show_progress)
+    _write_index(path, shards, files, st, model)
+    return rows
+
+
+DEFAULT_SHARD = 2 << 30  # input bytes per shard when Dask is asked for without a size
 
 
 def unpack(path: str | os.PathLike) -> dict[str, np.ndarray]:

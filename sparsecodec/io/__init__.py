@@ -16,6 +16,7 @@ from ..errors import SparseCodecError
 from ..formats.base import Encoded
 from .container import ContainerFile, ContainerWriter, save_container
 from .hdf5 import EXTENSIONS, HDF5File, save_hdf5
+from .sharded import ShardedFile, index_for
 
 BACKENDS = ("container", "hdf5")
 
@@ -42,8 +43,13 @@ def save(path: str | os.PathLike, tensors: Mapping[str, Encoded | np.ndarray],
 
 
 def open_file(path: str | os.PathLike, verify: bool = True,
-              backend: str | None = None) -> ContainerFile | HDF5File:
-    """Open a file of tensors lazily: ``f.keys()``, ``f.metadata``, ``f[name]``."""
+              backend: str | None = None) -> ContainerFile | HDF5File | ShardedFile:
+    """Open a file of tensors lazily: ``f.keys()``, ``f.metadata``, ``f[name]``. A sharded pack
+    opens through its index: ``model.spc.index.json``, or ``model.spc`` when only the index
+    and its shards exist."""
+    index = index_for(path) if backend is None else None
+    if index is not None:
+        return ShardedFile(index, verify)
     if _backend(path, backend) == "hdf5":
         return HDF5File(path, verify)
     return ContainerFile(path, verify)
@@ -57,5 +63,5 @@ def load(path: str | os.PathLike, verify: bool = True, backend: str | None = Non
     return {name: f[name] for name in f}
 
 
-__all__ = ["BACKENDS", "ContainerFile", "ContainerWriter", "HDF5File", "load", "open_file",
-           "save"]
+__all__ = ["BACKENDS", "ContainerFile", "ContainerWriter", "HDF5File", "ShardedFile", "load",
+           "open_file", "save"]

@@ -1,0 +1,248 @@
+"""Tensor sources that read one tensor at a time, so that ``pack`` holds one tensor in memory
+whatever the size of the model.
+
+A source is a ``Mapping[str, ndarray]``: ``names`` and ``info(name)`` (shape, dtype) come from
+the file's header; ``source[name]`` reads that tensor only. Sources are picklable (they hold
+their path and reopen the file in whichever process uses them), so process pools and Dask
+workers read their own tensors straight from the input files.
+
+- ``.safetensors``: header parsed by the safetensors library, tensors read by name.
+- ``*.safetensors.index.json``: a sharded checkpoint (the Hugging Face convention,
+  ``{"weight_map": {name: shard file}}``); each tensor is read from its shard.
+- ``.npz``: shapes and dtypes from each member's ``.npy`` header; members read on access.
+- HDF5 (``.h5``, ``.hdf5``): datasets read on access.
+- anything else the adapters read (``.pt``, ``.onnx``): read whole, once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import FormatError
+
+
+class TensorSource(Mapping[str, np.ndarray]):
+    """Named tensors of one input; subclasses read lazily."""
+
+    path: Path
+
+    def info(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
+        """(shape, dtype) of a tensor without reading its data."""
+        a = self[name]
+        return a.shape, a.dtype
+
+    def nbytes(self, name: str) -> int:
+        shape, dtype = self.info(name)
+        return int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+
+    def __getstate__(self) -> dict[str, Any]:  # open handles stay in their process
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+
+class ArraySource(TensorSource):
+    """Arrays already in memory (or any mapping of them)."""
+
+    def __init__(self, tensors: Mapping[str, Any]):
+        self.path = Path("<memory>")
+        self.tensors = dict(tensors)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return np.asarray(self.tensors[name])
+
+    def info(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
+        a = self.tensors[name]
+        return tuple(np.shape(a)), np.asarray(a).dtype if not hasattr(a, "dtype") else a.dtype
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.tensors)
+
+    def __len__(self) -> int:
+        return len(self.tensors)
+
+
+_ST_DTYPES = {"F16": "<f2", "F32": "<f4", "F64": "<f8", "BF16": None, "I8": "|i1", "U8": "|u1",
+              "I16": "<i2", "U16": "<u2", "I32": "<i4", "U32": "<u4", "I64": "<i8", "U64": "<u8",
+              "BOOL": "|b1"}
+
+
+class SafetensorsSource(TensorSource):
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._header()
+
+    def _header(self) -> dict[str, Any]:
+        if getattr(self, "_hdr", None) is None:
+            try:
+                with open(self.path, "rb") as f:
+                    n = int.from_bytes(f.read(8), "little")
+                    if not 0 < n <= 100_000_000:
+                        raise ValueError(f"header length {n}")
+                    hdr = json.loads(f.read(n))
+            except (OSError, ValueError) as exc:
+                raise FormatError(f"{self.path}: not a readable safetensors file ({exc})") \
+                    from exc
+            hdr.pop("__metadata__", None)
+            self._hdr = hdr
+        return self._hdr
+
+    def _file(self) -> Any:
+        if getattr(self, "_f", None) is None:
+            try:
+                from safetensors import safe_open
+            except ImportError as exc:  # pragma: no cover - depends on the environment
+                raise FormatError("reading .safetensors needs the safetensors package: "
+                                  "python -m pip install safetensors") from exc
+            self._f = safe_open(str(self.path), framework="numpy")
+        return self._f
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._header():
+            raise KeyError(name)
+        return self._file().get_tensor(name)
+
+    def info(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
+        t = self._header()[name]
+        code = _ST_DTYPES.get(t["dtype"])
+        return tuple(t["shape"]), np.dtype(code) if code else np.dtype(np.uint16)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._header())
+
+    def __len__(self) -> int:
+        return len(self._header())
+
+
+class SafetensorsIndexSource(TensorSource):
+    """A sharded safetensors checkpoint, through its ``*.index.json``."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        try:
+            index = json.loads(self.path.read_text())
+            weight_map = index["weight_map"]
+            assert isinstance(weight_map, dict)
+        except (OSError, ValueError, KeyError, AssertionError) as exc:
+            raise FormatError(f"{path}: not a safetensors index (needs a 'weight_map')") \
+                from exc
+        self.weight_map = {str(k): str(v) for k, v in weight_map.items()}
+        self.shards = {f: SafetensorsSource(self.path.parent / f)
+                       for f in dict.fromkeys(self.weight_map.values())}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.shards[self.weight_map[name]][name]
+
+    def info(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
+        return self.shards[self.weight_map[name]].info(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.weight_map)
+
+    def __len__(self) -> int:
+        return len(self.weight_map)
+
+
+class NpzSource(TensorSource):
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        try:
+            with zipfile.ZipFile(self.path) as z:
+                self.names = [n[:-4] for n in z.namelist() if n.endswith(".npy")]
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise FormatError(f"{path}: not a readable .npz archive ({exc})") from exc
+
+    def _zip(self) -> Any:
+        if getattr(self, "_z", None) is None:
+            self._z = np.load(self.path, allow_pickle=False)
+        return self._z
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        try:
+            return self._zip()[name]
+        except ValueError as exc:
+            raise FormatError(f"{self.path}: member {name!r} is not readable ({exc})") from exc
+
+    def info(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
+        with zipfile.ZipFile(self.path) as z, z.open(name + ".npy") as f:
+            version = np.lib.format.read_magic(f)
+            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0)
+            shape, _, dtype = read(f)
+        return tuple(shape), np.dtype(dtype)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+class HDF5Source(TensorSource):
+    def __init__(self, path: str | os.PathLike):
+        import h5py
+
+        self.path = Path(path)
+        names: list[str] = []
+
+        def visit(name: str, obj: Any) -> None:
+            if isinstance(obj, h5py.Dataset) and obj.dtype.kind in "fiub" and obj.shape != ():
+                names.append(name)
+
+        try:
+            with h5py.File(self.path, "r") as f:
+                f.visititems(visit)
+        except OSError as exc:
+            raise FormatError(f"{path}: not a readable HDF5 file ({exc})") from exc
+        self.names = names
+
+    def _file(self) -> Any:
+        if getattr(self, "_f", None) is None:
+            import h5py
+
+            self._f = h5py.File(self.path, "r")
+        return self._f
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._file()[name][()]
+
+    def info(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
+        d = self._file()[name]
+        return tuple(d.shape), d.dtype
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def open_source(x: Any) -> TensorSource:
+    """A source for a path (by extension) or a mapping of arrays."""
+    if isinstance(x, TensorSource):
+        return x
+    if isinstance(x, Mapping):
+        return ArraySource(x)
+    path = Path(x)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    name = path.name.lower()
+    if name.endswith(".index.json"):
+        return SafetensorsIndexSource(path)
+    if name.endswith(".safetensors"):
+        return SafetensorsSource(path)
+    if name.endswith(".npz"):
+        return NpzSource(path)
+    if name.endswith((".h5", ".hdf5")):
+        return HDF5Source(path)
+    from . import adapters
+
+    return ArraySource(adapters.read(path))

@@ -151,23 +151,29 @@ def _encode(M: Matrix, fmt: str) -> Encoded:
                key=file_cost)
 
 
-def _compress(W: np.ndarray, prune: float | None, quant: tuple[str, dict[str, int]] | None,
-              fmt: str) -> tuple[Encoded, Matrix | None]:
+def _compress(holder: list[np.ndarray], prune: float | None,
+              quant: tuple[str, dict[str, int]] | None, fmt: str
+              ) -> tuple[Encoded, Matrix | None]:
     """The encoded matrix, and the exact matrix it holds, analysed once for both the encoder
-    and the report (None for pq: it never exists)."""
-    P = qz.prune(W, prune).weights if prune else W
+    and the report (None for pq: it never exists). The matrix comes in a one-item list that
+    is emptied, so that it can be freed as soon as its pruned copy exists."""
+    W = holder.pop()
+    if prune:
+        W = qz.prune(W, prune).weights
     if quant is None:
-        M = Matrix(P)
+        M = Matrix(W)
         return _encode(M, fmt), M
     method, opts = quant
     if method == "pq":
-        mask = P != 0 if prune else None
-        return qz.product_quantize(P, opts["d"], opts["k"], mask=mask, pad=True), None
+        mask = W != 0 if prune else None
+        return qz.product_quantize(W, opts["d"], opts["k"], mask=mask, pad=True), None
     if method == "ecsq":
-        q = qz.ecsq(P, 4 * opts["k"], levels=opts["k"])
+        q = qz.ecsq(W, 4 * opts["k"], levels=opts["k"])
     else:
-        q = qz.quantize(P, method, opts["k"])
+        q = qz.quantize(W, method, opts["k"])
+    del W
     M = Matrix(q.values)
+    del q  # its labels (4 bytes per entry) are not needed
     return _encode(M, fmt), M
 
 
@@ -197,20 +203,27 @@ class PackError(SparseCodecError):
 def _pack_tensor(source: TensorSource, name: str, st: _Settings
                  ) -> tuple[Encoded | np.ndarray, PackedTensor, dict[str, Any] | None]:
     """Read, convert, prune, quantize and encode one tensor: (what to store, its report line,
-    its record for ``unpack``, None for a plain array)."""
+    its record for ``unpack``, None for a plain array). Each intermediate copy is dropped as
+    soon as the next exists, so a tensor of B bytes needs about 3B of working memory."""
     try:
         a = np.asarray(source[name])
+        shape, nbytes = a.shape, a.nbytes
         if not st.is_weight(name, a.shape, a.dtype):
-            return a, PackedTensor(name, a.shape, None, "array", a.nbytes, a.nbytes), None
+            return a, PackedTensor(name, shape, None, "array", nbytes, nbytes), None
         W, transform = to_matrix(a, st.layout)
-        enc, held = _compress(W, st.prune, st.quant, st.format)
+        del a
+        matrix = W.shape
+        holder = [W]
+        del W
+        enc, held = _compress(holder, st.prune, st.quant, st.format)
         k = limit = None
         if held is not None:
             limit = entropy_limits(held).sparse / 8
-            k = int(np.unique(held.W[held.W != 0]).size)
-        row = PackedTensor(name, a.shape, W.shape, enc.format, enc.nbytes, a.nbytes,
-                           1 - enc.nnz / W.size, k, limit)
-        return enc, row, {"shape": list(a.shape), "transform": transform}
+            d = held.nonzero_distinct
+            k = d.k if d is not None else int(np.unique(held.csc[2]).size)
+        row = PackedTensor(name, shape, matrix, enc.format, enc.nbytes, nbytes,
+                           1 - enc.nnz / (matrix[0] * matrix[1]), k, limit)
+        return enc, row, {"shape": list(shape), "transform": transform}
     except PackError:
         raise
     except Exception as exc:

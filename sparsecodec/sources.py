@@ -6,7 +6,8 @@ the file's header; ``source[name]`` reads that tensor only. Sources are picklabl
 their path and reopen the file in whichever process uses them), so process pools and Dask
 workers read their own tensors straight from the input files.
 
-- ``.safetensors``: header parsed by the safetensors library, tensors read by name.
+- ``.safetensors``: the header parsed and checked here (every tensor's offsets inside the
+  file), each tensor read with one file read.
 - ``*.safetensors.index.json``: a sharded checkpoint (the Hugging Face convention,
   ``{"weight_map": {name: shard file}}``); each tensor is read from its shard.
 - ``.npz``: shapes and dtypes from each member's ``.npy`` header; members read on access.
@@ -70,12 +71,15 @@ class ArraySource(TensorSource):
         return len(self.tensors)
 
 
-_ST_DTYPES = {"F16": "<f2", "F32": "<f4", "F64": "<f8", "BF16": None, "I8": "|i1", "U8": "|u1",
+_ST_DTYPES = {"F16": "<f2", "F32": "<f4", "F64": "<f8", "I8": "|i1", "U8": "|u1",
               "I16": "<i2", "U16": "<u2", "I32": "<i4", "U32": "<u4", "I64": "<i8", "U64": "<u8",
               "BOOL": "|b1"}
 
 
 class SafetensorsSource(TensorSource):
+    """A safetensors file, read with plain file reads at the offsets its header gives (no
+    memory map: mapped pages of tensors already packed would stay in the resident set)."""
+
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._header()
@@ -83,37 +87,53 @@ class SafetensorsSource(TensorSource):
     def _header(self) -> dict[str, Any]:
         if getattr(self, "_hdr", None) is None:
             try:
+                size = self.path.stat().st_size
                 with open(self.path, "rb") as f:
                     n = int.from_bytes(f.read(8), "little")
-                    if not 0 < n <= 100_000_000:
+                    if not 0 < n <= min(100_000_000, size - 8):
                         raise ValueError(f"header length {n}")
                     hdr = json.loads(f.read(n))
-            except (OSError, ValueError) as exc:
+                if not isinstance(hdr, dict):
+                    raise ValueError("the header is not an object")
+                hdr.pop("__metadata__", None)
+                for name, t in hdr.items():
+                    self._check(name, t, size - 8 - n)
+            except (OSError, ValueError, TypeError, KeyError) as exc:
                 raise FormatError(f"{self.path}: not a readable safetensors file ({exc})") \
                     from exc
-            hdr.pop("__metadata__", None)
+            self._data_start = 8 + n
             self._hdr = hdr
         return self._hdr
 
-    def _file(self) -> Any:
-        if getattr(self, "_f", None) is None:
-            try:
-                from safetensors import safe_open
-            except ImportError as exc:  # pragma: no cover - depends on the environment
-                raise FormatError("reading .safetensors needs the safetensors package: "
-                                  "python -m pip install safetensors") from exc
-            self._f = safe_open(str(self.path), framework="numpy")
-        return self._f
+    @staticmethod
+    def _check(name: str, t: Any, data_size: int) -> None:
+        code = _ST_DTYPES.get(t["dtype"])
+        if code is None:
+            raise ValueError(f"tensor {name!r}: dtype {t['dtype']!r} is not supported")
+        shape = t["shape"]
+        if not all(isinstance(d, int) and d >= 0 for d in shape):
+            raise ValueError(f"tensor {name!r}: bad shape {shape!r}")
+        b, e = t["data_offsets"]
+        want = int(np.prod(shape, dtype=np.int64)) * np.dtype(code).itemsize
+        if not (isinstance(b, int) and isinstance(e, int) and 0 <= b <= e <= data_size
+                and e - b == want):
+            raise ValueError(f"tensor {name!r}: data offsets {b}..{e} do not hold {want} "
+                             f"bytes inside the file")
 
     def __getitem__(self, name: str) -> np.ndarray:
-        if name not in self._header():
-            raise KeyError(name)
-        return self._file().get_tensor(name)
+        t = self._header()[name]
+        dtype = np.dtype(_ST_DTYPES[t["dtype"]])
+        count = int(np.prod(t["shape"], dtype=np.int64))
+        with open(self.path, "rb") as f:
+            f.seek(self._data_start + t["data_offsets"][0])
+            a = np.fromfile(f, dtype, count)
+        if a.size != count:
+            raise FormatError(f"{self.path}: tensor {name!r} is truncated")
+        return a.reshape(t["shape"]).astype(dtype.newbyteorder("="), copy=False)
 
     def info(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
         t = self._header()[name]
-        code = _ST_DTYPES.get(t["dtype"])
-        return tuple(t["shape"]), np.dtype(code) if code else np.dtype(np.uint16)
+        return tuple(t["shape"]), np.dtype(_ST_DTYPES[t["dtype"]])
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._header())

@@ -198,3 +198,25 @@ def test_bad_index_is_refused(tmp_path):
     with pytest.raises(sc.FormatError):
         open_file(tmp_path / "y.spc.index.json")
     assert os.path.exists(tmp_path / "x.spc.index.json")
+
+
+def test_safetensors_header_is_checked(tmp_path):
+    m = {"w": np.ones((4, 5), np.float32)}
+    stn.save_file(m, str(tmp_path / "m.safetensors"))
+    raw = (tmp_path / "m.safetensors").read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    for edit in ({"data_offsets": [0, 400]}, {"shape": [5, 5]}, {"dtype": "BF16"},
+                 {"shape": [-4, 5]}):
+        h = {**header, "w": {**header["w"], **edit}}
+        text = json.dumps(h).encode()
+        (tmp_path / "bad.safetensors").write_bytes(len(text).to_bytes(8, "little") + text
+                                                   + raw[8 + n:])
+        with pytest.raises(sc.FormatError):
+            SafetensorsSource(tmp_path / "bad.safetensors")
+    (tmp_path / "short.safetensors").write_bytes(raw[:-8])
+    with pytest.raises(sc.FormatError):
+        SafetensorsSource(tmp_path / "short.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"\xff" * 64)
+    with pytest.raises(sc.FormatError):
+        SafetensorsSource(tmp_path / "junk.safetensors")

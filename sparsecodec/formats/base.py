@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import weakref
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -37,13 +37,24 @@ def check_matrix(W: Any) -> np.ndarray:
     return np.ascontiguousarray(W, dtype=W.dtype.newbyteorder("="))
 
 
-@dataclass(frozen=True)
 class Distinct:
-    """Distinct bit patterns (sorted), their counts, and each entry's index into them."""
+    """Distinct bit patterns (sorted), their counts, and each entry's index into them. The
+    per-entry indices may be computed on first use (``make_symbols``): most callers need only
+    the values and counts."""
 
-    values: np.ndarray
-    counts: np.ndarray
-    symbols: np.ndarray  # int32, one per entry, in the order the entries were given
+    def __init__(self, values: np.ndarray, counts: np.ndarray,
+                 symbols: np.ndarray | None = None, make_symbols: Any = None):
+        self.values = values
+        self.counts = counts
+        self._symbols = symbols
+        self._make = make_symbols
+
+    @property
+    def symbols(self) -> np.ndarray:
+        """int32, one per entry, in the order the entries were given."""
+        if self._symbols is None:
+            self._symbols = self._make()
+        return self._symbols
 
     @property
     def k(self) -> int:
@@ -91,8 +102,32 @@ class Matrix:
 
     @cached_property
     def all_distinct(self) -> Distinct | None:
-        """Distinct values over every entry; symbols in column-major order."""
-        return distinct_values(np.ascontiguousarray(self.bits.T).ravel())
+        """Distinct values over every entry; symbols in column-major order. Built from the
+        nonzeros' (+0.0 has the smallest bit pattern, so it is value 0 when present): the
+        per-entry symbols, 4 bytes an entry, are made only if an encoder asks for them."""
+        nz = self.nonzero_distinct
+        if nz is None:
+            return None
+        zeros = self.size - self.nnz
+        off = 1 if zeros else 0
+        if nz.k + off > MAX_SYMBOLS:
+            return None
+        values = np.concatenate([np.zeros(off, nz.values.dtype), nz.values])
+        counts = np.concatenate([np.full(off, zeros, np.int64), nz.counts.astype(np.int64)])
+
+        me = weakref.ref(self)  # a closure over self would make a cycle, freed only by gc
+
+        def symbols() -> np.ndarray:
+            M = me()
+            assert M is not None
+            n, m = M.shape
+            ptr, rows, _ = M.csc
+            out = np.zeros(M.size, np.int32)
+            cols = np.repeat(np.arange(m, dtype=np.int64), np.diff(ptr))
+            out[cols * n + rows] = nz.symbols + off
+            return out
+
+        return Distinct(values, counts, None, symbols)
 
     @cached_property
     def nonzero_distinct(self) -> Distinct | None:

@@ -84,12 +84,18 @@ def _count(p: Any, size: int) -> int:
 
 
 def _prune_smallest(mags: list[np.ndarray], keeps: list[np.ndarray], cut: int) -> None:
-    """Clear ``keeps`` for the ``cut`` smallest magnitudes over all ``mags`` (in order)."""
+    """Clear ``keeps`` for the ``cut`` smallest magnitudes over all ``mags`` (in order).
+
+    The threshold comes from a partition, in place, of one joined copy in the magnitudes'
+    common dtype (exact: float16 and float32 magnitudes compare exactly as float32), so the
+    scratch is one copy of the magnitudes, not a sort's int64 indices."""
     if cut == 0:
         return
-    joined = np.concatenate([m.astype(np.float64, copy=False) for m in mags])
-    kth = np.partition(joined, cut - 1)[cut - 1]
-    left = cut - int(np.count_nonzero(joined < kth))
+    joined = np.concatenate(mags).astype(np.result_type(*mags), copy=False)
+    joined.partition(cut - 1)
+    kth = joined[cut - 1]
+    del joined
+    left = cut - sum(int(np.count_nonzero(mag < kth)) for mag in mags)
     for mag, keep in zip(mags, keeps, strict=True):
         keep[mag < kth] = False
         if left > 0:

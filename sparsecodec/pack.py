@@ -151,6 +151,9 @@ def _encode(M: Matrix, fmt: str) -> Encoded:
                key=file_cost)
 
 
+_POSITION_FREE = ("kmeans", "uniform", "optimal", "ecsq")  # probabilistic rounding is not
+
+
 def _compress(holder: list[np.ndarray], prune: float | None,
               quant: tuple[str, dict[str, int]] | None, fmt: str
               ) -> tuple[Encoded, Matrix | None]:
@@ -167,13 +170,24 @@ def _compress(holder: list[np.ndarray], prune: float | None,
     if method == "pq":
         mask = W != 0 if prune else None
         return qz.product_quantize(W, opts["d"], opts["k"], mask=mask, pad=True), None
-    if method == "ecsq":
-        q = qz.ecsq(W, 4 * opts["k"], levels=opts["k"])
+    if method in _POSITION_FREE:
+        # these quantizers see only the nonzero values, wherever they are: quantize those
+        # (a tenth of the entries at 90% pruning) and write them back, instead of building
+        # full-size values and labels next to W (tested to give the same values)
+        if not prune:
+            W = W.copy()  # W may be the caller's array
+        mask = W != 0
+        v = W[mask]
+        q = (qz.ecsq(v, 4 * opts["k"], levels=opts["k"]) if method == "ecsq"
+             else qz.quantize(v, method, opts["k"]))
+        del v
+        W[~mask] = 0  # -0.0 becomes +0.0, as the quantizers make it
+        W[mask] = q.values
+        del q, mask
+        M = Matrix(W)
     else:
-        q = qz.quantize(W, method, opts["k"])
+        M = Matrix(qz.quantize(W, method, opts["k"]).values)
     del W
-    M = Matrix(q.values)
-    del q  # its labels (4 bytes per entry) are not needed
     return _encode(M, fmt), M
 
 
@@ -402,12 +416,21 @@ def _run_shards(source: TensorSource, shards: list[list[str]], files: list[Path]
             if show:
                 progress(done + 1, len(todo), files[i].name)
     elif workers > 1 and len(todo) > 1:
+        from concurrent.futures.process import BrokenProcessPool
+
         with _pool(workers) as pool:
-            jobs = [(source, shards[i], str(files[i]), st, max(1, cores // workers))
-                    for i in todo]
-            for done, (i, got) in enumerate(zip(todo, pool.map(_pack_shard, jobs),
-                                                strict=True)):
-                rows[i] = got
+            futures = [pool.submit(_pack_shard, (source, shards[i], str(files[i]), st,
+                                                 max(1, cores // workers))) for i in todo]
+            for done, (i, fut) in enumerate(zip(todo, futures, strict=True)):
+                try:
+                    rows[i] = fut.result()
+                except BaseException as exc:
+                    for f in futures:
+                        f.cancel()
+                    if isinstance(exc, BrokenProcessPool):
+                        raise PackError(f"shard {files[i].name} (tensors {shards[i][0]!r}...): "
+                                        "a worker process died (out of memory?)") from exc
+                    raise
                 if show:
                     progress(done + 1, len(todo), files[i].name)
     else:

@@ -7,7 +7,7 @@ their path and reopen the file in whichever process uses them), so process pools
 workers read their own tensors straight from the input files.
 
 - ``.safetensors``: the header parsed and checked here (every tensor's offsets inside the
-  file), each tensor read with one file read.
+  file), each tensor read with one file read; bfloat16 is read as float32 (exactly).
 - ``*.safetensors.index.json``: a sharded checkpoint (the Hugging Face convention,
   ``{"weight_map": {name: shard file}}``); each tensor is read from its shard.
 - ``.npz``: shapes and dtypes from each member's ``.npy`` header; members read on access.
@@ -71,7 +71,7 @@ class ArraySource(TensorSource):
         return len(self.tensors)
 
 
-_ST_DTYPES = {"F16": "<f2", "F32": "<f4", "F64": "<f8", "I8": "|i1", "U8": "|u1",
+_ST_DTYPES = {"F16": "<f2", "F32": "<f4", "F64": "<f8", "BF16": "<u2", "I8": "|i1", "U8": "|u1",
               "I16": "<i2", "U16": "<u2", "I32": "<i4", "U32": "<u4", "I64": "<i8", "U64": "<u8",
               "BOOL": "|b1"}
 
@@ -129,11 +129,20 @@ class SafetensorsSource(TensorSource):
             a = np.fromfile(f, dtype, count)
         if a.size != count:
             raise FormatError(f"{self.path}: tensor {name!r} is truncated")
-        return a.reshape(t["shape"]).astype(dtype.newbyteorder("="), copy=False)
+        if t["dtype"] == "BF16":  # bfloat16 is the high half of a float32: exact
+            a = (a.astype(np.uint32) << np.uint32(16)).view(np.float32)
+        return a.reshape(t["shape"]).astype(a.dtype.newbyteorder("="), copy=False)
 
     def info(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
+        """Shape and the dtype the tensor is read as (bfloat16 becomes float32)."""
         t = self._header()[name]
-        return tuple(t["shape"]), np.dtype(_ST_DTYPES[t["dtype"]])
+        code = "<f4" if t["dtype"] == "BF16" else _ST_DTYPES[t["dtype"]]
+        return tuple(t["shape"]), np.dtype(code)
+
+    def nbytes(self, name: str) -> int:
+        """Bytes in the file (what shards are planned by)."""
+        b, e = self._header()[name]["data_offsets"]
+        return int(e - b)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._header())

@@ -196,3 +196,23 @@ def test_auto_judges_formats_by_what_they_add_to_the_file(tmp_path):
            - file_cost(sc.encode(W, format=auto[0].format)))
     assert abs((f - a) - est) <= 3 * 64  # alignment padding is estimated, the rest is exact
     assert np.array_equal(unpack(tmp_path / "a.spc")["w"], W)
+
+
+@pytest.mark.parametrize("spec", ["kmeans:8", "uniform:8", "optimal:8", "ecsq:8",
+                                  "probabilistic:8"])
+@pytest.mark.parametrize("prune", [None, 60])
+def test_pack_quantizes_exactly_as_the_quantizer(tmp_path, spec, prune):
+    """pack quantizes only the nonzeros of position-free methods and writes them back: the
+    stored values are those of the quantizer on the whole matrix (-0.0 included)."""
+    rng = np.random.default_rng(4)
+    W = rng.standard_normal((40, 30)).astype(np.float32)
+    W[3, 4] = -0.0
+    W[5, :7] = 0.0
+    original = W.copy()
+    pack({"w": W}, tmp_path / "q.spc", prune=prune, quantize=spec, layout="as-is")
+    assert np.array_equal(W, original)  # the caller's array is untouched
+    method, k = spec.split(":")
+    P = qz.prune(W, prune).weights if prune else W
+    want = (qz.ecsq(P, 4 * int(k), levels=int(k)) if method == "ecsq"
+            else qz.quantize(P, method, int(k))).values
+    assert np.array_equal(unpack(tmp_path / "q.spc")["w"].view(np.uint32), want.view(np.uint32))

@@ -206,8 +206,8 @@ def test_safetensors_header_is_checked(tmp_path):
     raw = (tmp_path / "m.safetensors").read_bytes()
     n = int.from_bytes(raw[:8], "little")
     header = json.loads(raw[8:8 + n])
-    for edit in ({"data_offsets": [0, 400]}, {"shape": [5, 5]}, {"dtype": "BF16"},
-                 {"shape": [-4, 5]}):
+    for edit in ({"data_offsets": [0, 400]}, {"shape": [5, 5]}, {"dtype": "BOOL"},
+                 {"dtype": "C64"}, {"shape": [-4, 5]}):
         h = {**header, "w": {**header["w"], **edit}}
         text = json.dumps(h).encode()
         (tmp_path / "bad.safetensors").write_bytes(len(text).to_bytes(8, "little") + text
@@ -220,3 +220,14 @@ def test_safetensors_header_is_checked(tmp_path):
     (tmp_path / "junk.safetensors").write_bytes(b"\xff" * 64)
     with pytest.raises(sc.FormatError):
         SafetensorsSource(tmp_path / "junk.safetensors")
+
+
+def test_bfloat16_is_read_exactly_as_float32(tmp_path):
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+
+    w = torch.randn(6, 10).to(torch.bfloat16)
+    save_file({"w": w}, str(tmp_path / "b.safetensors"))
+    src = SafetensorsSource(tmp_path / "b.safetensors")
+    assert src.info("w") == ((6, 10), np.dtype(np.float32)) and src.nbytes("w") == 120
+    assert np.array_equal(src["w"], w.float().numpy())

@@ -32,7 +32,7 @@ def prune(W: Any, p: float) -> Pruned:
     A = check_weights(W)
     cut = _count(p, A.size)
     keep = np.ones(A.size, bool)
-    _prune_smallest([np.abs(A).reshape(-1)], [keep], cut)
+    _prune_smallest([A.reshape(-1)], [keep], cut)
     return _apply(A, keep)
 
 
@@ -46,7 +46,7 @@ def global_prune(layers: Mapping[str, Any], p: float) -> dict[str, Pruned]:
     total = sum(A.size for A in arrays.values())
     cut = _count(p, total)
     keeps = [np.ones(A.size, bool) for A in arrays.values()]
-    _prune_smallest([np.abs(A).reshape(-1) for A in arrays.values()], keeps, cut)
+    _prune_smallest([A.reshape(-1) for A in arrays.values()], keeps, cut)
     return {name: _apply(A, keep) for (name, A), keep in zip(arrays.items(), keeps, strict=True)}
 
 
@@ -83,25 +83,33 @@ def _count(p: Any, size: int) -> int:
     return int(np.floor(float(p) / 100 * size + 0.5))
 
 
-def _prune_smallest(mags: list[np.ndarray], keeps: list[np.ndarray], cut: int) -> None:
-    """Clear ``keeps`` for the ``cut`` smallest magnitudes over all ``mags`` (in order).
+def _prune_smallest(arrays: list[np.ndarray], keeps: list[np.ndarray], cut: int) -> None:
+    """Clear ``keeps`` for the ``cut`` smallest magnitudes over all ``arrays`` (flat, in
+    order).
 
-    The threshold comes from a partition, in place, of one joined copy in the magnitudes'
-    common dtype (exact: float16 and float32 magnitudes compare exactly as float32), so the
-    scratch is one copy of the magnitudes, not a sort's int64 indices."""
+    The threshold comes from an in-place partition of the magnitudes in their common dtype
+    (exact: float16 and float32 magnitudes compare exactly as float32); the masks then take
+    the magnitudes of one array at a time again. The scratch is one copy of the magnitudes,
+    not a sort's int64 indices."""
     if cut == 0:
         return
-    joined = np.concatenate(mags).astype(np.result_type(*mags), copy=False)
+    dtype = np.result_type(*arrays)
+    joined = (np.abs(arrays[0]).astype(dtype, copy=False) if len(arrays) == 1
+              else np.concatenate([np.abs(a).astype(dtype, copy=False) for a in arrays]))
     joined.partition(cut - 1)
     kth = joined[cut - 1]
     del joined
-    left = cut - sum(int(np.count_nonzero(mag < kth)) for mag in mags)
-    for mag, keep in zip(mags, keeps, strict=True):
+    left = cut
+    for a in arrays:
+        left -= int(np.count_nonzero(np.abs(a) < kth))
+    for a, keep in zip(arrays, keeps, strict=True):
+        mag = np.abs(a)
         keep[mag < kth] = False
         if left > 0:
             ties = np.flatnonzero(mag == kth)[:left]
             keep[ties] = False
             left -= ties.size
+        del mag
 
 
 def _apply(A: np.ndarray, keep: np.ndarray) -> Pruned:

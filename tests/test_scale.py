@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import sparsecodec as sc
+import sparsecodec.sources as sparsecodec_sources
 from sparsecodec.cli import main, parse_size
 from sparsecodec.io import open_file
 from sparsecodec.pack import PackError, pack, plan_shards, unpack
@@ -231,3 +232,20 @@ def test_bfloat16_is_read_exactly_as_float32(tmp_path):
     src = SafetensorsSource(tmp_path / "b.safetensors")
     assert src.info("w") == ((6, 10), np.dtype(np.float32)) and src.nbytes("w") == 120
     assert np.array_equal(src["w"], w.float().numpy())
+
+
+class DyingSource(sparsecodec_sources.ArraySource):
+    """Kills the worker process that reads ``layer2.weight`` (as the OOM killer would)."""
+
+    def __getitem__(self, name):
+        if name == "layer2.weight" and os.getpid() != self.parent:
+            os._exit(9)
+        return super().__getitem__(name)
+
+
+def test_a_dying_worker_is_reported_with_its_tensor(tmp_path):
+    src = DyingSource(model())
+    src.parent = os.getpid()
+    with pytest.raises(PackError, match="layer2.weight.*died"):
+        pack(src, tmp_path / "m.spc", workers=2, **KW)
+    assert list(tmp_path.iterdir()) == []

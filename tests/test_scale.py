@@ -105,7 +105,9 @@ def test_sharded_pack_from_a_sharded_checkpoint(tmp_path):
             n for n in m if n.endswith(".weight")}
 
 
-def test_workers_and_dask_write_the_same_bytes_as_serial(tmp_path):
+@pytest.mark.parametrize("kind", ["threads", "processes"])
+def test_workers_and_dask_write_the_same_bytes_as_serial(tmp_path, monkeypatch, kind):
+    monkeypatch.setenv("SPARSECODEC_WORKERS", kind)
     m = model(8)
     stn.save_file(m, str(tmp_path / "m.safetensors"))
     src = str(tmp_path / "m.safetensors")
@@ -243,7 +245,8 @@ class DyingSource(sparsecodec_sources.ArraySource):
         return super().__getitem__(name)
 
 
-def test_a_dying_worker_is_reported_with_the_unfinished_tensors(tmp_path):
+def test_a_dying_worker_is_reported_with_the_unfinished_tensors(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPARSECODEC_WORKERS", "processes")  # a thread cannot die alone
     src = DyingSource(model())
     src.parent = os.getpid()
     with pytest.raises(PackError, match="died.*unfinished.*'layer2.weight'"):

@@ -333,7 +333,7 @@ def _pooled(source: TensorSource, names: list[str], st: _Settings, workers: int)
 
     threads = max(1, (os.cpu_count() or 1) // workers)
     with _pool(workers) as pool:
-        futures = [pool.submit(_task, (source, n, st, threads)) for n in names]
+        futures = [pool.submit(_task, (source.subset([n]), n, st, threads)) for n in names]
         for fut in futures:
             try:
                 yield fut.result()
@@ -435,7 +435,8 @@ def _run_shards(source: TensorSource, shards: list[list[str]], files: list[Path]
     if dask is not None:
         client = _client(dask)
         nworkers = max(1, len(client.scheduler_info()["workers"]))
-        jobs = [(source, shards[i], str(files[i]), st, max(1, cores // nworkers)) for i in todo]
+        jobs = [(source.subset(shards[i]), shards[i], str(files[i]), st,
+                 max(1, cores // nworkers)) for i in todo]
         futures = client.map(_pack_shard, jobs, pure=False)
         for done, (i, fut) in enumerate(zip(todo, futures, strict=True)):
             try:
@@ -453,8 +454,9 @@ def _run_shards(source: TensorSource, shards: list[list[str]], files: list[Path]
         from concurrent.futures.process import BrokenProcessPool
 
         with _pool(workers) as pool:
-            futures = [pool.submit(_pack_shard, (source, shards[i], str(files[i]), st,
-                                                 max(1, cores // workers))) for i in todo]
+            futures = [pool.submit(_pack_shard, (source.subset(shards[i]), shards[i],
+                                                 str(files[i]), st, max(1, cores // workers)))
+                       for i in todo]
             for done, (i, fut) in enumerate(zip(todo, futures, strict=True)):
                 try:
                     rows[i] = fut.result()

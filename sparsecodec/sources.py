@@ -43,6 +43,10 @@ class TensorSource(Mapping[str, np.ndarray]):
         shape, dtype = self.info(name)
         return int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
 
+    def subset(self, names: list[str]) -> TensorSource:
+        """What a worker needs to read ``names``: a file source is its path, so itself."""
+        return self
+
     def __getstate__(self) -> dict[str, Any]:  # open handles stay in their process
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
 
@@ -63,6 +67,10 @@ class ArraySource(TensorSource):
     def info(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
         a = self.tensors[name]
         return tuple(np.shape(a)), np.asarray(a).dtype if not hasattr(a, "dtype") else a.dtype
+
+    def subset(self, names: list[str]) -> TensorSource:
+        """Only these arrays, so that a worker process is not sent every tensor."""
+        return ArraySource({n: self.tensors[n] for n in names})
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.tensors)

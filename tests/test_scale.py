@@ -244,6 +244,9 @@ class DyingSource(sparsecodec_sources.ArraySource):
             os._exit(9)
         return super().__getitem__(name)
 
+    def subset(self, names):  # keep the dying behaviour in the worker
+        return self
+
 
 def test_a_dying_worker_is_reported_with_the_unfinished_tensors(tmp_path, monkeypatch):
     monkeypatch.setenv("SPARSECODEC_WORKERS", "processes")  # a thread cannot die alone
@@ -252,3 +255,18 @@ def test_a_dying_worker_is_reported_with_the_unfinished_tensors(tmp_path, monkey
     with pytest.raises(PackError, match="died.*unfinished.*'layer2.weight'"):
         pack(src, tmp_path / "m.spc", workers=2, **KW)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_worker_processes_are_sent_only_their_tensors(tmp_path):
+    import pickle
+
+    m = model()
+    one = open_source(m).subset(["layer1.weight"])
+    assert list(one) == ["layer1.weight"]
+    assert np.array_equal(one["layer1.weight"], m["layer1.weight"])
+    assert len(pickle.dumps(one)) < 1.2 * m["layer1.weight"].nbytes
+    stn.save_file(m, str(tmp_path / "m.safetensors"))
+    src = open_source(tmp_path / "m.safetensors")
+    src["layer1.weight"]
+    assert src.subset(["layer1.weight"]) is src  # a file source travels as its path
+    assert len(pickle.dumps(src)) < 2000

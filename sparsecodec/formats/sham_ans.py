@@ -44,7 +44,6 @@ from .base import (
     Matrix,
     bits_dtype,
     component,
-    distinct_values,
     float_view,
     meta_int,
     register,
@@ -141,21 +140,32 @@ def _rows_cost(counts: np.ndarray, sb: int) -> tuple[float, np.ndarray] | None:
     return total, freq
 
 
-def _best_table(counts: np.ndarray) -> tuple[float, int, float, int]:
-    """(total bits including the stored table, scale bits, payload bits, Exp-Golomb order of
-    the table) of the cheapest frequency precision for a (contexts, alphabet) histogram."""
+@dataclass(frozen=True)
+class _Table:
+    """The cheapest way found to store one part's frequency tables."""
+
+    bits: float         # payload plus the stored table
+    scale: int          # frequencies sum to 2^scale per context
+    payload: float      # bits of the symbols alone
+    order: int          # Exp-Golomb order of the stored table
+    freq: np.ndarray    # the quantized frequencies, (contexts, alphabet)
+
+
+def _best_table(counts: np.ndarray) -> _Table:
+    """The cheapest frequency precision for a (contexts, alphabet) histogram, table storage
+    included (bits = inf when no precision fits the symbols)."""
     present = int((counts > 0).sum(axis=1).max(initial=1))
     lo = max(1, width_for(present - 1))
     hi = min(MAX_SCALE, max(lo, 8) + (5 if counts.shape[1] <= 4096 else 1))
-    best = (math.inf, lo, math.inf, 0)
+    best = _Table(math.inf, lo, math.inf, 0, np.zeros(counts.shape, np.int64))
     for sb in range(lo, hi + 1):
         got = _rows_cost(counts, sb)
         if got is None:
             continue
         payload, freq = got
         order, table = best_exp_golomb(freq.ravel(), sb)
-        if payload + table < best[0]:
-            best = (payload + table, sb, payload, order)
+        if payload + table < best.bits:
+            best = _Table(payload + table, sb, payload, order, freq)
     return best
 
 
@@ -182,10 +192,6 @@ def _cum(freq: np.ndarray) -> np.ndarray:
     cum = np.zeros((freq.shape[0], freq.shape[1] + 1), np.int64)
     np.cumsum(freq, axis=1, out=cum[:, 1:])
     return cum
-
-
-def _quantize_rows(counts: np.ndarray, sb: int) -> np.ndarray:
-    return np.stack([quantize_freqs(r, sb) for r in counts]) if counts.shape[0] else counts
 
 
 @dataclass(frozen=True)
@@ -220,17 +226,15 @@ def statistics(M: Matrix, order: str = "columns") -> Statistics:
     distinct values."""
     cache = M.__dict__.setdefault("_sham_ans", {})
     if order not in cache:
+        d = M.require_distinct("nonzero", "sham_ans")
+        k = d.k
         if order == "columns":
-            d = M.require_distinct("nonzero", "sham_ans")
             ptr, rows, _ = M.csc
             vsym, (n, m) = d.symbols, M.shape
-        else:
-            M.require_distinct("nonzero", "sham_ans")
+        else:  # the same symbols in row order: each value's rank among the sorted values
             ptr, rows, bits = M.csr
-            got = distinct_values(bits)
-            assert got is not None
-            vsym, (m, n) = got.symbols, M.shape
-        k = M.nonzero_distinct.k if M.nonzero_distinct is not None else 0
+            vsym = np.searchsorted(d.values, bits).astype(np.int32)
+            m, n = M.shape
         R = _choose_runs(ka.runs_histogram(ptr, rows, n), m, n)
         pos_cls = classes_by_count(np.bincount(rows, minlength=n))
         line_cls = classes_by_count(np.diff(ptr))
@@ -248,8 +252,8 @@ class _Choice:
     stats: Statistics
     gap_model: int
     value_model: int
-    gap: tuple[float, int, float, int]    # (bits with table, scale, payload bits, table order)
-    value: tuple[float, int, float, int]
+    gap: _Table
+    value: _Table
     costs: dict[tuple[int, int], float]   # estimated bits of every (gap, value) model
 
     @property
@@ -263,14 +267,14 @@ def _choose(st: Statistics, forced_g: int | None, forced_v: int | None) -> _Choi
             if forced_g is None or g == forced_g}
     vals = {v: _best_table(value_counts(st.values, v)) for v in range(8)
             if forced_v is None or v == forced_v}
-    if any(c[0] == math.inf for c in (*gaps.values(), *vals.values())):
+    if any(t.bits == math.inf for t in (*gaps.values(), *vals.values())):
         raise EncodeError(f"sham_ans: more than 2^{MAX_SCALE} distinct nonzero values in one "
                           "context; quantize the matrix first")
     costs = {}
-    for g, (gbits, *_) in gaps.items():
-        for v, (vbits, *_) in vals.items():
+    for g, gt in gaps.items():
+        for v, vt in vals.items():
             side = CLASS_BITS * (n * bool(v & ka.POS) + m * uses_lines(g, v))
-            costs[(g, v)] = gbits + vbits + side + st.raw_bits
+            costs[(g, v)] = gt.bits + vt.bits + side + st.raw_bits
     g, v = min(costs, key=lambda gv: (costs[gv], gv))
     return _Choice(st, g, v, gaps[g], vals[v], costs)
 
@@ -335,9 +339,8 @@ class SHAMAns(Encoded):
         st, g, v = ch.stats, ch.gap_model, ch.value_model
         n, m = st.shape
         nnz = int(st.ptr[-1])
-        gsb, vsb = ch.gap[1], ch.value[1]
-        gfreq = _quantize_rows(gap_counts(st.gaps, g), gsb)
-        vfreq = _quantize_rows(value_counts(st.values, v), vsb)
+        gsb, vsb = ch.gap.scale, ch.value.scale
+        gfreq, vfreq = ch.gap.freq, ch.value.freq
         pc = st.pos_classes if v & ka.POS else np.zeros(0, np.int8)
         lc = st.line_classes if uses_lines(g, v) else np.zeros(0, np.int8)
         per_line = max(2 * nnz + m, 1) / max(m, 1)
@@ -355,11 +358,12 @@ class SHAMAns(Encoded):
             "context_costs": {(c.stats.order, model_name(gg, GAP_FEATURES),
                                model_name(vv, VALUE_FEATURES)): bits / 8
                               for c in choices for (gg, vv), bits in c.costs.items()},
-            "gap_payload_bits": ch.gap[2], "value_payload_bits": ch.value[2],
+            "gap_payload_bits": ch.gap.payload, "value_payload_bits": ch.value.payload,
             "raw_bits": st.raw_bits, "model_entropy_bits": st.entropy_bits(g, v),
         }
         return cls(M.shape, M.dtype, d.values.view(M.dtype), gfreq, vfreq, pc, lc, stream,
-                   offsets, nnz, bc, st.runs, st.order, g, v, gsb, vsb, ch.gap[3], ch.value[3],
+                   offsets, nnz, bc, st.runs, st.order, g, v, gsb, vsb, ch.gap.order,
+                   ch.value.order,
                    info)
 
     @classmethod

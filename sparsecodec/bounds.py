@@ -309,20 +309,26 @@ def context_entropy(x: Any, order: str | None = None, gap_model: str | None = No
     from .formats import sham_ans as sa  # imported here: the format imports nothing from us
 
     if isinstance(x, sa.SHAMAns) and (order, gap_model, value_model) == (None, None, None):
-        M = Matrix(x.decode())
-        order, g, v = x.order, x.gap_model, x.value_model
-    else:
-        M = Matrix(x.decode() if isinstance(x, Encoded) else x)
-        if (order, gap_model, value_model) == (None, None, None):
-            enc = sa.SHAMAns.encode(M)
-            assert isinstance(enc, sa.SHAMAns)
-            order, g, v = enc.order, enc.gap_model, enc.value_model
-        else:
-            order = order or "columns"
-            if order not in sa.ORDERS:
-                raise ShapeError(f"order must be 'columns' or 'rows', found {order!r}")
-            g = sa._parse_model(gap_model or "none", sa.GAP_FEATURES, "gap_model") or 0
-            v = sa._parse_model(value_model or "none", sa.VALUE_FEATURES, "value_model") or 0
+        return _context_entropy(Matrix(x.decode()), x)
+    M = Matrix(x.decode() if isinstance(x, Encoded) else x)
+    if (order, gap_model, value_model) == (None, None, None):
+        return _context_entropy(M, sa.SHAMAns.encode(M))
+    order = order or "columns"
+    if order not in sa.ORDERS:
+        raise ShapeError(f"order must be 'columns' or 'rows', found {order!r}")
+    g = sa._parse_model(gap_model or "none", sa.GAP_FEATURES, "gap_model") or 0
+    v = sa._parse_model(value_model or "none", sa.VALUE_FEATURES, "value_model") or 0
+    return _model_entropy(M, order, g, v)
+
+
+def _context_entropy(M: Matrix, enc: Any) -> ContextEntropy:
+    """``context_entropy`` of the matrix ``M`` that the ``sham_ans`` encoding ``enc`` holds."""
+    return _model_entropy(M, enc.order, enc.gap_model, enc.value_model)
+
+
+def _model_entropy(M: Matrix, order: str, g: int, v: int) -> ContextEntropy:
+    from .formats import sham_ans as sa
+
     st = sa.statistics(M, order)
     return ContextEntropy(order, sa.model_name(g, sa.GAP_FEATURES),
                           sa.model_name(v, sa.VALUE_FEATURES),
@@ -552,7 +558,7 @@ def _own_limit(enc: Encoded, M: Matrix) -> float | None:
     if enc.format == "sham_gap":
         return values + gap_entropy_bits(M)
     if enc.format == "sham_ans":
-        return context_entropy(enc if enc.shape == M.shape else M).total
+        return _context_entropy(M, enc).total  # M is what enc holds: no second decode
     return None
 
 

@@ -214,11 +214,15 @@ class NpzSource(TensorSource):
             raise FormatError(f"{self.path}: member {name!r} is not readable ({exc})") from exc
 
     def info(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
-        with zipfile.ZipFile(self.path) as z, z.open(name + ".npy") as f:
-            version = np.lib.format.read_magic(f)
-            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                    else np.lib.format.read_array_header_2_0)
-            shape, _, dtype = read(f)
+        try:
+            with zipfile.ZipFile(self.path) as z, z.open(name + ".npy") as f:
+                version = np.lib.format.read_magic(f)
+                read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read(f)
+        except (ValueError, OSError, zipfile.BadZipFile) as exc:
+            raise FormatError(f"{self.path}: member {name!r} has no readable header ({exc})") \
+                from exc
         return tuple(shape), np.dtype(dtype)
 
     def __iter__(self) -> Iterator[str]:

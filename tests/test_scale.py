@@ -270,3 +270,16 @@ def test_worker_processes_are_sent_only_their_tensors(tmp_path):
     src["layer1.weight"]
     assert src.subset(["layer1.weight"]) is src  # a file source travels as its path
     assert len(pickle.dumps(src)) < 2000
+
+
+def test_a_corrupt_npz_member_is_a_format_error(tmp_path):
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "x.npz", "w") as z:
+        z.writestr("w.npy", b"\x93NUMPY\x01\x00garbage")
+    src = NpzSource(tmp_path / "x.npz")
+    for read in (lambda: src.info("w"), lambda: src["w"]):
+        with pytest.raises(sc.FormatError, match="'w'"):
+            read()
+    with pytest.raises(sc.FormatError):
+        pack(str(tmp_path / "x.npz"), tmp_path / "o.spc")

@@ -35,7 +35,9 @@ from .errors import FormatError, QuantizeError, ShapeError, SparseCodecError
 from .formats.base import Encoded, Matrix
 from .io import ContainerWriter, open_file, save
 from .io.container import file_cost
+from .io.files import atomic_output
 from .io.sharded import INDEX_SUFFIX
+from .io.tensors import Budget, check_shape, parse_json
 from .progress import progress
 from .sources import TensorSource, open_source
 
@@ -409,9 +411,8 @@ def _write_index(path: str | os.PathLike, shards: list[list[str]], files: list[P
              "weight_map": {n: f.name for names, f in zip(shards, files, strict=True)
                             for n in names}}
     out = Path(str(path) + INDEX_SUFFIX)
-    tmp = out.with_name(f".{out.name}.partial")
-    tmp.write_text(json.dumps(index, indent=1))
-    os.replace(tmp, out)
+    with atomic_output(out) as fh:
+        fh.write(json.dumps(index, indent=1).encode("utf-8"))
     return out
 
 
@@ -537,18 +538,51 @@ def pack(tensors: Mapping[str, Any] | str | os.PathLike, path: str | os.PathLike
 DEFAULT_SHARD = 2 << 30  # input bytes per shard when Dask is asked for without a size
 
 
-def unpack(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Every tensor of a packed file in its original shape and layout (weights decoded)."""
+TRANSFORMS = ("none", "T", "oihw", "hwio", "flatten")
+
+
+def pack_records(metadata: Mapping[str, str], where: str) -> dict[str, dict[str, Any]]:
+    """The per-tensor records of a file's ``sparsecodec.pack`` metadata (empty without one),
+    each checked: ``{"shape": [...], "transform": one of TRANSFORMS}``. Raises
+    :class:`FormatError` naming the tensor and field for anything else."""
+    text = metadata.get(META_KEY)
+    if not text:
+        return {}
+    info = parse_json(text, f"{where}: metadata {META_KEY}")
+    if not isinstance(info, dict) or not isinstance(info.get("tensors", {}), dict):
+        raise FormatError(f"{where}: metadata {META_KEY}: 'tensors' must be an object")
+    records = info.get("tensors", {})
+    for name, r in records.items():
+        at = f"{where}: metadata {META_KEY}: tensor {name[:80]!r}"
+        if not isinstance(r, dict) or set(r) != {"shape", "transform"}:
+            raise FormatError(f"{at}: a record holds exactly shape and transform")
+        if r["transform"] not in TRANSFORMS:
+            raise FormatError(f"{at}: unknown transform {str(r['transform'])[:40]!r}")
+        check_shape(f"{at}: shape", r["shape"])
+    return records
+
+
+def unpack(path: str | os.PathLike, max_bytes: Budget = "auto") -> dict[str, np.ndarray]:
+    """Every tensor of a packed file in its original shape and layout (weights decoded).
+    ``max_bytes``: the decode budget of each matrix (``io.open_file``)."""
     out: dict[str, np.ndarray] = {}
-    with open_file(path) as f:
-        info = json.loads(f.metadata.get(META_KEY, "{}") or "{}")
-        record = info.get("tensors", {}) if isinstance(info, dict) else {}
+    with open_file(path, max_bytes=max_bytes) as f:
+        records = pack_records(f.metadata, str(path))
         for name in f:
             x = f[name]
             if isinstance(x, Encoded):
                 W = x.decode()
-                r = record.get(name)
-                out[name] = from_matrix(W, r["transform"], tuple(r["shape"])) if r else W
+                r = records.get(name)
+                if r is None:
+                    out[name] = W
+                    continue
+                try:
+                    out[name] = from_matrix(W, r["transform"], tuple(r["shape"]))
+                except (ValueError, TypeError) as exc:  # a shape that does not fit the matrix
+                    raise FormatError(f"{path}: tensor {name!r}: the pack record's shape "
+                                      f"{r['shape']} and transform {r['transform']!r} do not "
+                                      f"fit its {W.shape[0]}x{W.shape[1]} matrix ({exc})") \
+                        from None
             else:
                 out[name] = np.array(x)
     return out

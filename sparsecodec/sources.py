@@ -17,7 +17,7 @@ workers read their own tensors straight from the input files.
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 
 from .errors import FormatError
+from .io.files import open_regular
+from .io.tensors import Budget, budget_limit, check_shape, parse_json
 
 
 class TensorSource(Mapping[str, np.ndarray]):
@@ -95,12 +97,12 @@ class SafetensorsSource(TensorSource):
     def _header(self) -> dict[str, Any]:
         if getattr(self, "_hdr", None) is None:
             try:
-                size = self.path.stat().st_size
-                with open(self.path, "rb") as f:
+                with open_regular(self.path, "safetensors file") as f:
+                    size = os.fstat(f.fileno()).st_size
                     n = int.from_bytes(f.read(8), "little")
                     if not 0 < n <= min(100_000_000, size - 8):
                         raise ValueError(f"header length {n}")
-                    hdr = json.loads(f.read(n))
+                    hdr = parse_json(f.read(n), "the header")
                 if not isinstance(hdr, dict):
                     raise ValueError("the header is not an object")
                 hdr.pop("__metadata__", None)
@@ -108,31 +110,35 @@ class SafetensorsSource(TensorSource):
                     self._check(name, t, size - 8 - n)
             except (OSError, ValueError, TypeError, KeyError) as exc:
                 raise FormatError(f"{self.path}: not a readable safetensors file ({exc})") \
-                    from exc
+                    from None
             self._data_start = 8 + n
             self._hdr = hdr
         return self._hdr
 
     @staticmethod
     def _check(name: str, t: Any, data_size: int) -> None:
-        code = _ST_DTYPES.get(t["dtype"])
+        at = f"tensor {name[:80]!r}"
+        if not isinstance(t, dict) or not {"dtype", "shape", "data_offsets"} <= set(t):
+            raise ValueError(f"{at}: needs dtype, shape and data_offsets")
+        code = _ST_DTYPES.get(t["dtype"]) if isinstance(t["dtype"], str) else None
         if code is None:
-            raise ValueError(f"tensor {name!r}: dtype {t['dtype']!r} is not supported")
-        shape = t["shape"]
-        if not all(isinstance(d, int) and d >= 0 for d in shape):
-            raise ValueError(f"tensor {name!r}: bad shape {shape!r}")
-        b, e = t["data_offsets"]
-        want = int(np.prod(shape, dtype=np.int64)) * np.dtype(code).itemsize
-        if not (isinstance(b, int) and isinstance(e, int) and 0 <= b <= e <= data_size
-                and e - b == want):
-            raise ValueError(f"tensor {name!r}: data offsets {b}..{e} do not hold {want} "
-                             f"bytes inside the file")
+            raise ValueError(f"{at}: dtype {str(t['dtype'])[:20]!r} is not supported")
+        check_shape(f"{at}: shape", t["shape"])
+        offsets = t["data_offsets"]
+        if not (isinstance(offsets, list) and len(offsets) == 2
+                and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
+            raise ValueError(f"{at}: data_offsets must be two integers")
+        b, e = offsets
+        want = math.prod(t["shape"]) * np.dtype(code).itemsize
+        if not (0 <= b <= e <= data_size and e - b == want):
+            raise ValueError(f"{at}: data offsets {b}..{e} do not hold {want} bytes inside "
+                             f"the file")
 
     def __getitem__(self, name: str) -> np.ndarray:
         t = self._header()[name]
         dtype = np.dtype(_ST_DTYPES[t["dtype"]])
         count = int(np.prod(t["shape"], dtype=np.int64))
-        with open(self.path, "rb") as f:
+        with open_regular(self.path, "safetensors file") as f:
             f.seek(self._data_start + t["data_offsets"][0])
             a = np.fromfile(f, dtype, count)
         if a.size != count:
@@ -164,14 +170,20 @@ class SafetensorsIndexSource(TensorSource):
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        try:
-            index = json.loads(self.path.read_text())
-            weight_map = index["weight_map"]
-            assert isinstance(weight_map, dict)
-        except (OSError, ValueError, KeyError, AssertionError) as exc:
-            raise FormatError(f"{path}: not a safetensors index (needs a 'weight_map')") \
-                from exc
-        self.weight_map = {str(k): str(v) for k, v in weight_map.items()}
+        with open_regular(self.path, "index") as fh:
+            raw = fh.read(64 << 20)
+        index = parse_json(raw, f"{path}: the index")
+        weight_map = index.get("weight_map") if isinstance(index, dict) else None
+        if not isinstance(weight_map, dict):
+            raise FormatError(f"{path}: not a safetensors index (needs a 'weight_map')")
+        folder = os.path.realpath(self.path.parent)
+        for name, file in weight_map.items():
+            if (not isinstance(file, str) or file in ("", ".", "..") or "\0" in file
+                    or Path(file).name != file
+                    or os.path.dirname(os.path.realpath(self.path.parent / file)) != folder):
+                raise FormatError(f"{path}: shard {str(file)[:80]!r} of {name[:80]!r} must be "
+                                  "a file in the index's folder")
+        self.weight_map = dict(weight_map)
         self.shards = {f: SafetensorsSource(self.path.parent / f)
                        for f in dict.fromkeys(self.weight_map.values())}
 
@@ -189,41 +201,83 @@ class SafetensorsIndexSource(TensorSource):
 
 
 class NpzSource(TensorSource):
-    def __init__(self, path: str | os.PathLike):
+    """A ``.npz`` archive: each member read on access, never unpickled. A member whose ``.npy``
+    header claims more bytes than the member holds, or that expands past the decode budget
+    (``max(256 MiB, 1024 x its compressed bytes)``), is refused before anything is allocated."""
+
+    def __init__(self, path: str | os.PathLike, max_bytes: Budget = "auto"):
         self.path = Path(path)
+        self.max_bytes = max_bytes
         try:
-            with zipfile.ZipFile(self.path) as z:
+            with open_regular(self.path, ".npz archive") as fh, zipfile.ZipFile(fh) as z:
                 self.names = [n[:-4] for n in z.namelist() if n.endswith(".npy")]
-        except (OSError, zipfile.BadZipFile) as exc:
-            raise FormatError(f"{path}: not a readable .npz archive ({exc})") from exc
+        except (OSError, zipfile.BadZipFile, ValueError) as exc:
+            raise FormatError(f"{path}: not a readable .npz archive ({exc})") from None
 
     def _zip(self) -> Any:
         if getattr(self, "_z", None) is None:
             import threading
 
-            self._z = np.load(self.path, allow_pickle=False)
+            self._z = zipfile.ZipFile(open_regular(self.path, ".npz archive"))
             self._lock = threading.Lock()  # one archive handle: one reader at a time
         return self._z
 
+    def _member(self, name: str) -> tuple[Any, tuple[int, ...], np.dtype, bool]:
+        """(open member positioned at its data, shape, dtype, fortran order), checked."""
+        z = self._zip()
+        at = f"{self.path}: member {name!r}"
+        info = z.getinfo(name + ".npy")
+        limit = budget_limit(info.compress_size, self.max_bytes)
+        if limit is not None and info.file_size > limit:
+            raise FormatError(f"{at}: {info.compress_size:,} compressed bytes would expand to "
+                              f"{info.file_size:,}, over the decode budget of {limit:,} bytes")
+        f = z.open(info)
+        try:
+            version = np.lib.format.read_magic(f)
+            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read(f)
+            if dtype.hasobject or dtype.kind not in "biufc":
+                raise FormatError(f"{at}: dtype {dtype} is not a plain number type")
+            check_shape(f"{at}: shape", list(shape))
+            if math.prod(shape) * dtype.itemsize > info.file_size:
+                raise FormatError(f"{at}: its header claims {math.prod(shape):,} elements of "
+                                  f"{dtype}, more than the member's {info.file_size:,} bytes")
+        except BaseException:
+            f.close()
+            raise
+        return f, tuple(shape), dtype, fortran
+
     def __getitem__(self, name: str) -> np.ndarray:
         try:
-            z = self._zip()
+            self._zip()
             with self._lock:
-                return z[name]
-        except ValueError as exc:
-            raise FormatError(f"{self.path}: member {name!r} is not readable ({exc})") from exc
+                f, shape, dtype, fortran = self._member(name)
+                with f:
+                    count = math.prod(shape)
+                    data = f.read(count * dtype.itemsize)
+            if len(data) != count * dtype.itemsize:
+                raise FormatError(f"{self.path}: member {name!r} is truncated")
+            a = np.frombuffer(data, dtype, count).copy()
+            return a.reshape(shape[::-1]).T if fortran else a.reshape(shape)
+        except (ValueError, OSError, zipfile.BadZipFile, KeyError, EOFError) as exc:
+            if isinstance(exc, FormatError):
+                raise
+            raise FormatError(f"{self.path}: member {name!r} is not readable ({exc})") \
+                from None
 
     def info(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
         try:
-            with zipfile.ZipFile(self.path) as z, z.open(name + ".npy") as f:
-                version = np.lib.format.read_magic(f)
-                read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                        else np.lib.format.read_array_header_2_0)
-                shape, _, dtype = read(f)
-        except (ValueError, OSError, zipfile.BadZipFile) as exc:
+            self._zip()
+            with self._lock:
+                f, shape, dtype, _ = self._member(name)
+                f.close()
+        except (ValueError, OSError, zipfile.BadZipFile, KeyError, EOFError) as exc:
+            if isinstance(exc, FormatError):
+                raise
             raise FormatError(f"{self.path}: member {name!r} has no readable header ({exc})") \
-                from exc
-        return tuple(shape), np.dtype(dtype)
+                from None
+        return shape, dtype
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names)
@@ -233,34 +287,35 @@ class NpzSource(TensorSource):
 
 
 class HDF5Source(TensorSource):
-    def __init__(self, path: str | os.PathLike):
-        import h5py
+    """The numeric datasets of an HDF5 file, under the rules of ``io.hdf5``: reached through
+    hard links, bytes stored in the file itself, expansion within the decode budget."""
+
+    def __init__(self, path: str | os.PathLike, max_bytes: Budget = "auto"):
+        from .io.hdf5 import numeric_datasets, open_hdf5
 
         self.path = Path(path)
-        names: list[str] = []
-
-        def visit(name: str, obj: Any) -> None:
-            if isinstance(obj, h5py.Dataset) and obj.dtype.kind in "fiub" and obj.shape != ():
-                names.append(name)
-
-        try:
-            with h5py.File(self.path, "r") as f:
-                f.visititems(visit)
-        except OSError as exc:
-            raise FormatError(f"{path}: not a readable HDF5 file ({exc})") from exc
-        self.names = names
+        self.max_bytes = max_bytes
+        fh, f = open_hdf5(self.path)
+        with fh, f:
+            self.names = numeric_datasets(f)
 
     def _file(self) -> Any:
         if getattr(self, "_f", None) is None:
-            import h5py
+            from .io.hdf5 import open_hdf5
 
-            self._f = h5py.File(self.path, "r")
+            self._fh, self._f = open_hdf5(self.path)
         return self._f
 
     def __getitem__(self, name: str) -> np.ndarray:
-        return self._file()[name][()]
+        from .io.hdf5 import read_dataset
+
+        if name not in self.names:
+            raise KeyError(name)
+        return read_dataset(self._file(), name, str(self.path), self.max_bytes)
 
     def info(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
+        if name not in self.names:
+            raise KeyError(name)
         d = self._file()[name]
         return tuple(d.shape), d.dtype
 
@@ -271,8 +326,9 @@ class HDF5Source(TensorSource):
         return len(self.names)
 
 
-def open_source(x: Any) -> TensorSource:
-    """A source for a path (by extension) or a mapping of arrays."""
+def open_source(x: Any, max_bytes: Budget = "auto") -> TensorSource:
+    """A source for a path (by extension) or a mapping of arrays. ``max_bytes``: the decode
+    budget of compressed inputs (``.npz`` members, chunked HDF5 datasets)."""
     if isinstance(x, TensorSource):
         return x
     if isinstance(x, Mapping):
@@ -286,9 +342,9 @@ def open_source(x: Any) -> TensorSource:
     if name.endswith(".safetensors"):
         return SafetensorsSource(path)
     if name.endswith(".npz"):
-        return NpzSource(path)
+        return NpzSource(path, max_bytes)
     if name.endswith((".h5", ".hdf5")):
-        return HDF5Source(path)
+        return HDF5Source(path, max_bytes)
     from . import adapters
 
     return ArraySource(adapters.read(path))

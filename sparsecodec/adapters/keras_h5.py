@@ -19,50 +19,55 @@ import h5py
 import numpy as np
 
 from ..errors import FormatError
+from ..io.files import atomic_output, open_regular
+from ..io.hdf5 import check_dataset, numeric_datasets, open_hdf5, read_dataset
+from ..io.tensors import Budget, parse_json
 
 
 def is_sparsecodec(path: str | os.PathLike) -> bool:
     """True for an HDF5 file written by sparsecodec's own backend."""
-    try:
-        with h5py.File(path, "r") as f:
-            return "sparsecodec" in f.attrs
-    except OSError as exc:
-        raise FormatError(f"{path}: not a readable HDF5 file ({exc})") from exc
+    fh, f = open_hdf5(path)
+    with fh, f:
+        return "sparsecodec" in f.attrs
 
 
-def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-
-    def visit(name: str, obj: Any) -> None:
-        if isinstance(obj, h5py.Dataset) and obj.dtype.kind in "fiub" and obj.shape != ():
-            out[name] = obj[()]
-
-    try:
-        with h5py.File(path, "r") as f:
-            f.visititems(visit)
-    except OSError as exc:
-        raise FormatError(f"{path}: not a readable HDF5 file ({exc})") from exc
-    return out
+def read(path: str | os.PathLike, max_bytes: Budget = "auto") -> dict[str, np.ndarray]:
+    """Every numeric dataset, by path. Only datasets stored in the file itself are read
+    (``io.hdf5``: no external storage, virtual datasets or links to other files), each within
+    the decode budget ``max_bytes``."""
+    fh, f = open_hdf5(path)
+    with fh, f:
+        return {name: read_dataset(f, name, str(path), max_bytes)
+                for name in numeric_datasets(f)}
 
 
 def write(path: str | os.PathLike, tensors: Mapping[str, np.ndarray],
           template: str | os.PathLike | None = None) -> None:
     """A copy of ``template`` whose datasets named in ``tensors`` hold the new values (same
-    shapes; cast to each dataset's dtype)."""
+    shapes; cast to each dataset's dtype). Written through an exclusive temporary, renamed
+    into place when complete; a template dataset stored outside the file is refused."""
     if template is None:
         raise FormatError("writing a Keras .h5 file needs the original as a template (its "
                           "layer structure is not in a packed file): unpack --template MODEL.h5")
-    shutil.copyfile(template, path)
-    with h5py.File(path, "r+") as f:
-        for name, value in tensors.items():
-            if name not in f or not isinstance(f[name], h5py.Dataset):
-                continue
-            ds = f[name]
-            a = np.asarray(value)
-            if a.shape != ds.shape:
-                raise FormatError(f"{name}: shape {a.shape} does not match the model's "
-                                  f"{ds.shape}")
-            ds[...] = a.astype(ds.dtype)
+    with open_regular(template, "template") as src, atomic_output(path) as out:
+        shutil.copyfileobj(src, out)
+        out.flush()
+        try:
+            f = h5py.File(out, "r+")
+        except OSError as exc:
+            raise FormatError(f"{template}: not a readable HDF5 file ({exc})") from None
+        with f:
+            present = set(numeric_datasets(f))
+            for name, value in tensors.items():
+                if name not in present:
+                    continue
+                ds = f[name]
+                check_dataset(ds, f"{template}: dataset {name!r}", strict=False)
+                a = np.asarray(value)
+                if a.shape != ds.shape:
+                    raise FormatError(f"{name}: shape {a.shape} does not match the model's "
+                                      f"{ds.shape}")
+                ds[...] = a.astype(ds.dtype)
 
 
 def sequential_spec(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -71,15 +76,16 @@ def sequential_spec(path: str | os.PathLike) -> list[dict[str, Any]]:
     odd kernels), MaxPooling2D / AveragePooling2D ("valid"), Flatten, Activation, Dropout
     (skipped at inference). Images enter as NHWC, as in Keras. Weight names are the dataset
     paths ``read`` gives. Raises :class:`FormatError` for anything else."""
-    import json
-
-    with h5py.File(path, "r") as f:
+    fh, f = open_hdf5(path)
+    with fh, f:
         text = f.attrs.get("model_config")
-        names: list[str] = []
-        f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+        names = numeric_datasets(f)
     if text is None:
         raise FormatError(f"{path}: no model_config (a weights-only file has no layers)")
-    cfg = json.loads(text if isinstance(text, str) else text.decode())
+    cfg = parse_json(text if isinstance(text, (str, bytes)) else str(text),
+                     f"{path}: model_config")
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("config"), dict):
+        raise FormatError(f"{path}: model_config is not a Keras model description")
     if cfg.get("class_name") != "Sequential":
         raise FormatError(f"{path}: a {cfg.get('class_name')} model, not a Sequential one")
 

@@ -1,23 +1,24 @@
-"""NumPy ``.npz`` archives (never unpickled)."""
+"""NumPy ``.npz`` archives (never unpickled; members checked before anything is allocated:
+``sources.NpzSource``)."""
 
 from __future__ import annotations
 
 import os
-import zipfile
 from collections.abc import Mapping
 
 import numpy as np
 
-from ..errors import FormatError
+from ..io.files import atomic_output
+from ..io.tensors import Budget
 
 
-def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {name: z[name] for name in z.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise FormatError(f"{path}: not a readable .npz archive ({exc})") from exc
+def read(path: str | os.PathLike, max_bytes: Budget = "auto") -> dict[str, np.ndarray]:
+    from ..sources import NpzSource
+
+    src = NpzSource(path, max_bytes)
+    return {name: src[name] for name in src}
 
 
 def write(path: str | os.PathLike, tensors: Mapping[str, np.ndarray]) -> None:
-    np.savez(path, **{name: np.asarray(a) for name, a in tensors.items()})
+    with atomic_output(path) as fh:
+        np.savez(fh, **{name: np.asarray(a) for name, a in tensors.items()})

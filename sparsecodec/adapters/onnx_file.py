@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FormatError
+from ..io.files import atomic_output
 
 
 def _lib() -> Any:
@@ -23,13 +24,39 @@ def _lib() -> Any:
     return onnx, numpy_helper
 
 
+def _external_location(init: Any, folder: str, path: str | os.PathLike) -> None:
+    """Refuse external data outside the model's folder (an absolute path, ``..``, a symlink
+    out) or in something other than a regular file."""
+    entries = {e.key: e.value for e in init.external_data}
+    loc = entries.get("location", "")
+    at = f"{path}: initializer {init.name[:80]!r}: external data {loc[:80]!r}"
+    real = os.path.realpath(os.path.join(folder, loc))
+    if not loc or os.path.isabs(loc) or "\0" in loc or \
+            os.path.commonpath([real, folder]) != folder:
+        raise FormatError(f"{at}: must name a file inside the model's folder {folder}")
+    if not os.path.isfile(real):
+        raise FormatError(f"{at}: is missing or not a regular file")
+
+
 def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The initializers, by name. External data (``location`` in the tensor) is read from the
+    model's own folder, never from the current one, and only from files inside it."""
     onnx, numpy_helper = _lib()
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError and others from protobuf
-        raise FormatError(f"{path}: not a readable ONNX model ({exc})") from exc
-    return {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+        raise FormatError(f"{path}: not a readable ONNX model ({exc})") from None
+    folder = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+    out = {}
+    for init in model.graph.initializer:
+        if init.data_location == onnx.TensorProto.EXTERNAL:
+            _external_location(init, folder, path)
+        try:
+            out[init.name] = numpy_helper.to_array(init, base_dir=folder)
+        except Exception as exc:  # onnx raises ValueError, OSError, its own errors
+            raise FormatError(f"{path}: initializer {init.name[:80]!r} is unreadable "
+                              f"({type(exc).__name__}: {str(exc)[:200]})") from None
+    return out
 
 
 def write(path: str | os.PathLike, tensors: Mapping[str, np.ndarray],
@@ -51,4 +78,6 @@ def write(path: str | os.PathLike, tensors: Mapping[str, np.ndarray],
             raise FormatError(f"{name}: shape {new.shape} does not match the model's "
                               f"{old.shape}")
         by_name[name].CopyFrom(numpy_helper.from_array(new.astype(old.dtype), name))
-    onnx.save(model, str(path))
+    data = model.SerializeToString()  # onnx.save would name the temporary by its descriptor
+    with atomic_output(path) as fh:
+        fh.write(data)

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..errors import FormatError
+from ..io.files import atomic_output
 
 
 def _lib():
@@ -29,4 +30,6 @@ def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def write(path: str | os.PathLike, tensors: Mapping[str, np.ndarray]) -> None:
-    _lib().save_file({n: np.ascontiguousarray(a) for n, a in tensors.items()}, str(path))
+    data = _lib().save({n: np.ascontiguousarray(a) for n, a in tensors.items()})
+    with atomic_output(path) as fh:
+        fh.write(data)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FormatError
+from ..io.files import atomic_output
 
 
 def _lib() -> Any:
@@ -43,8 +44,9 @@ def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 def write(path: str | os.PathLike, tensors: Mapping[str, np.ndarray]) -> None:
     torch = _lib()
-    torch.save({n: torch.from_numpy(np.ascontiguousarray(a)) for n, a in tensors.items()},
-               str(path))
+    with atomic_output(path) as fh:
+        torch.save({n: torch.from_numpy(np.ascontiguousarray(a)) for n, a in tensors.items()},
+                   fh)
 
 
 def sequential_spec(module: Any) -> list[dict[str, Any]]:

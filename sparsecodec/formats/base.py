@@ -224,7 +224,11 @@ class Encoded:
         if set(comps) != expected:
             raise FormatError(f"{cls.format}: expected components {sorted(expected)}, "
                               f"found {sorted(comps)}")
-        return cls._from_parts((shape[0], shape[1]), np.dtype(dtype), meta, comps)
+        enc = cls._from_parts((shape[0], shape[1]), np.dtype(dtype), meta, comps)
+        unknown = sorted(set(meta) - set(enc.meta))
+        if unknown:  # a stored meta holds exactly what the format writes: nothing rides along
+            raise FormatError(f"{cls.format}: unknown meta key(s) {unknown[:5]}")
+        return enc
 
     @classmethod
     def component_names(cls, meta: dict[str, Any]) -> tuple[str, ...]:

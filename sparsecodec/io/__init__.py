@@ -17,6 +17,7 @@ from ..formats.base import Encoded
 from .container import ContainerFile, ContainerWriter, save_container
 from .hdf5 import EXTENSIONS, HDF5File, save_hdf5
 from .sharded import ShardedFile, index_for
+from .tensors import Budget
 
 BACKENDS = ("container", "hdf5")
 
@@ -42,25 +43,33 @@ def save(path: str | os.PathLike, tensors: Mapping[str, Encoded | np.ndarray],
         save_container(path, tensors, metadata)
 
 
-def open_file(path: str | os.PathLike, verify: bool = True,
-              backend: str | None = None) -> ContainerFile | HDF5File | ShardedFile:
+def open_file(path: str | os.PathLike, verify: bool = True, backend: str | None = None, *,
+              max_bytes: Budget = "auto", mmap: bool = True
+              ) -> ContainerFile | HDF5File | ShardedFile:
     """Open a file of tensors lazily: ``f.keys()``, ``f.metadata``, ``f[name]``. A sharded pack
     opens through its index: ``model.spc.index.json``, or ``model.spc`` when only the index
-    and its shards exist."""
+    and its shards exist.
+
+    ``max_bytes`` is the decode budget of each matrix: ``"auto"`` (default) allows
+    ``max(256 MiB, 1024 x its stored bytes)``, an int that many bytes, None no limit; a matrix
+    over it raises :class:`FormatError` when accessed. ``mmap=False`` reads each tensor into
+    memory instead of mapping the file (for files that another process may truncate: a mapped
+    array whose file shrinks faults when touched)."""
     index = index_for(path) if backend is None else None
     if index is not None:
-        return ShardedFile(index, verify)
+        return ShardedFile(index, verify, max_bytes=max_bytes, mmap=mmap)
     if _backend(path, backend) == "hdf5":
-        return HDF5File(path, verify)
-    return ContainerFile(path, verify)
+        return HDF5File(path, verify, max_bytes=max_bytes, mmap=mmap)
+    return ContainerFile(path, verify, max_bytes=max_bytes, mmap=mmap)
 
 
-def load(path: str | os.PathLike, verify: bool = True, backend: str | None = None
-         ) -> dict[str, Any]:
+def load(path: str | os.PathLike, verify: bool = True, backend: str | None = None, *,
+         max_bytes: Budget = "auto", mmap: bool = True) -> dict[str, Any]:
     """Every tensor of a file: name -> encoded matrix, or array for plain arrays (mapped from
-    the file, not copied, wherever the backend allows)."""
-    f = open_file(path, verify, backend)
-    return {name: f[name] for name in f}
+    the file, not copied, wherever the backend allows). ``max_bytes`` and ``mmap`` as in
+    :func:`open_file`."""
+    with open_file(path, verify, backend, max_bytes=max_bytes, mmap=mmap) as f:
+        return {name: f[name] for name in f}
 
 
 __all__ = ["BACKENDS", "ContainerFile", "ContainerWriter", "HDF5File", "ShardedFile", "load",

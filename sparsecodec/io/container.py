@@ -22,13 +22,27 @@ import numpy as np
 
 from ..errors import FormatError, SparseCodecError
 from ..formats.base import Encoded, registry
-from .tensors import ARRAY, DTYPES, MAX_NAME, build, check_name, describe, storable
+from .files import atomic_output, open_regular
+from .tensors import (
+    ARRAY,
+    DTYPES,
+    MAX_NAME,
+    Budget,
+    build,
+    check_budget,
+    check_name,
+    check_shape,
+    describe,
+    parse_json,
+    storable,
+)
 
 MAGIC = b"\x89SPC\r\n\x1a\n"
-VERSION = 1
-PREAMBLE = struct.Struct("<8sIIQ")  # magic, version, reserved, header_length
+VERSION = 2        # version 2 adds the header's CRC-32 (version 1 had a reserved zero there)
+READABLE = (1, 2)  # version 1 files are still read (their header is not checksummed)
+PREAMBLE = struct.Struct("<8sIIQ")  # magic, version, header_crc32, header_length
 ALIGN = 64
-MAX_HEADER = 64 << 20
+MAX_HEADER = 16 << 20      # header bytes (about 15,000 tensors of seven components)
 
 PathLike = str | os.PathLike
 
@@ -57,6 +71,11 @@ class ContainerWriter:
     >>> with ContainerWriter("model.spc", metadata={"model": "mlp"}) as w:  # doctest: +SKIP
     ...     w.add("fc1", sc.encode(W1, format="sham"))
     ...     w.add("fc1.bias", b1)
+
+    The blobs collect in an anonymous temporary file (it has no name, so nothing is left behind
+    if the process dies); ``close()`` writes preamble, header and blobs through
+    :func:`~sparsecodec.io.files.atomic_output` (an exclusive, unpredictable temporary renamed
+    into place).
     """
 
     def __init__(self, path: PathLike, metadata: Mapping[str, str] | None = None):
@@ -65,9 +84,7 @@ class ContainerWriter:
         for k, v in self.metadata.items():
             if not isinstance(k, str) or not isinstance(v, str):
                 raise SparseCodecError(f"metadata must map strings to strings, found {k!r}: {v!r}")
-        self._data = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed in close/abort)
-            dir=self.path.parent or ".", prefix=f".{self.path.name}.", suffix=".data",
-            delete=False)
+        self._data = tempfile.TemporaryFile(dir=self.path.parent)  # noqa: SIM115
         self._tensors: dict[str, dict[str, Any]] = {}
         self._offset = 0
         self._closed = False
@@ -104,30 +121,29 @@ class ContainerWriter:
         header = json.dumps({"data_length": self._offset, "metadata": self.metadata,
                              "tensors": self._tensors}, separators=(",", ":"),
                             ensure_ascii=False).encode("utf-8")
+        if len(header) > MAX_HEADER:
+            self._data.close()
+            raise SparseCodecError(f"{self.path}: the header would take {len(header):,} bytes, "
+                                   f"over the {MAX_HEADER:,}-byte limit (too many tensors for "
+                                   "one file: write shards)")
         data_start = _align(PREAMBLE.size + len(header))
-        partial = self.path.with_name(f".{self.path.name}.partial")
         try:
             self._data.flush()
             self._data.seek(0)
-            with partial.open("wb") as out:
-                out.write(PREAMBLE.pack(MAGIC, VERSION, 0, len(header)))
+            with atomic_output(self.path) as out:
+                out.write(PREAMBLE.pack(MAGIC, VERSION, zlib.crc32(header), len(header)))
                 out.write(header)
                 out.write(b"\0" * (data_start - PREAMBLE.size - len(header)))
                 while chunk := self._data.read(1 << 24):
                     out.write(chunk)
-            os.replace(partial, self.path)
         finally:
             self._data.close()
-            os.unlink(self._data.name)
-            if partial.exists():
-                partial.unlink()
 
     def abort(self) -> None:
         """Drop everything written so far; no file appears at ``path``."""
         if not self._closed:
             self._closed = True
             self._data.close()
-            os.unlink(self._data.name)
 
     def __enter__(self) -> ContainerWriter:
         return self
@@ -150,15 +166,6 @@ def save_container(path: PathLike, tensors: Mapping[str, Encoded | np.ndarray],
 # --------------------------------------------------------------------------- reading
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            raise FormatError(f"the header repeats the key {k!r}")
-        out[k] = v
-    return out
-
-
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -166,41 +173,67 @@ def _is_int(v: Any) -> bool:
 class ContainerFile(Mapping[str, Any]):
     """An open container: ``keys()``, ``metadata``, ``f[name]`` (built on first access).
 
-    Tensors are views of a copy-on-write mapping of the file: nothing is read until used, and
-    nothing written to them reaches the file.
+    The file is opened once: the header is read from that descriptor and the blobs are mapped
+    from it, so a file replaced (``os.replace``) while it is open is never mixed with its
+    successor. Tensors are views of a copy-on-write mapping of the file: nothing is read until
+    used, and nothing written to them reaches the file. Each access checks that the file still
+    has its size: a file truncated under an open container raises :class:`FormatError` instead
+    of killing the process (SIGBUS) when a tensor is built. Arrays handed out earlier stay views
+    of the mapping; for files that other processes may truncate, pass ``mmap=False`` to read
+    each tensor's bytes into memory instead.
+
+    ``max_bytes`` is the decode budget (``io.tensors.check_budget``): a matrix that would decode
+    to more is refused when built.
     """
 
-    def __init__(self, path: PathLike, verify: bool = True):
+    def __init__(self, path: PathLike, verify: bool = True, max_bytes: Budget = "auto",
+                 mmap: bool = True):
         self.path = Path(path)
         self.verify = verify
-        size = self.path.stat().st_size
-        with self.path.open("rb") as fh:
-            pre = fh.read(PREAMBLE.size)
-            if len(pre) < PREAMBLE.size:
-                raise FormatError(f"{self.path}: {size} bytes is too short for a container")
-            magic, version, reserved, hlen = PREAMBLE.unpack(pre)
-            if magic != MAGIC:
-                raise FormatError(f"{self.path}: not a sparsecodec container (bad magic)")
-            if version != VERSION or reserved != 0:
-                raise FormatError(f"{self.path}: unsupported version {version} "
-                                  f"(reserved field {reserved})")
-            if hlen > min(MAX_HEADER, size - PREAMBLE.size):
-                raise FormatError(f"{self.path}: header length {hlen} exceeds the file "
-                                  f"({size} bytes) or the {MAX_HEADER}-byte limit")
-            raw = fh.read(hlen)
+        self.max_bytes = max_bytes
+        self._fh = open_regular(self.path, "container")
         try:
-            header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
-        except FormatError:
+            self._open(mmap)
+        except BaseException:
+            self._fh.close()
             raise
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            raise FormatError(f"{self.path}: the header is not UTF-8 JSON: {exc}") from None
+
+    def _open(self, mmap: bool) -> None:
+        fh = self._fh
+        size = os.fstat(fh.fileno()).st_size
+        self._size = size
+        pre = fh.read(PREAMBLE.size)
+        if len(pre) < PREAMBLE.size:
+            raise FormatError(f"{self.path}: {size} bytes is too short for a container")
+        magic, version, check, hlen = PREAMBLE.unpack(pre)
+        if magic != MAGIC:
+            raise FormatError(f"{self.path}: not a sparsecodec container (bad magic)")
+        if version not in READABLE or (version == 1 and check != 0):
+            raise FormatError(f"{self.path}: unsupported version {version} "
+                              f"(this reader reads versions {READABLE})")
+        if hlen > min(MAX_HEADER, size - PREAMBLE.size):
+            raise FormatError(f"{self.path}: header length {hlen} exceeds the file "
+                              f"({size} bytes) or the {MAX_HEADER}-byte limit")
         self._data_start = _align(PREAMBLE.size + hlen)
-        self._entries, self.metadata = self._check_header(header, size)
-        self._map = (np.memmap(self.path, mode="c") if size > self._data_start
-                     else np.zeros(0, np.uint8))
+        raw = fh.read(min(self._data_start, size) - PREAMBLE.size)
+        if version >= 2 and zlib.crc32(raw[:hlen]) != check:
+            raise FormatError(f"{self.path}: header checksum mismatch (the header is damaged)")
+        if raw[hlen:].count(0) != len(raw) - hlen:
+            raise FormatError(f"{self.path}: the padding after the header is not zero")
+        try:
+            header = parse_json(raw[:hlen], "the header")
+        except FormatError as exc:
+            raise FormatError(f"{self.path}: {exc}") from None
+        self._entries, self.metadata, self._gaps = self._check_header(header, size)
+        if mmap and size > self._data_start:
+            self._map: np.ndarray = np.memmap(fh, mode="c")
+        else:
+            self._map = np.zeros(0, np.uint8)
+        self._mapped = mmap
         self._cache: dict[str, Any] = {}
 
-    def _check_header(self, h: Any, size: int) -> tuple[dict[str, Any], dict[str, str]]:
+    def _check_header(self, h: Any, size: int
+                      ) -> tuple[dict[str, Any], dict[str, str], dict[tuple[str, str], int]]:
         where = str(self.path)
         if not isinstance(h, dict) or set(h) != {"data_length", "metadata", "tensors"}:
             raise FormatError(f"{where}: the header must hold exactly data_length, metadata "
@@ -228,9 +261,7 @@ class ContainerFile(Mapping[str, Any]):
                 raise FormatError(f"{at}: format and dtype must be strings")
             if t["format"] != ARRAY and t["format"] not in formats:
                 raise FormatError(f"{at}: unknown format {t['format']!r}")
-            if (not isinstance(t["shape"], list)
-                    or not all(_is_int(s) and s >= 0 for s in t["shape"])):
-                raise FormatError(f"{at}: shape must be a list of non-negative integers")
+            check_shape(f"{at}: shape", t["shape"])
             if not isinstance(t["meta"], dict) or not isinstance(t["components"], dict):
                 raise FormatError(f"{at}: meta and components must be objects")
             for cname, c in t["components"].items():
@@ -241,8 +272,7 @@ class ContainerFile(Mapping[str, Any]):
                 if not isinstance(c["dtype"], str) or c["dtype"] not in DTYPES:
                     raise FormatError(f"{cat}: dtype {c['dtype']!r} is not allowed")
                 shp = c["shape"]
-                if not isinstance(shp, list) or not all(_is_int(s) and s >= 0 for s in shp):
-                    raise FormatError(f"{cat}: shape must be a list of non-negative integers")
+                check_shape(f"{cat}: shape", shp)
                 off, ln, crc = c["offset"], c["length"], c["crc32"]
                 if not (_is_int(off) and _is_int(ln) and _is_int(crc)) or off < 0 or ln < 0:
                     raise FormatError(f"{cat}: offset, length and crc32 must be integers >= 0")
@@ -253,11 +283,25 @@ class ContainerFile(Mapping[str, Any]):
                     raise FormatError(f"{cat}: blob [{off}, {off + ln}) is misaligned or past "
                                       f"the {dlen}-byte data section")
                 spans.append((off, off + ln, name, cname))
+        # the blobs tile the data section: each starts at the first aligned offset after the
+        # previous one's end, the last ends the section, and nothing else is there
         spans.sort()
-        for (_, a1, an, ac), (b0, _, bn, bc) in zip(spans, spans[1:], strict=False):
-            if b0 < a1:
-                raise FormatError(f"{where}: blobs of {an!r}/{ac!r} and {bn!r}/{bc!r} overlap")
-        return tensors, meta
+        gaps: dict[tuple[str, str], int] = {}
+        end, last = 0, None
+        for off, stop, name, cname in spans:
+            if off < end:
+                raise FormatError(f"{where}: blobs of {last[0]!r}/{last[1]!r} and "
+                                  f"{name!r}/{cname!r} overlap")
+            if off != _align(end):
+                raise FormatError(f"{where}: tensor {name!r}: component {cname!r}: a gap of "
+                                  f"{off - end} bytes precedes its blob (blobs must tile the "
+                                  f"data section)")
+            gaps[(name, cname)] = end
+            end, last = stop, (name, cname)
+        if end != dlen:
+            raise FormatError(f"{where}: {dlen - end} bytes follow the last blob in the data "
+                              f"section")
+        return tensors, meta, gaps
 
     # ---- the Mapping protocol
     def __getitem__(self, name: str) -> Any:
@@ -273,24 +317,42 @@ class ContainerFile(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self._entries)
 
-    def _component(self, at: str, c: dict[str, Any]) -> np.ndarray:
+    def _bytes(self, start: int, stop: int) -> np.ndarray:
+        if self._mapped:
+            return self._map[start:stop]
+        out = np.empty(stop - start, np.uint8)
+        if os.preadv(self._fh.fileno(), [out], start) != out.size:
+            raise FormatError(f"{self.path}: the file is shorter than when it was opened")
+        return out
+
+    def _component(self, at: str, key: tuple[str, str], c: dict[str, Any]) -> np.ndarray:
         dtype = np.dtype(c["dtype"])
         start = self._data_start + c["offset"]
-        blob = self._map[start:start + c["length"]]
-        if self.verify and zlib.crc32(memoryview(blob)) != c["crc32"]:
-            raise FormatError(f"{at}: checksum mismatch")
+        blob = self._bytes(start, start + c["length"])
+        if self.verify:
+            if zlib.crc32(memoryview(blob)) != c["crc32"]:
+                raise FormatError(f"{at}: checksum mismatch")
+            gap = self._bytes(self._data_start + self._gaps[key], start)
+            if gap.any():
+                raise FormatError(f"{at}: the padding before its blob is not zero")
         return blob.view(dtype).reshape(c["shape"]) if c["length"] else np.zeros(c["shape"],
                                                                                   dtype)
 
     def _build(self, name: str, t: dict[str, Any]) -> Any:
         at = f"{self.path}: tensor {name!r}"
-        comps = {cn: self._component(f"{at}: component {cn!r}", c)
+        if os.fstat(self._fh.fileno()).st_size != self._size:
+            raise FormatError(f"{at}: the file changed size since it was opened (truncated or "
+                              "rewritten in place); reopen it")
+        stored = sum(c["length"] for c in t["components"].values())
+        check_budget(at, t["format"], t["shape"], t["dtype"], stored, self.max_bytes)
+        comps = {cn: self._component(f"{at}: component {cn!r}", (name, cn), c)
                  for cn, c in t["components"].items()}
         return build(at, t["format"], t["shape"], t["dtype"], t["meta"], comps)
 
     def close(self) -> None:
         self._cache.clear()
         self._map = np.zeros(0, np.uint8)
+        self._fh.close()
 
     def __enter__(self) -> ContainerFile:
         return self

@@ -4,7 +4,6 @@ file: ``keys()``, ``metadata`` (the pack record of every tensor), ``f[name]``.""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -12,6 +11,8 @@ from typing import Any
 
 from ..errors import FormatError
 from .container import ContainerFile
+from .files import open_regular
+from .tensors import MAX_NAME, Budget, parse_json
 
 INDEX_SUFFIX = ".index.json"
 
@@ -36,30 +37,67 @@ def files_of(path: str | os.PathLike) -> list[Path]:
         return [index, *(index.parent / s for s in dict.fromkeys(f.weight_map.values()))]
 
 
+MAX_INDEX = 64 << 20  # bytes of an index file
+INDEX_MEMBERS = {"format", "version", "metadata", "weight_map"}
+
+
+def _shard_name(index: Path, name: Any, file: Any) -> str:
+    """A shard's file name, refused unless it is a plain name of a file in the index's folder."""
+    if (not isinstance(file, str) or file in ("", ".", "..") or "\0" in file
+            or "/" in file or "\\" in file or Path(file).name != file):
+        raise FormatError(f"{index}: shard {str(file)[:80]!r} of {str(name)[:80]!r} must be a "
+                          "file name in the index's folder")
+    return file
+
+
 class ShardedFile(Mapping[str, Any]):
-    def __init__(self, index: str | os.PathLike, verify: bool = True):
+    """The tensors of a sharded pack, read through its index. Shards must be regular files
+    whose real path (symlinks resolved) is inside the index's folder; each is opened as a
+    container on first use."""
+
+    def __init__(self, index: str | os.PathLike, verify: bool = True,
+                 max_bytes: Budget = "auto", mmap: bool = True):
         self.path = Path(index)
         self.verify = verify
-        try:
-            h = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise FormatError(f"{index}: not a readable index ({exc})") from exc
-        if (not isinstance(h, dict) or h.get("format") != "sparsecodec-index"
-                or not isinstance(h.get("weight_map"), dict)
-                or not isinstance(h.get("metadata"), dict)):
-            raise FormatError(f"{index}: not a sparsecodec index (format, metadata, weight_map)")
-        self.metadata: dict[str, str] = {str(k): str(v) for k, v in h["metadata"].items()}
+        self.max_bytes = max_bytes
+        self.mmap = mmap
+        with open_regular(self.path, "index") as fh:
+            raw = fh.read(MAX_INDEX + 1)
+        if len(raw) > MAX_INDEX:
+            raise FormatError(f"{index}: an index of more than {MAX_INDEX:,} bytes")
+        h = parse_json(raw, f"{index}: the index")
+        if not isinstance(h, dict) or set(h) != INDEX_MEMBERS or \
+                h["format"] != "sparsecodec-index":
+            raise FormatError(f"{index}: not a sparsecodec index (exactly format, version, "
+                              "metadata, weight_map)")
+        if not (isinstance(h["version"], int) and not isinstance(h["version"], bool)
+                and h["version"] == 1):
+            raise FormatError(f"{index}: unsupported index version {str(h['version'])[:20]}")
+        if not isinstance(h["weight_map"], dict) or not isinstance(h["metadata"], dict) or \
+                not all(isinstance(v, str) for v in h["metadata"].values()):
+            raise FormatError(f"{index}: metadata must map strings to strings and weight_map "
+                              "be an object")
+        self.metadata: dict[str, str] = h["metadata"]
         self.weight_map: dict[str, str] = {}
         for name, file in h["weight_map"].items():
-            if not isinstance(file, str) or Path(file).name != file:
-                raise FormatError(f"{index}: shard {file!r} of {name!r} must be a file name "
-                                  "in the index's folder")
-            self.weight_map[name] = file
+            if not 0 < len(name) <= MAX_NAME:
+                raise FormatError(f"{index}: tensor names are 1..{MAX_NAME} characters")
+            self.weight_map[name] = _shard_name(self.path, name, file)
+        self._folder = os.path.realpath(self.path.parent)
         self._open: dict[str, ContainerFile] = {}
 
     def _shard(self, file: str) -> ContainerFile:
         if file not in self._open:
-            self._open[file] = ContainerFile(self.path.parent / file, self.verify)
+            path = self.path.parent / file
+            real = os.path.realpath(path)
+            if os.path.dirname(real) != self._folder:
+                raise FormatError(f"{self.path}: shard {file} resolves to {real}, outside the "
+                                  "index's folder")
+            if not os.path.isfile(real):
+                raise FormatError(f"{self.path}: shard {file} is missing or not a regular "
+                                  "file")
+            self._open[file] = ContainerFile(real, self.verify, max_bytes=self.max_bytes,
+                                             mmap=self.mmap)
         return self._open[file]
 
     def __getitem__(self, name: str) -> Any:

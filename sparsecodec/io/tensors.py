@@ -3,7 +3,9 @@ and how stored parts become a tensor again (validated by its format)."""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import math
+from typing import Any, Literal
 
 import numpy as np
 
@@ -14,6 +16,112 @@ ARRAY = "array"  # the format name of plain arrays (biases, norms, masks, ...)
 MAX_NAME = 1024
 DTYPES = frozenset({"|u1", "|i1", "|b1", "<u2", "<i2", "<f2", "<u4", "<i4", "<f4",
                     "<u8", "<i8", "<f8"})
+
+
+MAX_NDIM = 32          # HDF5's limit, and far past any weight tensor
+MAX_DIM = 1 << 48      # one axis
+MAX_ELEMENTS = 1 << 60  # the product of a shape
+
+# The decode budget: how many bytes one matrix read from a file may decode to. "auto" allows
+# max(DECODE_FLOOR, DECODE_RATIO x the bytes it has in the file): every real pruned and
+# quantized layer fits (a 4096x4096 float32 layer at 1% density in sham is about 180x), while a
+# few hundred bytes can no longer claim gigabytes. An int is a fixed limit; None, no limit.
+Budget = int | None | Literal["auto"]
+DECODE_FLOOR = 256 << 20
+DECODE_RATIO = 1024
+_ITEMSIZE = {"float16": 2, "float32": 4, "float64": 8}
+MAX_JSON_ITEMS = 1 << 20  # objects and numbers in one stored JSON text (a header, a meta)
+
+
+class _BoundedDecoder(json.JSONDecoder):
+    """JSON with bounded cost: repeated keys, integers of more than 20 digits, NaN/Infinity and
+    more than ``MAX_JSON_ITEMS`` objects and numbers are refused while parsing, so a hostile
+    header cannot make the parser build millions of objects or run Python's quadratic
+    big-integer conversion."""
+
+    def __init__(self) -> None:
+        self.items = 0
+        super().__init__(object_pairs_hook=self._object, parse_int=self._int,
+                         parse_float=self._float, parse_constant=self._constant)
+
+    def _count(self) -> None:
+        self.items += 1
+        if self.items > MAX_JSON_ITEMS:
+            raise FormatError(f"it holds more than {MAX_JSON_ITEMS:,} objects and "
+                              "numbers")
+
+    def _object(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        self._count()
+        out: dict[str, Any] = {}
+        for k, v in pairs:
+            if k in out:
+                raise FormatError(f"it repeats the key {k!r}")
+            out[k] = v
+        return out
+
+    def _int(self, text: str) -> int:
+        self._count()
+        if len(text.lstrip("-")) > 20:
+            raise FormatError(f"it holds an integer of {len(text)} digits")
+        return int(text)
+
+    def _float(self, text: str) -> float:
+        self._count()
+        return float(text)
+
+    def _constant(self, text: str) -> float:
+        raise FormatError(f"it holds {text}, which JSON does not allow")
+
+
+def parse_json(raw: bytes | str, what: str) -> Any:
+    """The JSON value of stored bytes or text (a header, a meta attribute, an index), with
+    bounded cost; :class:`FormatError` naming ``what`` if it is not UTF-8 JSON."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        return _BoundedDecoder().decode(text)
+    except FormatError as exc:
+        raise FormatError(f"{what}: {exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise FormatError(f"{what} is not UTF-8 JSON: {exc}") from None
+
+
+
+
+def check_shape(at: str, shape: Any) -> None:
+    """A stored shape: a list of at most 32 non-negative integers, each below 2^48, whose
+    product is below 2^60 (so no size computed from it overflows, and numpy accepts it)."""
+    if (not isinstance(shape, list) or len(shape) > MAX_NDIM
+            or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < MAX_DIM
+                       for s in shape)):
+        raise FormatError(f"{at} must be a list of at most {MAX_NDIM} integers in "
+                          f"[0, 2^48), found {str(shape)[:80]}")
+    if math.prod(s for s in shape if s) >= MAX_ELEMENTS:
+        raise FormatError(f"{at} {shape} has 2^60 or more elements")
+
+
+def budget_limit(stored: int, max_bytes: Budget) -> int | None:
+    """The most a matrix of ``stored`` bytes in a file may decode to under ``max_bytes``."""
+    if max_bytes == "auto":
+        return max(DECODE_FLOOR, DECODE_RATIO * stored)
+    if max_bytes is not None and (not isinstance(max_bytes, int) or max_bytes < 0):
+        raise SparseCodecError(f"max_bytes must be 'auto', None or an integer >= 0, found "
+                               f"{max_bytes!r}")
+    return max_bytes
+
+
+def check_budget(at: str, fmt: Any, shape: Any, dtype: Any, stored: int,
+                 max_bytes: Budget) -> None:
+    """Refuse (:class:`FormatError`) a matrix whose decoded bytes exceed the decode budget,
+    before any of it is validated or built. Plain arrays are their stored bytes: always in."""
+    limit = budget_limit(stored, max_bytes)
+    if fmt == ARRAY or limit is None or dtype not in _ITEMSIZE or not isinstance(shape, list):
+        return
+    decoded = math.prod(shape) * _ITEMSIZE[dtype]
+    if decoded > limit:
+        raise FormatError(f"{at}: would decode to {decoded:,} bytes from {stored:,} stored, "
+                          f"over the decode budget of {limit:,} bytes (raise it with "
+                          f"max_bytes=, or --max-bytes on the command line, if you trust "
+                          f"the file)")
 
 
 def check_name(name: Any) -> None:
@@ -50,6 +158,8 @@ def build(at: str, fmt: Any, shape: Any, dtype: Any, meta: Any,
     if not isinstance(fmt, str) or not isinstance(dtype, str) or not isinstance(meta, dict):
         raise FormatError(f"{at}: format and dtype must be strings and meta an object")
     if fmt == ARRAY:
+        if meta:
+            raise FormatError(f"{at}: an array has no meta, found keys {sorted(meta)[:5]}")
         values = comps.get("values")
         scalar = shape == [] and values is not None and list(values.shape) == [1]
         if set(comps) != {"values"} or (list(values.shape) != list(shape) and not scalar):
@@ -64,3 +174,6 @@ def build(at: str, fmt: Any, shape: Any, dtype: Any, meta: Any,
             {**meta, "format": fmt, "shape": list(shape), "dtype": dtype}, comps)
     except FormatError as exc:
         raise FormatError(f"{at}: {exc}") from None
+    except MemoryError:
+        raise FormatError(f"{at}: validating it needs more memory than this machine has") \
+            from None

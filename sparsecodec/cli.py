@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .errors import SparseCodecError
-from .progress import progress
+from .progress import end_line, progress
 
 
 def _best_time(fn: Callable[[], object], repeat: int = 5) -> float:
@@ -110,13 +110,14 @@ def bounds(args: argparse.Namespace) -> int:
     if not path.exists():
         raise OSError(f"no such file: {path}")
     items: list[tuple[str, object]]
-    if path.suffix == ".npy":
-        items = [(path.name, np.load(path, allow_pickle=False))]
+    if path.suffix == ".npy":  # mapped: a header claiming more than the file holds fails
+        items = [(path.name, np.load(path, mmap_mode="r", allow_pickle=False))]
     elif path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            items = [(name, z[name]) for name in z.files]
+        from .adapters import npz
+
+        items = list(npz.read(path, args.max_bytes).items())
     else:
-        items = list(load(path).items())
+        items = list(load(path, max_bytes=args.max_bytes).items())
     formats = args.formats.split(",") if args.formats else None
     shown = 0
     for name, x in items:
@@ -133,7 +134,7 @@ def bounds(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_model(path: str) -> tuple[dict, list | None]:
+def _read_model(path: str, max_bytes: Any = "auto") -> tuple[dict, list | None]:
     """Tensors of a framework file (.npz, .safetensors, .onnx, Keras .h5, .pt) or of a
     sparsecodec file (decoded), and, for a Keras Sequential .h5, its runtime description."""
     from pathlib import Path
@@ -147,7 +148,7 @@ def _read_model(path: str) -> tuple[dict, list | None]:
     if not Path(path).exists():
         raise OSError(f"no such file: {path}")
     if suffix == ".spc" or adapters.keras_h5.is_sparsecodec(path):
-        return unpack(path), None
+        return unpack(path, max_bytes), None
     tensors, model = adapters.read(path), None  # a Keras file (.hdf is refused there)
     try:  # a Keras Sequential model: describe it so that runtime.load_model runs it
         model = adapters.keras_h5.sequential_spec(path)
@@ -156,21 +157,29 @@ def _read_model(path: str) -> tuple[dict, list | None]:
     return tensors, model
 
 
-def parse_size(text: str | None) -> int | None:
+def parse_size(text: str | None, option: str = "--shard-size") -> int | None:
     """'2GB', '512MiB', '1.5G', '1000000' -> bytes (decimal units, binary with 'i')."""
     if text is None:
         return None
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMgGtT]?)(i?)[bB]?\s*", text)
     if not m:
-        raise ValueError(f"--shard-size {text!r}: expected a size like 2GB, 512MiB or 1000000")
+        raise ValueError(f"{option} {text!r}: expected a size like 2GB, 512MiB or 1000000")
     power = " kmgt".index(m.group(2).lower() or " ")
     size = int(float(m.group(1)) * (1024 if m.group(3) else 1000) ** power)
     if size < 1:
-        raise ValueError(f"--shard-size {text!r} is below one byte")
+        raise ValueError(f"{option} {text!r} is below one byte")
     return size
 
 
-def _model_input(path: str) -> tuple[Any, list[dict[str, Any]] | None]:
+def parse_budget(text: str) -> Any:
+    """--max-bytes: 'auto' (the default rule), 'none' (no limit) or a size."""
+    if text.strip().lower() in ("auto", "none"):
+        return text.strip().lower() if text.strip().lower() == "auto" else None
+    return parse_size(text, "--max-bytes")
+
+
+def _model_input(path: str, max_bytes: Any = "auto"
+                 ) -> tuple[Any, list[dict[str, Any]] | None]:
     """What ``pack`` reads: the path itself for files read one tensor at a time
     (safetensors, their index, .npz, HDF5 weights), else the tensors; and the runnable model
     description of a Keras Sequential .h5."""
@@ -190,7 +199,7 @@ def _model_input(path: str) -> tuple[Any, list[dict[str, Any]] | None]:
         except (SparseCodecError, KeyError, ValueError) as exc:
             print(f"(no runnable model description: {exc})", file=sys.stderr)
             return path, None
-    return _read_model(path)
+    return _read_model(path, max_bytes)
 
 
 def pack_cmd(args: argparse.Namespace) -> int:
@@ -199,8 +208,9 @@ def pack_cmd(args: argparse.Namespace) -> int:
     from .io.sharded import files_of
     from .pack import pack
 
-    tensors, model = _model_input(args.input)
+    tensors, model = _model_input(args.input, args.max_bytes)
     rows = pack(tensors, args.output, prune=args.prune, quantize=args.quantize,
+                max_bytes=args.max_bytes,
                 format=args.format, layers=args.layers, layout=args.layout,
                 show_progress=True, model=model, shard_size=parse_size(args.shard_size),
                 workers=args.workers, dask=args.dask)
@@ -232,7 +242,7 @@ def unpack_cmd(args: argparse.Namespace) -> int:
 
     if not Path(args.input).exists() and index_for(args.input) is None:
         raise OSError(f"no such file: {args.input}")
-    tensors = unpack(args.input)
+    tensors = unpack(args.input, args.max_bytes)
     adapters.write(args.output, tensors, template=args.template)
     print(f"wrote {len(tensors)} tensors to {args.output}")
     return 0
@@ -248,7 +258,7 @@ def info_cmd(args: argparse.Namespace) -> int:
 
     if not Path(args.file).exists() and index_for(args.file) is None:
         raise OSError(f"no such file: {args.file}")
-    with open_file(args.file) as f:
+    with open_file(args.file, max_bytes=args.max_bytes) as f:
         files = files_of(args.file)
         print(f"{args.file}: {len(f)} tensors, {sum(p.stat().st_size for p in files):,} bytes"
               + (f" in {len(files) - 1} shards and an index" if len(files) > 1 else ""))
@@ -278,7 +288,7 @@ def verify_cmd(args: argparse.Namespace) -> int:
 
     if not Path(args.file).exists() and index_for(args.file) is None:
         raise OSError(f"no such file: {args.file}")
-    with open_file(args.file, verify=True) as f:
+    with open_file(args.file, verify=True, max_bytes=args.max_bytes) as f:
         for name in f:
             x = f[name]
             if isinstance(x, Encoded):
@@ -310,7 +320,7 @@ def bench_cmd(args: argparse.Namespace) -> int:
     print(f"{'tensor':<28}{'format':<10}{'shape':>12}{'decode ms':>11}{'x@W ms':>9}"
           f"{'numpy ms':>10}{'ratio':>7}{'X@W b=32':>10}{'numpy':>8}{'ratio':>7}")
     seen = 0
-    with open_file(args.file) as f:
+    with open_file(args.file, max_bytes=args.max_bytes) as f:
         for name in f:
             enc = f[name]
             if not isinstance(enc, Encoded):
@@ -344,6 +354,10 @@ def numba_threads() -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sparsecodec", description=__doc__)
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--max-bytes", default="auto", metavar="SIZE",
+                   help="decode budget of each matrix read from a file: 'auto' (default: "
+                        "256 MB, or 1024x its stored bytes if more), a size like 64GB, or "
+                        "'none'; a file asking for more is refused (docs/container.md)")
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("demo", help="prune, quantize, pack and run the built-in example model")
     d.add_argument("--prune", type=float, default=70, help="percent pruned (default 70)")
@@ -402,8 +416,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        args.max_bytes = parse_budget(args.max_bytes)
         return int(args.func(args))
+    except MemoryError:
+        end_line()
+        if args.debug:
+            raise
+        print("sparsecodec: error: out of memory (a smaller --max-bytes refuses such files "
+              "up front)", file=sys.stderr)
+        return 2
     except (SparseCodecError, ValueError, OSError) as exc:
+        end_line()
         if args.debug:
             raise
         print(f"sparsecodec: error: {exc}", file=sys.stderr)

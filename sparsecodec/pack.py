@@ -492,7 +492,8 @@ def pack(tensors: Mapping[str, Any] | str | os.PathLike, path: str | os.PathLike
          prune: float | None = None, quantize: str | None = None, format: str = "auto",
          layers: str | None = None, layout: str = "as-is", show_progress: bool = False,
          model: list[dict[str, Any]] | None = None, shard_size: int | None = None,
-         workers: int = 1, dask: Any = None) -> list[PackedTensor]:
+         workers: int = 1, dask: Any = None, max_bytes: Budget = "auto"
+         ) -> list[PackedTensor]:
     """Write ``tensors`` to the container ``path``; see the module docstring.
 
     ``tensors`` is a mapping of arrays or the path of a model file. Files are read one tensor
@@ -506,9 +507,10 @@ def pack(tensors: Mapping[str, Any] | str | os.PathLike, path: str | os.PathLike
     are kept and skipped when the same command runs again. ``workers`` encodes in that many
     processes; ``dask`` (a ``distributed.Client`` or a scheduler address) maps the shards over
     a Dask cluster whose workers read the input and write their shards themselves. Every way
-    writes the same bytes. Returns one report line per tensor. Raises :class:`PackError` naming
-    the tensor that failed (nothing is left at ``path``), :class:`FormatError` when no tensor
-    is a weight matrix."""
+    writes the same bytes. ``max_bytes`` is the decode budget of compressed inputs (``.npz``
+    members, chunked HDF5 datasets). Returns one report line per tensor. Raises
+    :class:`PackError` naming the tensor that failed (nothing is left at ``path``),
+    :class:`FormatError` when no tensor is a weight matrix."""
     quant = parse_quantizer(quantize)
     if layout not in LAYOUTS:
         raise ShapeError(f"layout must be one of {LAYOUTS}, got {layout!r}")
@@ -517,7 +519,7 @@ def pack(tensors: Mapping[str, Any] | str | os.PathLike, path: str | os.PathLike
     if not isinstance(workers, int) or workers < 1:
         raise PackError(f"workers must be a positive integer, found {workers!r}")
     st = _Settings(prune, quant, format, layout, layers)
-    source = open_source(tensors)
+    source = open_source(tensors, max_bytes)
     names = list(source)
     if not any(st.is_weight(n, *source.info(n)) for n in names):
         raise FormatError("no weight matrix to pack (no float tensor of 2+ dimensions"

@@ -13,7 +13,8 @@ pytestmark = pytest.mark.skipif(os.environ.get("SPARSECODEC_FUZZ") != "1",
                                 reason="set SPARSECODEC_FUZZ=1 to fuzz")
 
 
-@pytest.mark.parametrize("target", ["container", "components"])
+@pytest.mark.parametrize("target", ["container", "components", "hdf5", "index",
+                                    "safetensors", "npz"])
 def test_fuzz_target_finds_nothing(target):
     pytest.importorskip("atheris")
     seconds = os.environ.get("SPARSECODEC_FUZZ_SECONDS", "30")

@@ -129,17 +129,22 @@ def _group_rank(omega_index, oiw, padded, g, first):
 def check_groups(row_ptr, rw, omega_ptr, pw, col_index, cw, omega_index, oiw, padded,
                  n, m, k, q, groups):
     """Every structural rule of a stored CER/CSER matrix (see MESSAGES); 0 when all hold.
-    O(q + groups + m + n + k) time, O(n + k) memory."""
+    O(q log q + groups + m + k) time and O(q + k) memory when n is large next to what is stored
+    (a repeated column is found by sorting each row's columns), else O(q + groups + m + n + k)
+    time with an O(n) mark array: a file cannot make validation cost more than it stores."""
     if np.int64(read_bits(row_ptr, 0, rw)) != 0 or \
             np.int64(read_bits(row_ptr, m * rw, rw)) != groups:
         return 1
     if np.int64(read_bits(omega_ptr, 0, pw)) != 0 or \
             np.int64(read_bits(omega_ptr, groups * pw, pw)) != q:
         return 3
-    seen = np.full(n, -1, np.int64)
+    marks = n <= 4 * q + 4096
+    seen = np.full(n if marks else 0, -1, np.int64)
+    row_cols = np.empty(0 if marks else q, np.int64)
     freq = np.zeros(max(k, 1), np.int64)
     prev_row = np.int64(0)
     for j in range(m):
+        count = 0
         r1 = np.int64(read_bits(row_ptr, (j + 1) * rw, rw))
         if r1 < prev_row or r1 > groups:
             return 1
@@ -167,10 +172,19 @@ def check_groups(row_ptr, rw, omega_ptr, pw, col_index, cw, omega_index, oiw, pa
                 c = np.int64(read_bits(col_index, t * cw, cw))
                 if c <= prev_col or c >= n:
                     return 7
-                if seen[c] == j:
-                    return 8
-                seen[c] = j
+                if marks:
+                    if seen[c] == j:
+                        return 8
+                    seen[c] = j
+                else:
+                    row_cols[count] = c
+                    count += 1
                 prev_col = c
+        if count > 1:
+            ordered = np.sort(row_cols[:count])
+            for i in range(1, count):
+                if ordered[i] == ordered[i - 1]:
+                    return 8
         prev_row = r1
     if k > 0:
         freq[0] = n * m - q

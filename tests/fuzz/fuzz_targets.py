@@ -7,9 +7,12 @@
 ``container`` feeds mutated files (seeded with the golden vectors) to ``sc.load`` and then
 decodes every tensor and multiplies it by a vector. ``components`` builds a valid small
 encoding in a format chosen by the input, overwrites one of its components with the input's
-bytes and rebuilds it. The only exception allowed out is ``sparsecodec.FormatError``; anything
-else (another exception, a crash, a hang past libFuzzer's timeout, memory past ``-rss_limit_mb``)
-is a finding. ``tests/test_fuzz.py`` runs each target briefly when ``SPARSECODEC_FUZZ=1``.
+bytes and rebuilds it. ``hdf5`` feeds mutated sparsecodec HDF5 files to ``sc.load``;
+``index`` feeds mutated sharded-pack indexes (beside two valid shards); ``safetensors`` and
+``npz`` feed mutated inputs to the tensor sources ``pack`` reads. The only exception allowed
+out is ``sparsecodec.FormatError``; anything else (another exception, a crash, a hang past
+libFuzzer's timeout, memory past ``-rss_limit_mb``) is a finding. ``tests/test_fuzz.py`` runs
+each target briefly when ``SPARSECODEC_FUZZ=1``.
 """
 
 from __future__ import annotations
@@ -78,7 +81,50 @@ def components(data: bytes) -> None:
         pass
 
 
-TARGETS = {"container": container, "components": components}
+def hdf5(data: bytes) -> None:
+    path = _TMP / "input.h5"
+    path.write_bytes(data)
+    try:
+        for t in sc.load(path, verify=True).values():
+            _use(t)
+    except sc.FormatError:
+        pass
+
+
+def index(data: bytes) -> None:
+    path = _TMP / "pack.spc.index.json"
+    path.write_bytes(data)
+    try:
+        for t in sc.load(path).values():
+            _use(t)
+    except sc.FormatError:
+        pass
+
+
+def _source(suffix: str, data: bytes) -> None:
+    from sparsecodec.sources import open_source
+
+    path = _TMP / f"input{suffix}"
+    path.write_bytes(data)
+    try:
+        src = open_source(path)
+        for name in src:
+            src.info(name)
+            np.asarray(src[name]).sum()
+    except sc.FormatError:
+        pass
+
+
+def safetensors(data: bytes) -> None:
+    _source(".safetensors", data)
+
+
+def npz(data: bytes) -> None:
+    _source(".npz", data)
+
+
+TARGETS = {"container": container, "components": components, "hdf5": hdf5, "index": index,
+           "safetensors": safetensors, "npz": npz}
 
 
 def seeds(target: str) -> Path:
@@ -88,6 +134,21 @@ def seeds(target: str) -> Path:
     if target == "container":
         for p in VECTORS.glob("*.spc"):
             (corpus / p.name).write_bytes(p.read_bytes())
+    elif target == "hdf5":
+        for f in ("sham", "csr", "pq"):
+            sc.save(corpus / f"{f}.h5", {"w": _ENCODED[f], "b": np.ones(3)})
+    elif target == "index":
+        from sparsecodec.pack import pack
+
+        pack({"a": _W, "b": _W * 2}, _TMP / "pack.spc", shard_size=1)
+        (corpus / "index.json").write_bytes((_TMP / "pack.spc.index.json").read_bytes())
+    elif target == "safetensors":
+        import safetensors.numpy as stn
+
+        (corpus / "m.safetensors").write_bytes(stn.save({"w": _W, "b": np.ones(3, np.int8)}))
+    elif target == "npz":
+        np.savez(corpus / "plain.npz", w=_W, b=np.ones(3, np.int8))
+        np.savez_compressed(corpus / "zipped.npz", w=_W, f=np.asfortranarray(_W))
     else:
         for i, f in enumerate(_FORMATS):
             for j, (name, a) in enumerate(sorted(_ENCODED[f].components().items())):
@@ -107,6 +168,8 @@ def warm_up() -> None:
     for p in VECTORS.glob("*.spc"):
         for t in sc.load(p).values():
             _use(t)
+            sc.save(_TMP / "warm.h5", {"w": t})
+            sc.load(_TMP / "warm.h5")
 
 
 def main() -> None:

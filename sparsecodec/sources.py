@@ -314,10 +314,13 @@ class HDF5Source(TensorSource):
         return read_dataset(self._file(), name, str(self.path), self.max_bytes)
 
     def info(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
+        from .io.hdf5 import h5_errors
+
         if name not in self.names:
             raise KeyError(name)
-        d = self._file()[name]
-        return tuple(d.shape), d.dtype
+        with h5_errors(f"{self.path}: dataset {name!r}"):
+            d = self._file()[name]
+            return tuple(d.shape), d.dtype
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names)

@@ -795,3 +795,35 @@ def test_header_crc_is_over_the_header_bytes(tmp_path):
     raw = path.read_bytes()
     magic, version, crc, hlen = ct.PREAMBLE.unpack_from(raw)
     assert version == 2 and crc == zlib.crc32(raw[24:24 + hlen])
+
+
+# --------------------------------------------------------------- damaged HDF5 files
+
+
+def test_hdf5_fuzz_finding_is_a_format_error():
+    """atheris (the hdf5 target) found a file whose damaged link table made h5py raise a bare
+    RuntimeError from ``"tensors" in f``."""
+    path = Path(__file__).resolve().parent / "data" / "hdf5-fuzz-finding-1.h5"
+    with pytest.raises(sc.FormatError, match="HDF5"):
+        sc.load(path)
+
+
+def test_damaged_hdf5_files_are_format_errors(tmp_path):
+    path = tmp_path / "m.h5"
+    sc.save(path, {"w": sc.encode(W, format="sham"), "b": np.ones(3, np.float32)})
+    raw = path.read_bytes()
+    rng = np.random.default_rng(14)
+    outcomes = {"loaded": 0, "refused": 0}
+    for _ in range(300):
+        damaged = bytearray(raw)
+        for at in rng.integers(0, len(raw), rng.integers(1, 4)):
+            damaged[at] ^= 1 << int(rng.integers(0, 8))
+        path.write_bytes(bytes(damaged))
+        try:
+            for t in sc.load(path).values():
+                if isinstance(t, sc.Encoded):
+                    t.decode()
+            outcomes["loaded"] += 1
+        except sc.FormatError:
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 0 and sum(outcomes.values()) == 300

@@ -20,14 +20,14 @@ import numpy as np
 
 from ..errors import FormatError
 from ..io.files import atomic_output, open_regular
-from ..io.hdf5 import check_dataset, numeric_datasets, open_hdf5, read_dataset
+from ..io.hdf5 import check_dataset, h5_errors, numeric_datasets, open_hdf5, read_dataset
 from ..io.tensors import Budget, parse_json
 
 
 def is_sparsecodec(path: str | os.PathLike) -> bool:
     """True for an HDF5 file written by sparsecodec's own backend."""
     fh, f = open_hdf5(path)
-    with fh, f:
+    with fh, f, h5_errors(str(path)):
         return "sparsecodec" in f.attrs
 
 
@@ -56,7 +56,7 @@ def write(path: str | os.PathLike, tensors: Mapping[str, np.ndarray],
             f = h5py.File(out, "r+")
         except OSError as exc:
             raise FormatError(f"{template}: not a readable HDF5 file ({exc})") from None
-        with f:
+        with f, h5_errors(str(template)):
             present = set(numeric_datasets(f))
             for name, value in tensors.items():
                 if name not in present:
@@ -71,13 +71,25 @@ def write(path: str | os.PathLike, tensors: Mapping[str, np.ndarray],
 
 
 def sequential_spec(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The runtime layer list of a Keras Sequential ``.h5`` (:func:`_sequential_spec`); a
+    ``model_config`` of the wrong shape is a :class:`FormatError`, not a stray exception."""
+    try:
+        return _sequential_spec(path)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        if isinstance(exc, FormatError):
+            raise
+        raise FormatError(f"{path}: model_config is not a Keras model description this "
+                          f"runtime reads ({type(exc).__name__}: {str(exc)[:100]})") from None
+
+
+def _sequential_spec(path: str | os.PathLike) -> list[dict[str, Any]]:
     """The ``runtime`` layer list of a Keras Sequential model saved as a legacy full ``.h5``
     (its ``model_config``): Dense, Conv2D (channels_last; "valid", or "same" with stride 1 and
     odd kernels), MaxPooling2D / AveragePooling2D ("valid"), Flatten, Activation, Dropout
     (skipped at inference). Images enter as NHWC, as in Keras. Weight names are the dataset
     paths ``read`` gives. Raises :class:`FormatError` for anything else."""
     fh, f = open_hdf5(path)
-    with fh, f:
+    with fh, f, h5_errors(str(path)):
         text = f.attrs.get("model_config")
         names = numeric_datasets(f)
     if text is None:

@@ -287,7 +287,7 @@ class ContainerFile(Mapping[str, Any]):
         # previous one's end, the last ends the section, and nothing else is there
         spans.sort()
         gaps: dict[tuple[str, str], int] = {}
-        end, last = 0, None
+        end, last = 0, ("", "")
         for off, stop, name, cname in spans:
             if off < end:
                 raise FormatError(f"{where}: blobs of {last[0]!r}/{last[1]!r} and "

@@ -7,9 +7,10 @@ regular file, so a FIFO, a device or a folder given as a model file is an error,
 Writing: every file the library writes (containers, HDF5 files, shard indexes, ``unpack``
 outputs) goes through :func:`atomic_output`:
 
-- the temporary is created *exclusively* (``mkstemp``: ``O_CREAT | O_EXCL``, mode 0600) under an
+- the temporary is created *exclusively* (``mkstemp``: ``O_CREAT | O_EXCL``) under an
   unpredictable name ``.TARGET.XXXXXXXX.sc-partial`` in the target's folder, so a symlink or file
-  planted there is never followed, truncated or reused;
+  planted there is never followed, truncated or reused; it then gets the mode a plain
+  ``open(path, "w")`` would give (0666 less the umask);
 - it is written through the descriptor that created it (never reopened by name), held under an
   exclusive ``flock`` while the writer lives;
 - when complete it is renamed over the target (``os.replace``, atomic on POSIX), so concurrent

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,19 @@ def _h5py():
     import h5py  # a core dependency, imported only when HDF5 is used
 
     return h5py
+
+
+@contextmanager
+def h5_errors(at: str) -> Iterator[None]:
+    """Turn what h5py raises on a damaged file (OSError, RuntimeError, KeyError, ValueError,
+    TypeError from any structural read) into one :class:`FormatError` naming ``at``."""
+    try:
+        yield
+    except SparseCodecError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+        raise FormatError(f"{at}: damaged or unreadable HDF5 structure "
+                          f"({type(exc).__name__}: {str(exc)[:200]})") from None
 
 
 def save_hdf5(path: str | os.PathLike, tensors: Mapping[str, Encoded | np.ndarray],
@@ -175,24 +189,20 @@ def numeric_datasets(f: Any) -> list[str]:
                   and obj.shape not in ((), None)):
                 names.append(path)
 
-    try:
+    with h5_errors(str(f.filename)):
         walk(f, "", 0)
-    except (KeyError, ValueError, OSError, RuntimeError) as exc:
-        raise FormatError(f"{f.filename}: unreadable HDF5 structure ({exc})") from None
     return names
 
 
 def read_dataset(f: Any, name: str, at: str, max_bytes: Budget = "auto") -> np.ndarray:
     """A dataset of a foreign HDF5 file, read under the rules above."""
-    group = f
-    parts = name.split("/")
-    for i, part in enumerate(parts):
-        group = member(group, part, f"{at}: {'/'.join(parts[:i + 1])}")
-    check_dataset(group, f"{at}: dataset {name!r}", strict=False, max_bytes=max_bytes)
-    try:
+    with h5_errors(f"{at}: dataset {name!r}"):
+        group = f
+        parts = name.split("/")
+        for i, part in enumerate(parts):
+            group = member(group, part, f"{at}: {'/'.join(parts[:i + 1])}")
+        check_dataset(group, f"{at}: dataset {name!r}", strict=False, max_bytes=max_bytes)
         return group[()]
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise FormatError(f"{at}: dataset {name!r} is unreadable ({exc})") from None
 
 
 def open_hdf5(path: str | os.PathLike, mode: str = "r") -> tuple[Any, Any]:
@@ -202,7 +212,7 @@ def open_hdf5(path: str | os.PathLike, mode: str = "r") -> tuple[Any, Any]:
     fh = open_regular(path, "HDF5 file")
     try:
         return fh, h5py.File(fh, mode)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
         fh.close()
         raise FormatError(f"{path}: not a readable HDF5 file: {exc}") from None
 
@@ -243,7 +253,8 @@ class HDF5File(Mapping[str, Any]):
         self._cache: dict[str, Any] = {}
         self._fh, self._file = open_hdf5(self.path)
         try:
-            self._groups = self._index(h5py)
+            with h5_errors(str(self.path)):
+                self._groups = self._index(h5py)
         except BaseException:
             self.close()
             raise
@@ -287,6 +298,7 @@ class HDF5File(Mapping[str, Any]):
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         if not nbytes:
             return np.zeros(shape, dtype)
+        assert offset is not None  # check_dataset refuses contiguous bytes without an offset
         if offset + nbytes > self._size:
             raise FormatError(f"{at}: its bytes [{offset}, {offset + nbytes}) are past the "
                               f"end of the {self._size}-byte file")
@@ -300,31 +312,36 @@ class HDF5File(Mapping[str, Any]):
     def __getitem__(self, name: str) -> Any:
         if name not in self._cache:
             g = self._groups[name]
-            at = f"{self.path}: tensor {name!r}"
-            if os.fstat(self._fh.fileno()).st_size != self._size:
-                raise FormatError(f"{at}: the file changed size since it was opened; reopen it")
-            fmt = _str_attr(g, "format", at)
-            dtype = _str_attr(g, "dtype", at)
-            meta = parse_json(_str_attr(g, "meta", at), f"{at}: meta")
-            raw_shape = _attr(g, "shape", at)
-            arr = np.asarray(raw_shape)
-            if arr.ndim != 1 or arr.dtype.kind not in "iu":
-                raise FormatError(f"{at}: attribute 'shape' must be a 1-D integer array")
-            shape = [int(s) for s in arr]
-            check_shape(f"{at}: shape", shape)
-            try:
-                names = list(g)
-            except (OSError, ValueError, RuntimeError) as exc:
-                raise FormatError(f"{at}: unreadable group ({exc})") from None
-            stored = 0
-            for cn in names:
-                ds = member(g, cn, f"{at}: component {cn!r}")
-                if isinstance(ds, _h5py().Dataset):
-                    stored += int(ds.id.get_storage_size())
-            check_budget(at, fmt, shape, dtype, stored, self.max_bytes)
-            comps = {cn: self._component(f"{at}: component {cn!r}", g, cn) for cn in names}
-            self._cache[name] = build(at, fmt, shape, dtype, meta, comps)
+            with h5_errors(f"{self.path}: tensor {name!r}"):
+                self._cache[name] = self._read(name, g)
         return self._cache[name]
+
+    def _read(self, name: str, g: Any) -> Any:
+        """The tensor of group ``g``, validated (raises :class:`FormatError`)."""
+        at = f"{self.path}: tensor {name!r}"
+        if os.fstat(self._fh.fileno()).st_size != self._size:
+            raise FormatError(f"{at}: the file changed size since it was opened; reopen it")
+        fmt = _str_attr(g, "format", at)
+        dtype = _str_attr(g, "dtype", at)
+        meta = parse_json(_str_attr(g, "meta", at), f"{at}: meta")
+        raw_shape = _attr(g, "shape", at)
+        arr = np.asarray(raw_shape)
+        if arr.ndim != 1 or arr.dtype.kind not in "iu":
+            raise FormatError(f"{at}: attribute 'shape' must be a 1-D integer array")
+        shape = [int(s) for s in arr]
+        check_shape(f"{at}: shape", shape)
+        try:
+            names = list(g)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise FormatError(f"{at}: unreadable group ({exc})") from None
+        stored = 0
+        for cn in names:
+            ds = member(g, cn, f"{at}: component {cn!r}")
+            if isinstance(ds, _h5py().Dataset):
+                stored += int(ds.id.get_storage_size())
+        check_budget(at, fmt, shape, dtype, stored, self.max_bytes)
+        comps = {cn: self._component(f"{at}: component {cn!r}", g, cn) for cn in names}
+        return build(at, fmt, shape, dtype, meta, comps)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._groups)

@@ -52,8 +52,22 @@ def _use(t) -> None:
         np.ones(t.shape[0]) @ t
 
 
+def _reseal(data: bytes) -> bytes:
+    """The input with its header CRC recomputed, so mutations reach the header's validation
+    instead of stopping at the checksum."""
+    import struct
+    import zlib
+
+    if len(data) < 24 or data[8:12] != b"\2\0\0\0":
+        return data
+    hlen = struct.unpack_from("<Q", data, 16)[0]
+    if hlen > len(data) - 24:
+        return data
+    return data[:12] + struct.pack("<I", zlib.crc32(data[24:24 + hlen])) + data[16:]
+
+
 def container(data: bytes) -> None:
-    _FILE.write_bytes(data)
+    _FILE.write_bytes(_reseal(data) if len(data) % 3 else data)
     try:
         for t in sc.load(_FILE, verify=len(data) % 2 == 0).values():
             _use(t)

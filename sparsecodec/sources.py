@@ -17,9 +17,12 @@ workers read their own tensors straight from the input files.
 
 from __future__ import annotations
 
+import lzma
 import math
 import os
+import tokenize
 import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -80,6 +83,12 @@ class ArraySource(TensorSource):
     def __len__(self) -> int:
         return len(self.tensors)
 
+
+# what zipfile and its decompressors raise on a damaged archive
+# and what numpy's .npy header parser raises on a damaged header (it tokenizes a Python literal)
+_ZIP_ERRORS = (ValueError, OSError, zipfile.BadZipFile, KeyError, EOFError, zlib.error,
+               lzma.LZMAError, NotImplementedError, RuntimeError, tokenize.TokenError,
+               SyntaxError, TypeError, RecursionError)
 
 _ST_DTYPES = {"F16": "<f2", "F32": "<f4", "F64": "<f8", "BF16": "<u2", "I8": "|i1", "U8": "|u1",
               "I16": "<i2", "U16": "<u2", "I32": "<i4", "U32": "<u4", "I64": "<i8", "U64": "<u8",
@@ -211,7 +220,9 @@ class NpzSource(TensorSource):
         try:
             with open_regular(self.path, ".npz archive") as fh, zipfile.ZipFile(fh) as z:
                 self.names = [n[:-4] for n in z.namelist() if n.endswith(".npy")]
-        except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        except _ZIP_ERRORS as exc:
+            if isinstance(exc, FormatError):
+                raise
             raise FormatError(f"{path}: not a readable .npz archive ({exc})") from None
 
     def _zip(self) -> Any:
@@ -260,11 +271,11 @@ class NpzSource(TensorSource):
                 raise FormatError(f"{self.path}: member {name!r} is truncated")
             a = np.frombuffer(data, dtype, count).copy()
             return a.reshape(shape[::-1]).T if fortran else a.reshape(shape)
-        except (ValueError, OSError, zipfile.BadZipFile, KeyError, EOFError) as exc:
+        except _ZIP_ERRORS as exc:
             if isinstance(exc, FormatError):
                 raise
-            raise FormatError(f"{self.path}: member {name!r} is not readable ({exc})") \
-                from None
+            raise FormatError(f"{self.path}: member {name!r} is not readable "
+                              f"({type(exc).__name__}: {exc})") from None
 
     def info(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
         try:
@@ -272,11 +283,11 @@ class NpzSource(TensorSource):
             with self._lock:
                 f, shape, dtype, _ = self._member(name)
                 f.close()
-        except (ValueError, OSError, zipfile.BadZipFile, KeyError, EOFError) as exc:
+        except _ZIP_ERRORS as exc:
             if isinstance(exc, FormatError):
                 raise
-            raise FormatError(f"{self.path}: member {name!r} has no readable header ({exc})") \
-                from None
+            raise FormatError(f"{self.path}: member {name!r} has no readable header "
+                              f"({type(exc).__name__}: {exc})") from None
         return shape, dtype
 
     def __iter__(self) -> Iterator[str]:

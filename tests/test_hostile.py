@@ -827,3 +827,16 @@ def test_damaged_hdf5_files_are_format_errors(tmp_path):
         except sc.FormatError:
             outcomes["refused"] += 1
     assert outcomes["refused"] > 0 and sum(outcomes.values()) == 300
+
+
+@pytest.mark.parametrize("finding", ["npz-fuzz-finding-1.npz", "npz-fuzz-finding-2.npz"])
+def test_npz_fuzz_findings_are_format_errors(finding):
+    """atheris (the npz target) found an archive whose damaged deflate stream raised a bare
+    zlib.error, and one whose damaged .npy header made numpy raise tokenize.TokenError."""
+    from sparsecodec.sources import NpzSource
+
+    src = NpzSource(Path(__file__).resolve().parent / "data" / finding)
+    with pytest.raises(sc.FormatError, match="Error"):
+        for name in src:
+            src.info(name)
+            src[name]

@@ -840,3 +840,19 @@ def test_npz_fuzz_findings_are_format_errors(finding):
         for name in src:
             src.info(name)
             src[name]
+
+
+@pytest.mark.parametrize("description, msg", [
+    ("[" * 50000 + "]" * 50000, "JSON"),
+    ('{"type": "linear"}', "list of layers"),
+    ('[{"type": "linear", "weight": ["w"]}]', "layer 0"),
+    ('[{"type": "maxpool2d", "kernel_size": "x"}]', "layer 0"),
+    ('[{"type": "linear", "weight": "nowhere"}]', "missing"),
+])
+def test_hostile_model_descriptions_are_format_errors(tmp_path, description, msg):
+    from sparsecodec.runtime import load_model
+
+    path = tmp_path / "m.spc"
+    sc.save(path, {"w": sc.encode(W)}, metadata={"sparsecodec.model": description})
+    with pytest.raises(sc.FormatError, match=msg):
+        load_model(path)

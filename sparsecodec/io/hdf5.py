@@ -288,8 +288,7 @@ class HDF5File(Mapping[str, Any]):
             groups[name] = g
         return groups
 
-    def _component(self, at: str, g: Any, cname: str) -> np.ndarray:
-        ds = member(g, cname, at)
+    def _component(self, at: str, ds: Any) -> np.ndarray:
         offset = check_dataset(ds, at, strict=True)
         dtype = ds.dtype
         if dtype.str not in DTYPES:  # the allow-list spells byte order out: big-endian fails
@@ -334,13 +333,12 @@ class HDF5File(Mapping[str, Any]):
             names = list(g)
         except (OSError, ValueError, RuntimeError) as exc:
             raise FormatError(f"{at}: unreadable group ({exc})") from None
-        stored = 0
-        for cn in names:
-            ds = member(g, cn, f"{at}: component {cn!r}")
-            if isinstance(ds, _h5py().Dataset):
-                stored += int(ds.id.get_storage_size())
+        found = {cn: member(g, cn, f"{at}: component {cn!r}") for cn in names}
+        dataset = _h5py().Dataset
+        stored = sum(int(ds.id.get_storage_size()) for ds in found.values()
+                     if isinstance(ds, dataset))
         check_budget(at, fmt, shape, dtype, stored, self.max_bytes)
-        comps = {cn: self._component(f"{at}: component {cn!r}", g, cn) for cn in names}
+        comps = {cn: self._component(f"{at}: component {cn!r}", ds) for cn, ds in found.items()}
         return build(at, fmt, shape, dtype, meta, comps)
 
     def __iter__(self) -> Iterator[str]:

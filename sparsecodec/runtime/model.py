@@ -16,7 +16,6 @@ as arrays. ``pack(..., model=layers)`` writes the description.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -26,6 +25,7 @@ import numpy as np
 from ..errors import FormatError
 from ..formats.base import Encoded
 from ..io import open_file
+from ..io.tensors import parse_json
 from .layers import (
     Activation,
     CompressedConv2d,
@@ -94,6 +94,10 @@ def build(spec: Sequence[dict[str, Any]], tensors: Any) -> Sequential:
                 raise FormatError(f"layer {i}: unknown type {kind!r}")
         except KeyError as exc:
             raise FormatError(f"layer {i} ({kind}): missing {exc}") from exc
+        except (TypeError, ValueError) as exc:  # a field of the wrong type or value
+            if isinstance(exc, FormatError):
+                raise
+            raise FormatError(f"layer {i} ({kind}): {type(exc).__name__}: {exc}") from None
     return Sequential(layers)
 
 
@@ -103,10 +107,7 @@ def load_model(path: str | os.PathLike) -> Sequential:
     text = f.metadata.get(MODEL_KEY)
     if not text:
         raise FormatError(f"{path}: no model description ({MODEL_KEY!r} metadata)")
-    try:
-        spec = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FormatError(f"{path}: the model description is not JSON ({exc})") from exc
+    spec = parse_json(text, f"{path}: the model description")
     if not isinstance(spec, list):
         raise FormatError(f"{path}: the model description must be a list of layers")
     return build(spec, f)

@@ -29,7 +29,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 try:  # POSIX; elsewhere temporaries are still exclusive, but leftovers are not cleaned
     import fcntl
@@ -59,6 +59,24 @@ def open_regular(path: str | os.PathLike, what: str = "file") -> BinaryIO:
     except BaseException:
         os.close(fd)
         raise
+
+
+def sibling(index: str | os.PathLike, file: Any, what: str = "shard") -> Path:
+    """The path of ``file``, named by an index file, in the index's folder; :class:`FormatError`
+    unless ``file`` is a plain file name (not empty, ``.``, ``..``, no ``/``, ``\\`` or NUL)
+    whose real path (symlinks resolved) is in that folder. Whether it is a regular file is
+    checked when it is opened (:func:`open_regular`)."""
+    index = Path(index)
+    if (not isinstance(file, str) or file in ("", ".", "..") or "\0" in file or "/" in file
+            or "\\" in file):
+        raise FormatError(f"{index}: {what} {str(file)[:80]!r} must be a file name in the "
+                          "index's folder")
+    folder = os.path.realpath(index.parent)
+    real = os.path.realpath(index.parent / file)
+    if os.path.dirname(real) != folder:
+        raise FormatError(f"{index}: {what} {file} resolves to {real}, outside the index's "
+                          "folder")
+    return Path(real)
 
 
 def _default_mode() -> int:

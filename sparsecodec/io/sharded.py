@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import FormatError
 from .container import ContainerFile
-from .files import open_regular
+from .files import open_regular, sibling
 from .tensors import MAX_NAME, Budget, parse_json
 
 INDEX_SUFFIX = ".index.json"
@@ -39,15 +39,6 @@ def files_of(path: str | os.PathLike) -> list[Path]:
 
 MAX_INDEX = 64 << 20  # bytes of an index file
 INDEX_MEMBERS = {"format", "version", "metadata", "weight_map"}
-
-
-def _shard_name(index: Path, name: Any, file: Any) -> str:
-    """A shard's file name, refused unless it is a plain name of a file in the index's folder."""
-    if (not isinstance(file, str) or file in ("", ".", "..") or "\0" in file
-            or "/" in file or "\\" in file or Path(file).name != file):
-        raise FormatError(f"{index}: shard {str(file)[:80]!r} of {str(name)[:80]!r} must be a "
-                          "file name in the index's folder")
-    return file
 
 
 class ShardedFile(Mapping[str, Any]):
@@ -82,18 +73,14 @@ class ShardedFile(Mapping[str, Any]):
         for name, file in h["weight_map"].items():
             if not 0 < len(name) <= MAX_NAME:
                 raise FormatError(f"{index}: tensor names are 1..{MAX_NAME} characters")
-            self.weight_map[name] = _shard_name(self.path, name, file)
-        self._folder = os.path.realpath(self.path.parent)
+            sibling(self.path, file)  # a plain name: refused here, before any is opened
+            self.weight_map[name] = file
         self._open: dict[str, ContainerFile] = {}
 
     def _shard(self, file: str) -> ContainerFile:
         if file not in self._open:
-            path = self.path.parent / file
-            real = os.path.realpath(path)
-            if os.path.dirname(real) != self._folder:
-                raise FormatError(f"{self.path}: shard {file} resolves to {real}, outside the "
-                                  "index's folder")
-            if not os.path.isfile(real):
+            real = sibling(self.path, file)  # resolved now: a symlink may have changed
+            if not real.is_file():
                 raise FormatError(f"{self.path}: shard {file} is missing or not a regular "
                                   "file")
             self._open[file] = ContainerFile(real, self.verify, max_bytes=self.max_bytes,

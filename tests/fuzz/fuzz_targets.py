@@ -67,12 +67,7 @@ def _reseal(data: bytes) -> bytes:
 
 
 def container(data: bytes) -> None:
-    _FILE.write_bytes(_reseal(data) if len(data) % 3 else data)
-    try:
-        for t in sc.load(_FILE, verify=len(data) % 2 == 0).values():
-            _use(t)
-    except sc.FormatError:
-        pass
+    _load_and_use(_FILE, _reseal(data) if len(data) % 3 else data, verify=len(data) % 2 == 0)
 
 
 def components(data: bytes) -> None:
@@ -95,24 +90,22 @@ def components(data: bytes) -> None:
         pass
 
 
-def hdf5(data: bytes) -> None:
-    path = _TMP / "input.h5"
+def _load_and_use(path: Path, data: bytes, verify: bool = True) -> None:
+    """Write ``data`` to ``path``, load it, and decode and multiply every tensor."""
     path.write_bytes(data)
     try:
-        for t in sc.load(path, verify=True).values():
+        for t in sc.load(path, verify=verify).values():
             _use(t)
     except sc.FormatError:
         pass
+
+
+def hdf5(data: bytes) -> None:
+    _load_and_use(_TMP / "input.h5", data)
 
 
 def index(data: bytes) -> None:
-    path = _TMP / "pack.spc.index.json"
-    path.write_bytes(data)
-    try:
-        for t in sc.load(path).values():
-            _use(t)
-    except sc.FormatError:
-        pass
+    _load_and_use(_TMP / "pack.spc.index.json", data)
 
 
 def _source(suffix: str, data: bytes) -> None:

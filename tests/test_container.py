@@ -2,7 +2,6 @@
 
 import json
 import struct
-import time
 
 import numpy as np
 import pytest
@@ -69,11 +68,18 @@ def test_blobs_are_aligned_views_of_the_mapped_file(tmp_path):
 def test_loading_a_large_file_does_not_read_it(tmp_path):
     big = np.ones((8 << 20,), np.float32)  # 32 MiB of payload
     sc.save(tmp_path / "big.spc", {"big": big})
-    t = time.perf_counter()
     with sc.open(tmp_path / "big.spc", verify=False) as f:
-        assert f["big"].shape == big.shape  # mapped, not read
-        assert float(f["big"][-1]) == 1.0
-    assert time.perf_counter() - t < 1.0
+        import mmap
+
+        a = f["big"]
+        base = a
+        while isinstance(base, np.ndarray):
+            base = base.base
+        assert isinstance(base, mmap.mmap)  # a view of a mapping of the whole file
+        assert len(base) == (tmp_path / "big.spc").stat().st_size and a.shape == big.shape
+        assert float(a[-1]) == 1.0
+    with sc.open(tmp_path / "big.spc", verify=False, mmap=False) as f:  # read: not a view
+        assert not isinstance(f["big"].base, np.memmap) and np.array_equal(f["big"], big)
 
 
 def test_streaming_writer_commits_only_on_close(tmp_path):
@@ -178,10 +184,8 @@ def test_hostile_headers(good, mutate, msg):
     header, data = parts(good)
     mutate(header)
     rebuild(good, header, data)
-    t = time.perf_counter()
-    with pytest.raises(sc.FormatError, match=msg):
+    with pytest.raises(sc.FormatError, match=msg):  # (huge claims: tests/test_hostile.py)
         sc.load(good)
-    assert time.perf_counter() - t < 1.0  # rejected at once, nothing huge allocated
 
 
 def test_repeated_names_and_bad_preambles(good):

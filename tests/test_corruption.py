@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from limits import run
 from strategies import encode_with, matrices
 
 import sparsecodec as sc
@@ -115,36 +116,53 @@ def test_flipped_stream_is_detected_or_decodes_to_a_valid_matrix(fmt):
     r = np.random.default_rng(11)
     W = (r.geometric(0.4, (60, 50)) * (r.random((60, 50)) < 0.3)).astype(np.float32)
     cls, meta, comps = parts(fmt, W)
-    detected = 0
+    codebook = set(np.unique(W.view(np.uint32)).tolist())
+    detected = tried = 0
     for bit in range(0, 64 * comps["stream"].shape[0], 37):
         s = comps["stream"].copy()
         s[bit // 64] ^= np.uint64(1 << (63 - bit % 64))
-        detected += not try_load(cls, meta, {**comps, "stream": s})
-    assert detected > 0  # most flips change code boundaries; lanes then miss their ends
+        tried += 1
+        if not try_load(cls, meta, {**comps, "stream": s}):
+            detected += 1
+            continue
+        D = cls.from_components(meta, {**comps, "stream": s}).decode()
+        assert set(np.unique(D.view(np.uint32)).tolist()) <= codebook  # values of the codebook
+    # most flips change code boundaries and the lanes then miss their ends: 138 of 141 (ham)
+    # and 57 of 61 (sham) at the time of writing
+    assert detected >= 0.9 * tried
 
 
-def test_registry_is_complete():
-    assert set(registry()) == set(FORMATS)
+def test_every_format_is_registered_and_covered_here():
+    assert list(registry()) == ["dense", "csr", "csc", "coo", "index_map", "ham", "sham",
+                                "sham_gap", "sham_ans", "cer", "cser", "pq"]
 
 
-@pytest.mark.parametrize("fmt, meta_update", [
+CLAIMS = [
     ("csr", {"shape": [2**39, 5]}),
     ("csc", {"shape": [5, 2**39]}),
     ("sham", {"shape": [5, 2**39], "block_cols": 1}),
     ("ham", {"shape": [1, 2**39], "block_cols": 1}),
     ("index_map", {"shape": [2**39, 2**39]}),
-])
-def test_claimed_sizes_with_nothing_stored_are_cheap(fmt, meta_update):
+]
+
+
+def test_claimed_sizes_with_nothing_stored_are_cheap():
     """Zero-width packing stores no bytes for any count: validation must not loop over, or
-    allocate for, a size the file merely claims."""
-    import time
-    W = np.zeros((3, 5), np.float32) if fmt != "index_map" else np.ones((3, 5), np.float32)
-    if fmt == "ham":
-        W = np.zeros((1, 5), np.float32)
-    enc = sc.encode(W, format=fmt)
-    t = time.perf_counter()
-    try:
-        type(enc).from_components({**enc.meta, **meta_update}, enc.components())
-    except sc.FormatError:
-        pass
-    assert time.perf_counter() - t < 1.0
+    allocate for, a size the file merely claims. Run where a loop over 2^39 entries meets a
+    timeout and an allocation for them meets a 3 GB address-space limit."""
+    out = run("""
+        import sys, numpy as np, sparsecodec as sc
+        for fmt, update in eval(sys.argv[1]):
+            W = np.ones((3, 5), np.float32) if fmt == "index_map" else np.zeros((3, 5),
+                                                                               np.float32)
+            if fmt == "ham":
+                W = np.zeros((1, 5), np.float32)
+            enc = sc.encode(W, format=fmt)
+            try:
+                type(enc).from_components({**enc.meta, **update}, enc.components())
+            except sc.FormatError:
+                pass
+            print("ok", fmt)
+        """, repr(CLAIMS), timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == [w for fmt, _ in CLAIMS for w in ("ok", fmt)]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import signal
 import struct
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from limits import run
 from strategies import same_bits
 from test_container import parts, rebuild
 
@@ -32,18 +32,6 @@ from sparsecodec.pack import pack, unpack
 
 W = np.zeros((6, 5), np.float32)
 W[[0, 2, 3, 5], [0, 1, 4, 2]] = [0.5, -1.5, 0.5, 2.0]
-
-
-def run(code: str, *args: object, timeout: float = 120, mem_mb: int = 3072,
-        fsize_mb: int = 512, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """``code`` in a fresh interpreter under RLIMIT_AS and RLIMIT_FSIZE, with a timeout."""
-    def limits() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (mem_mb << 20, mem_mb << 20))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize_mb << 20, fsize_mb << 20))
-
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, preexec_fn=limits,
-                          cwd=cwd)
 
 
 def cli(capsys, *argv: str) -> tuple[int, str]:

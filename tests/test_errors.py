@@ -55,5 +55,20 @@ def test_unknown_format_and_options():
 
 
 def test_errors_are_one_hierarchy():
-    for e in (sc.FormatError, sc.EncodeError, sc.ShapeError, sc.DTypeError):
-        assert issubclass(e, sc.SparseCodecError)
+    """errors.py's promise: every error is a SparseCodecError, and each also derives from the
+    matching built-in, so that ``except ValueError`` / ``except TypeError`` keep working."""
+    bases = {sc.FormatError: ValueError, sc.EncodeError: ValueError, sc.ShapeError: ValueError,
+             sc.QuantizeError: ValueError, sc.DTypeError: TypeError}
+    for e, builtin in bases.items():
+        assert issubclass(e, sc.SparseCodecError) and issubclass(e, builtin), e
+    assert not issubclass(sc.DTypeError, ValueError)
+    import inspect
+
+    from sparsecodec import errors
+    defined = {c for _, c in inspect.getmembers(errors, inspect.isclass)
+               if c.__module__ == errors.__name__}
+    assert defined == {sc.SparseCodecError, *bases}  # a new error class needs a line above
+    with pytest.raises(ValueError):  # raised for real, caught as the built-in
+        sc.quantize.kmeans(np.ones(4), 0)
+    with pytest.raises(TypeError):
+        sc.encode(np.eye(2, dtype=np.float32)).rmatvec(np.ones(2, np.complex64))

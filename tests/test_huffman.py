@@ -21,16 +21,34 @@ def kraft(lengths):
     return sum(1 << (mx - int(ln)) for ln in lengths) / (1 << mx)
 
 
-@given(counts_st)
+# counts growing like Fibonacci numbers or powers of two make the unlimited Huffman code as
+# deep as the alphabet is long: past MAX_CODE_LENGTH from 26 symbols on
+_skewed = st.builds(lambda n, base, noise: [int(base ** i) + noise for i in range(n)],
+                    st.integers(2, 40), st.sampled_from([1.618, 2.0, 2.5]),
+                    st.integers(0, 3))
+
+
+@given(st.one_of(counts_st, _skewed))
 def test_lengths_are_optimal_against_dahuffman(counts):
     lengths = hf.code_lengths(np.array(counts))
     freq = dict(enumerate(counts))
     # eof = an existing symbol: dahuffman then codes exactly our alphabet
     table = HuffmanCodec.from_frequencies(freq, eof=0).get_code_table()
     oracle = sum(counts[s] * table[s][0] for s in freq)
-    if lengths.max() <= hf.MAX_CODE_LENGTH:
+    assert lengths.max() <= hf.MAX_CODE_LENGTH and kraft(lengths) == 1.0
+    if max(table[s][0] for s in freq) <= hf.MAX_CODE_LENGTH:  # the limit does not bind
         assert cost(counts, lengths) == oracle
-    assert kraft(lengths) == 1.0
+    else:  # it binds: a limited code costs more than the unlimited optimum
+        assert cost(counts, lengths) > oracle
+
+
+def test_skewed_counts_reach_the_limited_branch():
+    fib = [1, 1]
+    while len(fib) < 30:
+        fib.append(fib[-1] + fib[-2])
+    table = HuffmanCodec.from_frequencies(dict(enumerate(fib)), eof=0).get_code_table()
+    assert max(v[0] for v in table.values()) > hf.MAX_CODE_LENGTH
+    test_lengths_are_optimal_against_dahuffman.hypothesis.inner_test(fib)
 
 
 def brute_force_limited(counts, limit):

@@ -5,6 +5,7 @@ import h5py
 import numpy as np
 import pytest
 
+from sparsecodec import quantize as qz
 from sparsecodec import runtime
 from sparsecodec.cli import main
 from sparsecodec.pack import pack, unpack
@@ -46,6 +47,10 @@ def test_keras_h5_round_trip_keeps_structure(tmp_path, capsys):
         assert np.array_equal(b[k][()], q[k]) and np.unique(b[k][()]).size <= 4
         c = "model_weights/conv/conv/kernel:0"
         assert b[c].shape == (3, 3, 2, 5) and np.unique(b[c][()]).size <= 4
+        hwio = a[c][()]  # the quantizer's own output, in the file's HWIO layout
+        own = qz.matrix_to_conv(qz.kmeans(qz.conv_to_matrix(hwio, "HWIO"), 4).values,
+                                hwio.shape, "HWIO")
+        assert np.array_equal(b[c][()].view(np.uint32), own.view(np.uint32))
     # a sparsecodec HDF5 file is still read as one of ours, not as a Keras file
     assert main(["pack", str(tmp_path / "m.spc"), "-o", str(tmp_path / "again.h5")]) == 0
     assert main(["info", str(tmp_path / "again.h5")]) == 0

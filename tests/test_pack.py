@@ -66,7 +66,9 @@ def test_pq_and_layers_regex(tmp_path):
     assert rows["fc1.weight"].format == "pq" and rows["conv.weight"].format == "array"
     back = unpack(tmp_path / "p.spc")
     assert np.array_equal(back["conv.weight"], m["conv.weight"])
+    own = qz.product_quantize(m["fc1.weight"].T.copy(), 3, 4, pad=True).decode().T
     assert back["fc1.weight"].shape == (32, 48)
+    assert np.array_equal(back["fc1.weight"].view(np.uint32), own.view(np.uint32))
 
 
 def test_parse_quantizer():
@@ -94,6 +96,18 @@ def test_cli_round_trip_through_safetensors(tmp_path, capsys):
     back = stn.load_file(str(tmp_path / "b.safetensors"))
     assert {k: v.shape for k, v in back.items()} == {k: v.shape for k, v in m.items()}
     assert np.array_equal(back["fc1.bias"], m["fc1.bias"])
+
+    def own(W):  # what the pruner and the quantizer make of the (inputs, outputs) matrix
+        P = qz.prune(W, 50).weights.copy()
+        keep = P != 0
+        P[keep] = qz.quantize(P[keep], "uniform", 16).values
+        return P
+
+    fc1 = own(m["fc1.weight"].T.copy()).T
+    conv = qz.matrix_to_conv(own(qz.conv_to_matrix(m["conv.weight"])), (6, 3, 3, 3))
+    for name, want in (("fc1.weight", fc1), ("conv.weight", conv)):
+        assert np.array_equal(back[name].view(np.uint32), want.view(np.uint32)), name
+        assert np.unique(back[name]).size <= 17  # 16 levels and the pruned zeros
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

@@ -127,3 +127,33 @@ def test_runtime_never_materialises_the_dense_weights():
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak < W.nbytes / 20  # 16 MiB dense; a forward pass allocates well under 1 MiB
+
+
+@pytest.mark.parametrize("name, torch_fn", [
+    ("tanh", "tanh"), ("sigmoid", "sigmoid"), ("gelu", "gelu"), ("relu", "relu"),
+    ("softmax", "softmax"), ("linear", None)])
+def test_activations_match_torch(name, torch_fn):
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(3).standard_normal((4, 7)) * 4
+    fn = {"softmax": lambda t: torch.softmax(t, -1), None: lambda t: t}.get(
+        torch_fn, getattr(torch.nn.functional, torch_fn or "relu"))
+    want = fn(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(rt.Activation(name)(x), want, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("kind, kernel, stride", [("avg", 2, None), ("avg", 3, 1),
+                                                  ("max", 3, 2), ("avg", (2, 3), (1, 2))])
+def test_pooling_matches_torch(kind, kernel, stride):
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(4).standard_normal((2, 3, 9, 8))
+    pool = torch.nn.functional.avg_pool2d if kind == "avg" else torch.nn.functional.max_pool2d
+    want = pool(torch.from_numpy(x), kernel, stride).numpy()
+    np.testing.assert_allclose(rt.Pool2d(kind, kernel, stride)(x), want, rtol=1e-12)
+
+
+def test_flatten_orders():
+    x = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)  # (N, C, H, W)
+    assert np.array_equal(rt.Flatten()(x), x.reshape(2, 60))
+    nhwc = rt.Flatten(channels_last=True)(x)  # Keras order: (H, W, C) per sample
+    assert np.array_equal(nhwc[1], np.transpose(x[1], (1, 2, 0)).ravel())
+    assert nhwc[0, :3].tolist() == [x[0, 0, 0, 0], x[0, 1, 0, 0], x[0, 2, 0, 0]]

@@ -51,13 +51,23 @@ def test_every_model_and_order_is_exact(order, gap_model, value_model):
 
 
 @settings(max_examples=40, deadline=None)
+def _models(features):
+    """'none', 'auto' or any non-empty '+'-joined subset of the features, in any order."""
+    subsets = st.lists(st.sampled_from(features), min_size=1, max_size=len(features),
+                       unique=True).map("+".join)
+    return st.one_of(st.sampled_from(["none", "auto"]), subsets)
+
+
 @given(n=st.integers(1, 40), m=st.integers(1, 40), density=st.floats(0, 1),
        k=st.integers(1, 6), seed=st.integers(0, 2**32 - 1),
-       order=st.sampled_from(["columns", "rows"]), block=st.integers(1, 200))
-def test_random_sparse_matrices_round_trip(n, m, density, k, seed, order, block):
+       order=st.sampled_from(["columns", "rows"]), block=st.integers(1, 200),
+       gap_model=_models(["prev", "line", "rem"]), value_model=_models(["sig", "pos", "line"]))
+def test_random_sparse_matrices_round_trip(n, m, density, k, seed, order, block, gap_model,
+                                           value_model):
     rng = np.random.default_rng(seed)
     W = (rng.integers(-k, k + 1, (n, m)) * (rng.random((n, m)) < density)).astype(np.float32)
-    check_exact(sc.encode(W, format="sham_ans", order=order, block_symbols=block), W)
+    check_exact(sc.encode(W, format="sham_ans", order=order, block_symbols=block,
+                          gap_model=gap_model, value_model=value_model), W)
 
 
 def test_long_runs_take_escapes_with_raw_chunks():

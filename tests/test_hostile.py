@@ -711,27 +711,30 @@ def test_index_json_bombs_and_repeated_keys(sharded):
 
 
 def test_a_fifo_given_as_any_file_is_refused_without_waiting(tmp_path):
-    for name in ("m.spc", "m.h5", "m.spc.index.json", "m.npz", "m.safetensors"):
+    names = ("m.spc", "m.h5", "m.spc.index.json", "m.npz", "m.safetensors")
+    for name in names:
         os.mkfifo(tmp_path / name)
+    (tmp_path / "d.spc").mkdir()  # a folder given as a file
     out = run("""
         import sys, sparsecodec as sc
         from pathlib import Path
         from sparsecodec.pack import pack
-        for name in ("m.spc", "m.h5", "m.spc.index.json"):
+        folder = Path(sys.argv[1])
+        for name in ("m.spc", "m.h5", "m.spc.index.json", "d.spc"):
             try:
-                sc.load(Path(sys.argv[1]) / name)
+                sc.load(folder / name)
             except sc.FormatError as exc:
-                print("refused", name)
+                print("refused", name, "not a regular file" in str(exc))
         for name in ("m.npz", "m.safetensors"):
             try:
-                pack(Path(sys.argv[1]) / name, Path(sys.argv[1]) / "o.spc")
+                pack(folder / name, folder / "o.spc")
             except sc.FormatError as exc:
-                print("refused", name)
+                print("refused", name, "not a regular file" in str(exc))
         """, tmp_path, timeout=60)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["refused", "m.spc", "refused", "m.h5", "refused",
-                                  "m.spc.index.json", "refused", "m.npz", "refused",
-                                  "m.safetensors"]
+    assert out.stdout.split("\n")[:-1] == [f"refused {name} True" for name in
+                                           ("m.spc", "m.h5", "m.spc.index.json", "d.spc",
+                                            "m.npz", "m.safetensors")]
 
 
 # --------------------------------------------------------------- 4: ONNX external data

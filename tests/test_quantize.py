@@ -338,3 +338,30 @@ def test_module_docstring_example_runs():
     import doctest
     failures, tried = doctest.testmod(qz, verbose=False)
     assert tried > 0 and failures == 0
+
+
+def test_seeds_are_used_and_repeatable():
+    """k-means++ and probabilistic rounding draw from ``seed``: the same seed gives the same
+    result bit for bit, and other seeds give other results (a quantizer that ignored its seed
+    would make every run alike)."""
+    W = np.random.default_rng(21).standard_normal((64, 64)).astype(np.float32)
+    for fn in (lambda s: qz.kmeans(W, 16, seed=s, n_iter=3),
+               lambda s: qz.probabilistic(W, 16, seed=s)):
+        runs = [fn(s).values for s in range(4)]
+        assert np.array_equal(fn(0).values, runs[0])
+        assert len({r.tobytes() for r in runs}) > 1
+
+
+def test_probabilistic_rounding_does_not_depend_on_the_thread_count():
+    import numba
+
+    W = np.random.default_rng(22).standard_normal((300, 200)).astype(np.float32)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = qz.probabilistic(W, 8, seed=5).values
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        many = qz.probabilistic(W, 8, seed=5).values
+    finally:
+        numba.set_num_threads(before)
+    assert np.array_equal(one.view(np.uint32), many.view(np.uint32))

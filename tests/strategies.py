@@ -47,3 +47,27 @@ def encode_with(W, fmt, **opts):
     from sparsecodec.formats.base import registry
     allowed = registry()[fmt].options
     return sc.encode(W, format=fmt, **{k: v for k, v in opts.items() if k in allowed})
+
+
+@st.composite
+def large_matrices(draw, dtypes=DTYPES):
+    """Matrices past every block and task boundary the kernels split at (16-column product
+    tasks, 32-column pq blocks, several Huffman blocks and lanes), with up to 300 values drawn
+    with a skew (codes longer than the 11-bit decode table), subnormals, -0.0 and NaN
+    payloads."""
+    dtype = draw(st.sampled_from(dtypes))
+    n = draw(st.integers(1, 90))
+    m = draw(st.integers(17, 90))
+    k = draw(st.integers(1, 300))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    info = np.finfo(dtype)
+    pool = np.concatenate([(rng.integers(-64, 65, k) / 8).astype(dtype),
+                           np.array([info.smallest_subnormal, -info.smallest_subnormal,
+                                     -0.0], dtype),
+                           np.array([nan_with_payload(dtype, draw(st.integers(0, 9)))])])
+    picks = np.minimum(rng.geometric(draw(st.sampled_from([0.02, 0.2, 0.6])), (n, m)) - 1,
+                       pool.size - 1)
+    W = pool[picks]
+    W[rng.random((n, m)) >= draw(st.sampled_from([0.05, 0.3, 1.0]))] = 0
+    return W

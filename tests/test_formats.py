@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import encode_with, matrices, same_bits
+from strategies import encode_with, large_matrices, matrices, same_bits
 
 import sparsecodec as sc
 from sparsecodec.formats.base import registry
@@ -183,3 +183,31 @@ def test_default_code_limit_is_the_table_width_when_it_fits():
     assert free.part.lane_off[-1] <= limited.part.lane_off[-1] <= 1.02 * free.part.lane_off[-1]
     assert same_bits(limited.decode(), W)
     assert sc.sizes(W)["sham"] == limited.nbytes
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@settings(max_examples=12)
+@given(W=large_matrices(), data=st.data())
+def test_large_matrices_cross_every_block_boundary(fmt, W, data):
+    """Round trip, column ranges and products past the kernels' task, block and table sizes."""
+    enc = encode_with(W, fmt, block_symbols=data.draw(st.sampled_from([7, 64, 4096])))
+    assert same_bits(enc.decode(), W)
+    a = data.draw(st.integers(0, W.shape[1]))
+    b = data.draw(st.integers(a, W.shape[1]))
+    assert same_bits(enc.decode_columns(a, b), W[:, a:b])
+    if np.isfinite(W).all():  # (a NaN in W makes every product NaN: compared elsewhere)
+        X = np.random.default_rng(0).standard_normal((3, W.shape[0]))
+        np.testing.assert_allclose(X @ enc, X @ W.astype(np.float64), rtol=1e-9, atol=1e-9)
+
+
+def test_the_distinct_value_limit_on_both_sides():
+    from sparsecodec.coding.huffman import MAX_SYMBOLS
+
+    values = np.arange(1, MAX_SYMBOLS + 1025, dtype=np.float32) / 4
+    at = values[:MAX_SYMBOLS].reshape(1024, 1024)  # exactly 2^20 distinct, no zero
+    enc = sc.encode(at, format="sham")
+    assert same_bits(enc.decode(), at)
+    over = values.reshape(1024, 1025)  # 2^20 + 1024 distinct
+    with pytest.raises(sc.EncodeError, match="distinct"):
+        sc.encode(over, format="sham")
+    assert sc.encode(over).format in ("dense", "csr", "csc", "coo")  # auto still stores it

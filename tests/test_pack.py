@@ -230,3 +230,28 @@ def test_pack_quantizes_exactly_as_the_quantizer(tmp_path, spec, prune):
     want = (qz.ecsq(P, 4 * int(k), levels=int(k)) if method == "ecsq"
             else qz.quantize(P, method, int(k))).values
     assert np.array_equal(unpack(tmp_path / "q.spc")["w"].view(np.uint32), want.view(np.uint32))
+
+
+def test_cli_pack_format_layers_and_debug(tmp_path, capsys):
+    np.savez(tmp_path / "m.npz", **{k: v for k, v in model().items()})
+    out = tmp_path / "m.spc"
+    assert main(["pack", str(tmp_path / "m.npz"), "-o", str(out), "--format", "csc",
+                 "--layers", r"^fc1\.", "--layout", "torch"]) == 0
+    capsys.readouterr()
+    with sc.open(out) as f:  # only fc1.weight matched: encoded as asked; the rest kept as is
+        assert f["fc1.weight"].format == "csc" and isinstance(f["conv.weight"], np.ndarray)
+        assert np.array_equal(f["fc1.weight"].decode(), model()["fc1.weight"].T)
+        assert np.array_equal(f["conv.weight"], model()["conv.weight"])
+    assert main(["pack", str(tmp_path / "m.npz"), "-o", str(tmp_path / "x.spc"),
+                 "--format", "zip"]) == 2  # one line, no traceback, no file
+    err = capsys.readouterr().err
+    assert "unknown format 'zip'" in err and "Traceback" not in err
+    assert not (tmp_path / "x.spc").exists()
+    with pytest.raises(sc.SparseCodecError, match="zip"):  # --debug shows the exception
+        main(["--debug", "pack", str(tmp_path / "m.npz"), "-o", str(tmp_path / "x.spc"),
+              "--format", "zip"])
+    assert main(["--max-bytes", "1kB", "verify", str(out)]) == 2  # 48x32 floats: 6 kB
+    assert "decode budget" in capsys.readouterr().err
+    assert main(["--max-bytes", "none", "verify", str(out)]) == 0
+    assert main(["--max-bytes", "lots", "verify", str(out)]) == 2
+    assert "--max-bytes 'lots'" in capsys.readouterr().err

@@ -198,3 +198,29 @@ def test_report_shows_each_format_against_its_own_limit():
         sc.bounds.entropy_h0(W, nonzero_only=True) * q + q * 8)  # 8-bit rows for n = 256
     assert rep.row("csr").own_limit is None
     assert "x own" in str(rep)
+
+
+def test_cer_cser_and_gap_formulas_by_hand():
+    # psi_cer(10, 10, q=20, k=4): G = 10 * 3 = 30 groups; 4 x 32 value bits, 20 indices at 4
+    # bits (80 -> 128), 31 group pointers at 5 bits (155 -> 192), 11 row pointers at 5 bits
+    # (55 -> 64): 512 bits of 3200
+    assert bd.psi_cer(10, 10, 20, 4) == pytest.approx(512 / 3200)
+    # psi_cser(10, 10, q=8, k=4): G = min(30, 8) = 8; 128 + 8 x 4 (32 -> 64) + 9 x 4 (36 -> 64)
+    # + 11 x 4 (44 -> 64) + 8 value indices at 2 bits (16 -> 64) = 384 bits
+    assert bd.psi_cser(10, 10, 8, 4) == pytest.approx(384 / 3200)
+    W = np.zeros((4, 2), np.float32)
+    W[[0, 2], 0] = 1.0
+    W[1, 1] = 2.0  # gaps (first row + 1, then differences): [1, 2] and [2]
+    assert bd.gap_entropy_bits(W) == pytest.approx(3 * math.log2(3) - 2)
+    assert bd.gap_entropy_bits(np.zeros((3, 3), np.float32)) == 0.0
+
+
+@pytest.mark.parametrize("fmt, psi", [("cer", bd.psi_cer), ("cser", bd.psi_cser)])
+def test_cer_bounds_hold_for_real_bytes(fmt, psi):
+    rng = np.random.default_rng(8)
+    W = (rng.integers(1, 5, (120, 90)) * (rng.random((120, 90)) < 0.2)).astype(np.float32)
+    enc = sc.encode(W, format=fmt)
+    q = int((W != 0).sum())  # 0 is the most frequent value
+    k = np.unique(W).size
+    assert 8 * enc.nbytes <= psi(120, 90, q, k) * W.size * 32
+    assert 8 * enc.nbytes >= 0.5 * psi(120, 90, q, k) * W.size * 32  # the bound is not loose

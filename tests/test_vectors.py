@@ -15,14 +15,27 @@ mv = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(mv)
 
 
-def test_every_format_has_vectors():
-    assert sorted(p.stem for p in VECTORS.glob("*.spc")) == sorted(sc.formats())
+FILES = {fmt: (fmt, None) for fmt in sc.formats()} | mv.VARIANTS  # file stem -> (format, opts)
 
 
-@pytest.mark.parametrize("fmt", sc.formats())
-def test_vectors_decode_to_the_stored_arrays(fmt):
-    f = sc.open(VECTORS / f"{fmt}.spc")
-    assert f.metadata == {"vectors": fmt}
+def test_every_format_and_variant_has_vectors():
+    assert sorted(p.stem for p in VECTORS.glob("*.spc")) == sorted(FILES)
+
+
+def test_variants_differ_from_the_plain_vectors():
+    for variant, (fmt, _) in mv.VARIANTS.items():
+        assert (VECTORS / f"{variant}.spc").read_bytes() != (VECTORS / f"{fmt}.spc").read_bytes()
+    assert sc.open(VECTORS / "ham.default.spc")["long_codes"].part.tables.maxlen == 11
+    rows = sc.open(VECTORS / "sham_ans.rows.spc")["long_codes"].meta
+    assert rows["order"] == "rows" and rows["gap_model"] and rows["value_model"]
+    assert sc.open(VECTORS / "pq.d3-huffman.spc")["small"].meta["coding"] == "huffman"
+
+
+@pytest.mark.parametrize("stem", FILES)
+def test_vectors_decode_to_the_stored_arrays(stem):
+    fmt = FILES[stem][0]
+    f = sc.open(VECTORS / f"{stem}.spc")
+    assert f.metadata == {"vectors": stem}
     assert set(f) == set(mv.matrices())
     for name in f:
         expected = np.load(VECTORS / f"{name}.npy")
@@ -33,10 +46,11 @@ def test_vectors_decode_to_the_stored_arrays(fmt):
             assert np.allclose(x @ f[name], x @ expected.astype(np.float64), equal_nan=True)
 
 
-@pytest.mark.parametrize("fmt", sc.formats())
-def test_encoding_again_reproduces_the_files(fmt, tmp_path):
-    sc.save(tmp_path / "again.spc", mv.encode_all(fmt), metadata={"vectors": fmt})
-    assert (tmp_path / "again.spc").read_bytes() == (VECTORS / f"{fmt}.spc").read_bytes()
+@pytest.mark.parametrize("stem", FILES)
+def test_encoding_again_reproduces_the_files(stem, tmp_path):
+    fmt, opts = FILES[stem]
+    sc.save(tmp_path / "again.spc", mv.encode_all(fmt, opts), metadata={"vectors": stem})
+    assert (tmp_path / "again.spc").read_bytes() == (VECTORS / f"{stem}.spc").read_bytes()
 
 
 def test_long_codes_really_are_long():

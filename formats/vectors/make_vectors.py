@@ -50,8 +50,24 @@ OPTIONS = {"ham": {"block_symbols": 16, "max_code_length": 24},
            "sham_gap": {"block_symbols": 8, "max_code_length": 24}}
 
 
-def encode_all(fmt: str) -> dict[str, sc.Encoded]:
-    opts = OPTIONS.get(fmt, {})
+# every other variant a user can write, pinned in ``<format>.<variant>.spc``: the default code
+# length limit (11 bits: the decode table's width), sham_ans's row order and contexts, pq at
+# other sub-vector lengths with Huffman-coded and packed indices
+VARIANTS = {
+    "ham.default": ("ham", {}),
+    "sham.default": ("sham", {}),
+    "sham_gap.default": ("sham_gap", {}),
+    "sham_ans.rows": ("sham_ans", {"order": "rows", "gap_model": "prev+line+rem",
+                                   "value_model": "sig+pos+line", "block_symbols": 16}),
+    "sham_ans.plain": ("sham_ans", {"order": "columns", "gap_model": "none",
+                                    "value_model": "none"}),
+    "pq.d3-huffman": ("pq", {"d": 3, "index_coding": "huffman", "block_symbols": 8}),
+    "pq.d1-packed": ("pq", {"d": 1, "index_coding": "packed"}),
+}
+
+
+def encode_all(fmt: str, opts: dict | None = None) -> dict[str, sc.Encoded]:
+    opts = OPTIONS.get(fmt, {}) if opts is None else opts
     return {name: sc.encode(W, format=fmt, **opts) for name, W in matrices().items()}
 
 
@@ -59,6 +75,9 @@ def main() -> None:
     for fmt in registry():
         sc.save(HERE / f"{fmt}.spc", encode_all(fmt), metadata={"vectors": fmt})
         print(f"wrote {fmt}.spc")
+    for variant, (fmt, opts) in VARIANTS.items():
+        sc.save(HERE / f"{variant}.spc", encode_all(fmt, opts), metadata={"vectors": variant})
+        print(f"wrote {variant}.spc")
     for name, W in matrices().items():
         np.save(HERE / f"{name}.npy", W)
     print(f"wrote the {len(matrices())} expected arrays")

@@ -224,3 +224,19 @@ def test_cer_bounds_hold_for_real_bytes(fmt, psi):
     k = np.unique(W).size
     assert 8 * enc.nbytes <= psi(120, 90, q, k) * W.size * 32
     assert 8 * enc.nbytes >= 0.5 * psi(120, 90, q, k) * W.size * 32  # the bound is not loose
+
+
+@pytest.mark.parametrize("density", [0.10, 0.50])
+@pytest.mark.parametrize("spacing", ["equal_mass", "uniform"])
+def test_sham_bytes_are_the_formula_plus_offsets_and_padding(density, spacing):
+    """The correctness half of bench/test_foundation.py's sham check, at 512x512: sHAM's bytes
+    are nnz x average code length + nnz x ceil(log2 n) + (m + 1) x ceil(log2(nnz + 1)) bits and
+    the codebook, plus lane offsets and word padding (0.05-0.21% here, at most 1%)."""
+    from sparsecodec.examples import pruned_quantized_layer
+
+    W = pruned_quantized_layer(512, 512, density, 32, seed=0, spacing=spacing)
+    enc = sc.encode(W, format="sham")
+    q, n = enc.nnz, 512
+    formula_bits = (int(enc.part.lane_off[-1]) + q * math.ceil(math.log2(n))
+                    + (n + 1) * math.ceil(math.log2(q + 1)) + 8 * enc.part.symbols.nbytes)
+    assert formula_bits / 8 <= enc.nbytes <= 1.01 * formula_bits / 8

@@ -19,10 +19,6 @@ st_numpy = pytest.importorskip("safetensors.numpy")
 LAYERS, N = 24, 2048  # 24 * 2048^2 = 100.7M weights
 
 
-def _best(fn):
-    return interleaved_best({"fn": fn}, rounds=3)["fn"]
-
-
 def test_100m_model(tmp_path):
     dense, packed = {}, {}
     for i in range(LAYERS):
@@ -38,16 +34,18 @@ def test_100m_model(tmp_path):
     st_numpy.save_file(dense, str(theirs))
     formats = sorted({v.format for v in packed.values() if isinstance(v, sc.Encoded)})
 
-    t_load = _best(lambda: sc.load(ours))
-    t_load_nv = _best(lambda: sc.load(ours, verify=False))
-    t_st = _best(lambda: st_numpy.load_file(str(theirs)))
     x = np.ones(N, np.float32)
 
     def first_product():
         with sc.open(ours) as f:
             return x @ f["l0.weight"]
 
-    t_first = _best(first_product)
+    # every contender in the same interleaved rounds: they see the same machine drift
+    best = interleaved_best({"load": lambda: sc.load(ours),
+                             "load_nv": lambda: sc.load(ours, verify=False),
+                             "st": lambda: st_numpy.load_file(str(theirs)),
+                             "first": first_product}, rounds=3)
+    t_load, t_load_nv, t_st, t_first = best["load"], best["load_nv"], best["st"], best["first"]
     for k in ("l0.weight", "l23.weight"):  # what was stored is what comes back
         assert np.array_equal(sc.load(ours)[k].decode(), dense[k])
     size, st_size = ours.stat().st_size, theirs.stat().st_size

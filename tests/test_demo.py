@@ -32,3 +32,14 @@ def test_cli_demo_modes(tmp_path, capsys, monkeypatch):
     assert main(["demo", "--layer", "--size", "64"]) == 0
     out = capsys.readouterr().out
     assert "auto picks" in out and "sham" in out and "pq" not in out.split("auto picks")[0]
+
+
+def test_cli_demo_options(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--layer", "--size", "48", "--density", "0.5", "--levels", "4",
+                 "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "48x48" in out and "pruned to 50% nonzeros" in out and "to 4 values" in out
+    assert main(["demo", "-k", "8", "--prune", "50", "--plot", "mine.png"]) == 0
+    assert "(50% pruned, 8 values)" in capsys.readouterr().out
+    assert (tmp_path / "mine.png").read_bytes()[:4] == b"\x89PNG"

@@ -365,3 +365,22 @@ def test_probabilistic_rounding_does_not_depend_on_the_thread_count():
     finally:
         numba.set_num_threads(before)
     assert np.array_equal(one.view(np.uint32), many.view(np.uint32))
+
+
+@pytest.mark.parametrize("t", [1, 15, 70_000])  # 70,000 thresholds: past the 2^16 table cap
+def test_chunked_assignment_matches_searchsorted(t):
+    """The assignment kernel works in 65,536-entry chunks with a bucket table of at most 2^16
+    entries; against numpy's searchsorted on 3 chunks and a ragged end, ties and zeros included."""
+    from sparsecodec.kernels import quantize as kq
+
+    rng = np.random.default_rng(t)
+    flat = rng.standard_normal(3 * kq.CHUNK + 123)
+    thresholds = np.sort(rng.standard_normal(t))
+    flat[::7] = 0.0
+    flat[1::11] = thresholds[rng.integers(0, t, flat[1::11].size)]  # exactly on a threshold
+    labels = np.empty(flat.size, np.int32)
+    counts = kq.assign(flat, thresholds, labels)
+    want = np.where(flat == 0, -1, np.searchsorted(thresholds, flat, side="left"))
+    assert np.array_equal(labels, want)
+    assert counts[:t + 1].tolist() == np.bincount(want[want >= 0], minlength=t + 1).tolist()
+    assert counts[-1] == int((flat == 0).sum())

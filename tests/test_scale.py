@@ -330,3 +330,22 @@ def test_a_corrupt_npz_member_is_a_format_error(tmp_path):
             read()
     with pytest.raises(sc.FormatError):
         pack(str(tmp_path / "x.npz"), tmp_path / "o.spc")
+
+
+def test_cli_pack_dask_address(tmp_path, capsys):
+    """``pack --dask ADDRESS`` (the scheduler's address, as a user gives it) writes the same
+    shards as a serial pack."""
+    distributed = pytest.importorskip("distributed")
+    m = model(4)
+    stn.save_file(m, str(tmp_path / "m.safetensors"))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    pack(str(tmp_path / "m.safetensors"), tmp_path / "a" / "m.spc", shard_size=40_000,
+         **{**KW, "prune": 80.0})  # as the command line parses it (the settings are recorded)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        assert main(["pack", str(tmp_path / "m.safetensors"), "-o", str(tmp_path / "b" / "m.spc"),
+                     "--shard-size", "40000", "--dask", cluster.scheduler_address,
+                     "--prune", "80", "--quantize", "kmeans:8", "--layout", "torch"]) == 0
+    assert "total:" in capsys.readouterr().out
+    assert files(tmp_path / "a") == files(tmp_path / "b") and len(files(tmp_path / "a")) > 2

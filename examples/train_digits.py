@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from sklearn.datasets import load_digits
 
 OUT = Path(__file__).resolve().parents[1] / "sparsecodec" / "data" / "digits_mlp.npz"
 SIZES = (64, 256, 256, 10)
@@ -27,21 +26,20 @@ def forward(Ws, bs, x):
     return acts
 
 
-def main() -> None:
-    digits = load_digits()
-    X = (digits.data / 16.0).astype(np.float32)
-    y = digits.target.astype(np.int64)
-    rng = np.random.default_rng(0)
-    order = rng.permutation(len(y))
-    test, train = order[:360], order[360:]
+def train(X: np.ndarray, y: np.ndarray, epochs: int = 60,
+          rng: np.random.Generator | int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Weights and biases of the MLP (``SIZES``) trained on ``X`` (pixels scaled to [0, 1])
+    and labels ``y`` by momentum SGD on the cross-entropy; deterministic for a seed (or a
+    generator, which ``main`` shares with its test split, as the shipped model was made)."""
+    rng = np.random.default_rng(rng)
     Ws = [(rng.standard_normal((a, b)) * np.sqrt(2 / a)).astype(np.float32)
           for a, b in zip(SIZES[:-1], SIZES[1:], strict=True)]
     bs = [np.zeros(b, np.float32) for b in SIZES[1:]]
     vW = [np.zeros_like(w) for w in Ws]
     vb = [np.zeros_like(b) for b in bs]
     lr, mom, batch, decay = 0.05, 0.9, 32, 1e-4
-    for _ in range(60):
-        perm = rng.permutation(train)
+    for _ in range(epochs):
+        perm = rng.permutation(len(y))
         for s in range(0, len(perm), batch):
             idx = perm[s:s + batch]
             acts = forward(Ws, bs, X[idx])
@@ -59,6 +57,19 @@ def main() -> None:
                 vb[i] = mom * vb[i] - lr * gb
                 Ws[i] += vW[i]
                 bs[i] += vb[i]
+    return Ws, bs
+
+
+def main() -> None:
+    from sklearn.datasets import load_digits  # only here: the package never needs it
+
+    digits = load_digits()
+    X = (digits.data / 16.0).astype(np.float32)
+    y = digits.target.astype(np.int64)
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(y))
+    test, train_idx = order[:360], order[360:]
+    Ws, bs = train(X[train_idx], y[train_idx], rng=rng)
     acc = (forward(Ws, bs, X[test])[-1].argmax(axis=1) == y[test]).mean()
     print(f"test accuracy {acc:.4f} on {len(test)} held-out digits")
     tensors = {f"fc{i + 1}.weight": W for i, W in enumerate(Ws)}

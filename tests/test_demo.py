@@ -1,7 +1,8 @@
 """The built-in example and `sparsecodec demo` (both modes) run and report sane figures."""
 
+import numpy as np
 
-
+import sparsecodec as sc
 from sparsecodec.cli import main
 from sparsecodec.demo import dense_logits, example, run
 
@@ -43,3 +44,23 @@ def test_cli_demo_options(tmp_path, capsys, monkeypatch):
     assert main(["demo", "-k", "8", "--prune", "50", "--plot", "mine.png"]) == 0
     assert "(50% pruned, 8 values)" in capsys.readouterr().out
     assert (tmp_path / "mine.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_training_script_learns_digits():
+    """examples/train_digits.py (which made the shipped model) without scikit-learn: train on
+    300 of the shipped held-out digits, test on the other 60."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "train_digits.py"
+    spec = importlib.util.spec_from_file_location("train_digits", path)
+    td = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(td)
+    with np.load(Path(sc.__file__).parent / "data" / "digits_mlp.npz") as z:
+        X, y = (z["x_test"] / 16.0).astype(np.float32), z["y_test"]
+    Ws, bs = td.train(X[:300], y[:300], epochs=30)
+    assert [W.shape for W in Ws] == list(zip(td.SIZES[:-1], td.SIZES[1:], strict=True))
+    accuracy = (td.forward(Ws, bs, X[300:])[-1].argmax(axis=1) == y[300:]).mean()
+    assert accuracy > 0.8  # chance is 0.1
+    again, _ = td.train(X[:300], y[:300], epochs=30)
+    assert all(np.array_equal(a, b) for a, b in zip(Ws, again, strict=True))  # deterministic

@@ -416,13 +416,14 @@ def _write_index(path: str | os.PathLike, shards: list[list[str]], files: list[P
     return out
 
 
-def _client(dask: Any) -> Any:
+def _client(dask: Any) -> tuple[Any, bool]:
+    """The Dask client to use, and whether it was made here (from an address) to be closed."""
     try:
         from distributed import Client
     except ImportError as exc:
         raise PackError("--dask needs dask.distributed: python -m pip install "
                         "'sparsecodec[dask]'") from exc
-    return dask if isinstance(dask, Client) else Client(dask)
+    return (dask, False) if isinstance(dask, Client) else (Client(dask), True)
 
 
 def _run_shards(source: TensorSource, shards: list[list[str]], files: list[Path],
@@ -434,23 +435,27 @@ def _run_shards(source: TensorSource, shards: list[list[str]], files: list[Path]
             rows[i] = [_resumed(n, f[n]) for n in f]
     cores = os.cpu_count() or 1
     if dask is not None:
-        client = _client(dask)
-        nworkers = max(1, len(client.scheduler_info()["workers"]))
-        jobs = [(source.subset(shards[i]), shards[i], str(files[i]), st,
-                 max(1, cores // nworkers)) for i in todo]
-        futures = client.map(_pack_shard, jobs, pure=False)
-        for done, (i, fut) in enumerate(zip(todo, futures, strict=True)):
-            try:
-                rows[i] = fut.result()
-            except PackError:
-                client.cancel(futures)
-                raise
-            except Exception as exc:  # a worker died, or the cluster went away
-                client.cancel(futures)
-                raise PackError(f"shard {files[i].name} (tensors {shards[i][0]!r}...): "
-                                f"{type(exc).__name__}: {exc}") from exc
-            if show:
-                progress(done + 1, len(todo), files[i].name)
+        client, ours = _client(dask)
+        try:
+            nworkers = max(1, len(client.scheduler_info()["workers"]))
+            jobs = [(source.subset(shards[i]), shards[i], str(files[i]), st,
+                     max(1, cores // nworkers)) for i in todo]
+            futures = client.map(_pack_shard, jobs, pure=False)
+            for done, (i, fut) in enumerate(zip(todo, futures, strict=True)):
+                try:
+                    rows[i] = fut.result()
+                except PackError:
+                    client.cancel(futures)
+                    raise
+                except Exception as exc:  # a worker died, or the cluster went away
+                    client.cancel(futures)
+                    raise PackError(f"shard {files[i].name} (tensors {shards[i][0]!r}...): "
+                                    f"{type(exc).__name__}: {exc}") from exc
+                if show:
+                    progress(done + 1, len(todo), files[i].name)
+        finally:
+            if ours:  # a client made here from an address is closed here, or it lingers
+                client.close()
     elif workers > 1 and len(todo) > 1:
         from concurrent.futures.process import BrokenProcessPool
 

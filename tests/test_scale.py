@@ -347,5 +347,7 @@ def test_cli_pack_dask_address(tmp_path, capsys):
         assert main(["pack", str(tmp_path / "m.safetensors"), "-o", str(tmp_path / "b" / "m.spc"),
                      "--shard-size", "40000", "--dask", cluster.scheduler_address,
                      "--prune", "80", "--quantize", "kmeans:8", "--layout", "torch"]) == 0
+        with pytest.raises(ValueError, match="No clients"):  # the client made was closed
+            distributed.default_client()
     assert "total:" in capsys.readouterr().out
     assert files(tmp_path / "a") == files(tmp_path / "b") and len(files(tmp_path / "a")) > 2

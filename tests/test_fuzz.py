@@ -13,7 +13,12 @@ pytestmark = pytest.mark.skipif(os.environ.get("SPARSECODEC_FUZZ") != "1",
                                 reason="set SPARSECODEC_FUZZ=1 to fuzz")
 
 
-@pytest.mark.parametrize("target", ["container", "components", "hdf5", "index",
+LIBHDF5_HANG = pytest.mark.xfail(reason="libhdf5 can loop forever on a damaged file (found by "
+                                        "this target; docs/container.md)", strict=False)
+
+
+@pytest.mark.parametrize("target", ["container", "components",
+                                    pytest.param("hdf5", marks=LIBHDF5_HANG), "index",
                                     "safetensors", "npz"])
 def test_fuzz_target_finds_nothing(target):
     pytest.importorskip("atheris")

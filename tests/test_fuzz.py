@@ -24,6 +24,6 @@ def test_fuzz_target_finds_nothing(target):
     pytest.importorskip("atheris")
     seconds = os.environ.get("SPARSECODEC_FUZZ_SECONDS", "30")
     out = subprocess.run([sys.executable, str(TARGETS), target, f"-max_total_time={seconds}",
-                          "-rss_limit_mb=4096"], capture_output=True, text=True)
+                          "-timeout=30", "-rss_limit_mb=4096"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-4000:]
     assert "Done" in out.stderr

@@ -20,10 +20,11 @@ LIBHDF5_HANG = pytest.mark.xfail(reason="libhdf5 can loop forever on a damaged f
 @pytest.mark.parametrize("target", ["container", "components",
                                     pytest.param("hdf5", marks=LIBHDF5_HANG), "index",
                                     "safetensors", "npz"])
-def test_fuzz_target_finds_nothing(target):
+def test_fuzz_target_finds_nothing(target, tmp_path):
     pytest.importorskip("atheris")
     seconds = os.environ.get("SPARSECODEC_FUZZ_SECONDS", "30")
     out = subprocess.run([sys.executable, str(TARGETS), target, f"-max_total_time={seconds}",
-                          "-timeout=30", "-rss_limit_mb=4096"], capture_output=True, text=True)
+                          "-timeout=30", "-rss_limit_mb=4096", f"-artifact_prefix={tmp_path}/"],
+                         capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-4000:]
     assert "Done" in out.stderr

@@ -6,6 +6,9 @@ derive from the matching built-in exception so that ``except ValueError`` keeps 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class SparseCodecError(Exception):
     """Base class of every error raised by sparsecodec."""
@@ -30,3 +33,16 @@ class DTypeError(SparseCodecError, TypeError):
 class QuantizeError(SparseCodecError, ValueError):
     """A pruner or quantizer got arguments it cannot honour (k < 1, p outside [0, 100], NaN
     weights, more levels asked than the weights have distinct values, ...)."""
+
+
+@contextmanager
+def converted(what: str, kinds: tuple[type[BaseException], ...]) -> Iterator[None]:
+    """Turn what a foreign reader (h5py, zipfile, numpy's .npy header parser) raises on damaged
+    input, any of ``kinds``, into one :class:`FormatError`: ``"{what} (Type: message)"``. Our
+    own errors pass through unchanged."""
+    try:
+        yield
+    except SparseCodecError:
+        raise
+    except kinds as exc:
+        raise FormatError(f"{what} ({type(exc).__name__}: {str(exc)[:200]})") from None

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import FormatError
+from .errors import FormatError, converted
 from .io.files import open_regular, sibling
 from .io.tensors import Budget, budget_limit, check_shape, parse_json
 
@@ -212,13 +212,9 @@ class NpzSource(TensorSource):
     def __init__(self, path: str | os.PathLike, max_bytes: Budget = "auto"):
         self.path = Path(path)
         self.max_bytes = max_bytes
-        try:
-            with open_regular(self.path, ".npz archive") as fh, zipfile.ZipFile(fh) as z:
-                self.names = [n[:-4] for n in z.namelist() if n.endswith(".npy")]
-        except _ZIP_ERRORS as exc:
-            if isinstance(exc, FormatError):
-                raise
-            raise FormatError(f"{path}: not a readable .npz archive ({exc})") from None
+        with converted(f"{path}: not a readable .npz archive", _ZIP_ERRORS), \
+                open_regular(self.path, ".npz archive") as fh, zipfile.ZipFile(fh) as z:
+            self.names = [n[:-4] for n in z.namelist() if n.endswith(".npy")]
 
     def _zip(self) -> Any:
         if getattr(self, "_z", None) is None:
@@ -255,7 +251,7 @@ class NpzSource(TensorSource):
         return f, tuple(shape), dtype, fortran
 
     def __getitem__(self, name: str) -> np.ndarray:
-        try:
+        with converted(f"{self.path}: member {name!r} is not readable", _ZIP_ERRORS):
             self._zip()
             with self._lock:
                 f, shape, dtype, fortran = self._member(name)
@@ -267,23 +263,13 @@ class NpzSource(TensorSource):
             if got != a.nbytes:
                 raise FormatError(f"{self.path}: member {name!r} is truncated")
             return a.reshape(shape[::-1]).T if fortran else a.reshape(shape)
-        except _ZIP_ERRORS as exc:
-            if isinstance(exc, FormatError):
-                raise
-            raise FormatError(f"{self.path}: member {name!r} is not readable "
-                              f"({type(exc).__name__}: {exc})") from None
 
     def info(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
-        try:
+        with converted(f"{self.path}: member {name!r} has no readable header", _ZIP_ERRORS):
             self._zip()
             with self._lock:
                 f, shape, dtype, _ = self._member(name)
                 f.close()
-        except _ZIP_ERRORS as exc:
-            if isinstance(exc, FormatError):
-                raise
-            raise FormatError(f"{self.path}: member {name!r} has no readable header "
-                              f"({type(exc).__name__}: {exc})") from None
         return shape, dtype
 
     def __iter__(self) -> Iterator[str]:

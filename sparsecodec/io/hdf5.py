@@ -23,13 +23,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import FormatError, SparseCodecError
+from ..errors import FormatError, SparseCodecError, converted
 from ..formats.base import Encoded
 from .files import atomic_output, open_regular
 from .tensors import (
@@ -56,17 +55,14 @@ def _h5py():
     return h5py
 
 
-@contextmanager
-def h5_errors(at: str) -> Iterator[None]:
-    """Turn what h5py raises on a damaged file (OSError, RuntimeError, KeyError, ValueError,
-    TypeError from any structural read) into one :class:`FormatError` naming ``at``."""
-    try:
-        yield
-    except SparseCodecError:
-        raise
-    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
-        raise FormatError(f"{at}: damaged or unreadable HDF5 structure "
-                          f"({type(exc).__name__}: {str(exc)[:200]})") from None
+# what h5py raises from any structural read of a damaged file
+H5_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError)
+
+
+def h5_errors(at: str) -> Any:
+    """A context in which h5py's failures on a damaged file are one :class:`FormatError`
+    naming ``at``."""
+    return converted(f"{at}: damaged or unreadable HDF5 structure", H5_ERRORS)
 
 
 def save_hdf5(path: str | os.PathLike, tensors: Mapping[str, Encoded | np.ndarray],
@@ -107,19 +103,14 @@ def member(group: Any, name: str, at: str) -> Any:
     """``group[name]`` if it is reached through a hard link; :class:`FormatError` for a soft,
     external or dangling link (which h5py would follow, into another file or nowhere)."""
     h5py = _h5py()
-    try:
+    with h5_errors(at):
         link = group.get(name, getlink=True)
-    except (KeyError, ValueError, OSError, RuntimeError) as exc:
-        raise FormatError(f"{at}: unreadable link ({exc})") from None
-    if link is None:
-        raise FormatError(f"{at}: is missing")
-    if not isinstance(link, h5py.HardLink):
-        raise FormatError(f"{at}: is a {type(link).__name__}; only objects stored in the file "
-                          "itself are read")
-    try:
+        if link is None:
+            raise FormatError(f"{at}: is missing")
+        if not isinstance(link, h5py.HardLink):
+            raise FormatError(f"{at}: is a {type(link).__name__}; only objects stored in the "
+                              "file itself are read")
         return group[name]
-    except (KeyError, ValueError, OSError, RuntimeError) as exc:
-        raise FormatError(f"{at}: unreadable ({exc})") from None
 
 
 def check_dataset(ds: Any, at: str, strict: bool, max_bytes: Budget = "auto") -> int | None:
@@ -130,7 +121,7 @@ def check_dataset(ds: Any, at: str, strict: bool, max_bytes: Budget = "auto") ->
     h5py = _h5py()
     if not isinstance(ds, h5py.Dataset):
         raise FormatError(f"{at}: is not a dataset")
-    try:
+    with h5_errors(at):
         plist = ds.id.get_create_plist()
         layout = plist.get_layout()
         external = plist.get_external_count()
@@ -138,8 +129,6 @@ def check_dataset(ds: Any, at: str, strict: bool, max_bytes: Budget = "auto") ->
         stored = int(ds.id.get_storage_size())
         offset = ds.id.get_offset() if layout == h5py.h5d.CONTIGUOUS else None
         shape = ds.shape
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
-        raise FormatError(f"{at}: unreadable dataset ({exc})") from None
     if external:
         raise FormatError(f"{at}: uses external raw storage (its bytes would come from "
                           "another file); refused")
@@ -211,20 +200,19 @@ def open_hdf5(path: str | os.PathLike, mode: str = "r") -> tuple[Any, Any]:
     h5py = _h5py()
     fh = open_regular(path, "HDF5 file")
     try:
-        return fh, h5py.File(fh, mode)
-    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
+        with converted(f"{path}: not a readable HDF5 file", H5_ERRORS):
+            return fh, h5py.File(fh, mode)
+    except FormatError:
         fh.close()
-        raise FormatError(f"{path}: not a readable HDF5 file: {exc}") from None
+        raise
 
 
 # --------------------------------------------------------------------------- reading ours
 
 
 def _attr(g: Any, key: str, at: str) -> Any:
-    try:
+    with h5_errors(f"{at}: attribute {key!r}"):
         return g.attrs.get(key)
-    except (OSError, ValueError, RuntimeError, TypeError) as exc:
-        raise FormatError(f"{at}: attribute {key!r} is unreadable ({exc})") from None
 
 
 def _str_attr(g: Any, key: str, at: str) -> str:
@@ -329,10 +317,7 @@ class HDF5File(Mapping[str, Any]):
             raise FormatError(f"{at}: attribute 'shape' must be a 1-D integer array")
         shape = [int(s) for s in arr]
         check_shape(f"{at}: shape", shape)
-        try:
-            names = list(g)
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise FormatError(f"{at}: unreadable group ({exc})") from None
+        names = list(g)  # (h5py's failures are FormatErrors here: __getitem__'s h5_errors)
         found = {cn: member(g, cn, f"{at}: component {cn!r}") for cn in names}
         dataset = _h5py().Dataset
         stored = sum(int(ds.id.get_storage_size()) for ds in found.values()

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import FormatError, SparseCodecError
 from ..formats.base import Encoded, registry
-from .files import atomic_output, open_regular
+from .files import atomic_output, check_unchanged, open_regular, read_at
 from .tensors import (
     ARRAY,
     DTYPES,
@@ -321,8 +321,7 @@ class ContainerFile(Mapping[str, Any]):
         if self._mapped:
             return self._map[start:stop]
         out = np.empty(stop - start, np.uint8)
-        if os.preadv(self._fh.fileno(), [out], start) != out.size:
-            raise FormatError(f"{self.path}: the file is shorter than when it was opened")
+        read_at(self._fh, start, out, str(self.path))
         return out
 
     def _component(self, at: str, key: tuple[str, str], c: dict[str, Any]) -> np.ndarray:
@@ -340,9 +339,7 @@ class ContainerFile(Mapping[str, Any]):
 
     def _build(self, name: str, t: dict[str, Any]) -> Any:
         at = f"{self.path}: tensor {name!r}"
-        if os.fstat(self._fh.fileno()).st_size != self._size:
-            raise FormatError(f"{at}: the file changed size since it was opened (truncated or "
-                              "rewritten in place); reopen it")
+        check_unchanged(self._fh, self._size, at)
         stored = sum(c["length"] for c in t["components"].values())
         check_budget(at, t["format"], t["shape"], t["dtype"], stored, self.max_bytes)
         comps = {cn: self._component(f"{at}: component {cn!r}", (name, cn), c)

@@ -61,6 +61,23 @@ def open_regular(path: str | os.PathLike, what: str = "file") -> BinaryIO:
         raise
 
 
+def read_at(fh: BinaryIO, offset: int, out: Any, at: str) -> None:
+    """Fill the writable, contiguous buffer ``out`` (an array) with the file's bytes from
+    ``offset``, without moving ``fh``'s position; :class:`FormatError` if the file ends first
+    (it shrank since it was opened)."""
+    view = memoryview(out).cast("B")
+    if os.preadv(fh.fileno(), [view], offset) != view.nbytes:
+        raise FormatError(f"{at}: the file is shorter than when it was opened")
+
+
+def check_unchanged(fh: BinaryIO, size: int, at: str) -> None:
+    """:class:`FormatError` unless the open file still has ``size`` bytes: a mapped file that
+    shrank would kill the process (SIGBUS) on the next access instead."""
+    if os.fstat(fh.fileno()).st_size != size:
+        raise FormatError(f"{at}: the file changed size since it was opened (truncated or "
+                          "rewritten in place); reopen it")
+
+
 def sibling(index: str | os.PathLike, file: Any, what: str = "shard") -> Path:
     """The path of ``file``, named by an index file, in the index's folder; :class:`FormatError`
     unless ``file`` is a plain file name (not empty, ``.``, ``..``, no ``/``, ``\\`` or NUL)

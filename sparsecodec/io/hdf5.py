@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import FormatError, SparseCodecError, converted
 from ..formats.base import Encoded
-from .files import atomic_output, open_regular
+from .files import atomic_output, check_unchanged, open_regular, read_at
 from .tensors import (
     DTYPES,
     Budget,
@@ -292,8 +292,7 @@ class HDF5File(Mapping[str, Any]):
         if self._mmap:
             return np.memmap(self._fh, dtype=dtype, mode="c", offset=offset, shape=shape)
         out = np.empty(shape, dtype)
-        if os.preadv(self._fh.fileno(), [out.reshape(-1).view(np.uint8)], offset) != nbytes:
-            raise FormatError(f"{at}: the file is shorter than when it was opened")
+        read_at(self._fh, offset, out, at)
         return out
 
     def __getitem__(self, name: str) -> Any:
@@ -306,8 +305,7 @@ class HDF5File(Mapping[str, Any]):
     def _read(self, name: str, g: Any) -> Any:
         """The tensor of group ``g``, validated (raises :class:`FormatError`)."""
         at = f"{self.path}: tensor {name!r}"
-        if os.fstat(self._fh.fileno()).st_size != self._size:
-            raise FormatError(f"{at}: the file changed size since it was opened; reopen it")
+        check_unchanged(self._fh, self._size, at)
         fmt = _str_attr(g, "format", at)
         dtype = _str_attr(g, "dtype", at)
         meta = parse_json(_str_attr(g, "meta", at), f"{at}: meta")

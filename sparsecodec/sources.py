@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from .errors import FormatError, converted
-from .io.files import open_regular, sibling
+from .io.files import open_regular, read_small, sibling
+from .io.sharded import MAX_INDEX
 from .io.tensors import Budget, budget_limit, check_shape, parse_json
 
 
@@ -179,13 +180,11 @@ class SafetensorsIndexSource(TensorSource):
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        with open_regular(self.path, "index") as fh:
-            raw = fh.read(64 << 20)
-        index = parse_json(raw, f"{path}: the index")
+        index = parse_json(read_small(self.path, "index", MAX_INDEX), f"{path}: the index")
         weight_map = index.get("weight_map") if isinstance(index, dict) else None
         if not isinstance(weight_map, dict):
             raise FormatError(f"{path}: not a safetensors index (needs a 'weight_map')")
-        for file in weight_map.values():
+        for file in dict.fromkeys(weight_map.values()):  # each shard once, not per tensor
             sibling(self.path, file)
         self.weight_map = dict(weight_map)
         self.shards = {f: SafetensorsSource(self.path.parent / f)

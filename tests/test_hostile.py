@@ -852,3 +852,19 @@ def test_hostile_model_descriptions_are_format_errors(tmp_path, description, msg
     sc.save(path, {"w": sc.encode(W)}, metadata={"sparsecodec.model": description})
     with pytest.raises(sc.FormatError, match=msg):
         load_model(path)
+
+
+def test_indexes_over_the_size_limit_are_refused_clearly(tmp_path, sharded, monkeypatch):
+    import sparsecodec.io.sharded as sharded_module
+    import sparsecodec.sources as sources
+
+    index, _ = sharded
+    limit = index.stat().st_size - 1
+    monkeypatch.setattr(sharded_module, "MAX_INDEX", limit)
+    with pytest.raises(sc.FormatError, match="over the .*-byte limit"):
+        sc.load(index)
+    st_index = tmp_path / "model.safetensors.index.json"
+    st_index.write_text(json.dumps({"weight_map": {"w": "x.safetensors"}}))
+    monkeypatch.setattr(sources, "MAX_INDEX", 10)
+    with pytest.raises(sc.FormatError, match="over the 10-byte limit"):
+        sources.SafetensorsIndexSource(st_index)

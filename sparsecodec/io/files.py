@@ -61,6 +61,16 @@ def open_regular(path: str | os.PathLike, what: str = "file") -> BinaryIO:
         raise
 
 
+def read_small(path: str | os.PathLike, what: str, limit: int) -> bytes:
+    """The whole content of a small regular file (an index), refused with
+    :class:`FormatError` past ``limit`` bytes instead of being read whole."""
+    with open_regular(path, what) as fh:
+        raw = fh.read(limit + 1)
+    if len(raw) > limit:
+        raise FormatError(f"{path}: the {what} is over the {limit:,}-byte limit")
+    return raw
+
+
 def read_at(fh: BinaryIO, offset: int, out: Any, at: str) -> None:
     """Fill the writable, contiguous buffer ``out`` (an array) with the file's bytes from
     ``offset``, without moving ``fh``'s position; :class:`FormatError` if the file ends first

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import FormatError
 from .container import ContainerFile
-from .files import open_regular, sibling
+from .files import read_small, sibling
 from .tensors import MAX_NAME, Budget, parse_json
 
 INDEX_SUFFIX = ".index.json"
@@ -52,11 +52,7 @@ class ShardedFile(Mapping[str, Any]):
         self.verify = verify
         self.max_bytes = max_bytes
         self.mmap = mmap
-        with open_regular(self.path, "index") as fh:
-            raw = fh.read(MAX_INDEX + 1)
-        if len(raw) > MAX_INDEX:
-            raise FormatError(f"{index}: an index of more than {MAX_INDEX:,} bytes")
-        h = parse_json(raw, f"{index}: the index")
+        h = parse_json(read_small(self.path, "index", MAX_INDEX), f"{index}: the index")
         if not isinstance(h, dict) or set(h) != INDEX_MEMBERS or \
                 h["format"] != "sparsecodec-index":
             raise FormatError(f"{index}: not a sparsecodec index (exactly format, version, "
@@ -73,8 +69,9 @@ class ShardedFile(Mapping[str, Any]):
         for name, file in h["weight_map"].items():
             if not 0 < len(name) <= MAX_NAME:
                 raise FormatError(f"{index}: tensor names are 1..{MAX_NAME} characters")
-            sibling(self.path, file)  # a plain name: refused here, before any is opened
             self.weight_map[name] = file
+        for file in dict.fromkeys(self.weight_map.values()):  # each shard once, not per tensor
+            sibling(self.path, file)  # a plain name: refused here, before any is opened
         self._open: dict[str, ContainerFile] = {}
 
     def _shard(self, file: str) -> ContainerFile:

@@ -10,26 +10,26 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import FormatError, SparseCodecError
-from ..formats.base import Encoded, registry
+from ..formats.base import FLOAT_DTYPES, Encoded, registry
 
 ARRAY = "array"  # the format name of plain arrays (biases, norms, masks, ...)
 MAX_NAME = 1024
 DTYPES = frozenset({"|u1", "|i1", "|b1", "<u2", "<i2", "<f2", "<u4", "<i4", "<f4",
                     "<u8", "<i8", "<f8"})
 
-
 MAX_NDIM = 32          # HDF5's limit, and far past any weight tensor
 MAX_DIM = 1 << 48      # one axis
 MAX_ELEMENTS = 1 << 60  # the product of a shape
 
 # The decode budget: how many bytes one matrix read from a file may decode to. "auto" allows
-# max(DECODE_FLOOR, DECODE_RATIO x the bytes it has in the file): every real pruned and
-# quantized layer fits (a 4096x4096 float32 layer at 1% density in sham is about 180x), while a
-# few hundred bytes can no longer claim gigabytes. An int is a fixed limit; None, no limit.
+# max(DECODE_FLOOR, DECODE_RATIO x the bytes it has in the file): the pruned and quantized
+# layers of bench/budget.py all fit (a 4096x4096 float32 layer at 1% density in sham is
+# 156-238x), while a few hundred bytes can no longer claim gigabytes. An int is a fixed limit;
+# None, no limit.
 Budget = int | None | Literal["auto"]
 DECODE_FLOOR = 256 << 20
 DECODE_RATIO = 1024
-_ITEMSIZE = {"float16": 2, "float32": 4, "float64": 8}
+_ITEMSIZE = {d.name: d.itemsize for d in FLOAT_DTYPES}  # the matrices' dtypes
 MAX_JSON_ITEMS = 1 << 20  # objects and numbers in one stored JSON text (a header, a meta)
 
 
@@ -83,8 +83,6 @@ def parse_json(raw: bytes | str, what: str) -> Any:
         raise FormatError(f"{what}: {exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise FormatError(f"{what} is not UTF-8 JSON: {exc}") from None
-
-
 
 
 def check_shape(at: str, shape: Any) -> None:

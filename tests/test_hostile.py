@@ -868,3 +868,18 @@ def test_indexes_over_the_size_limit_are_refused_clearly(tmp_path, sharded, monk
     monkeypatch.setattr(sources, "MAX_INDEX", 10)
     with pytest.raises(sc.FormatError, match="over the 10-byte limit"):
         sources.SafetensorsIndexSource(st_index)
+
+
+@pytest.mark.parametrize("config", [
+    '{"class_name": "Sequential", "config": {"layers": [1]}}',
+    '{"class_name": "Sequential", "config": {"layers": [{"class_name": "Dense"}]}}',
+    '{"class_name": "Sequential", "config": {}}',
+    "[" * 50000 + "]" * 50000,
+])
+def test_hostile_keras_model_configs_are_format_errors(tmp_path, config):
+    path = tmp_path / "m.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["model_config"] = config
+        f["model_weights/dense/dense/kernel:0"] = np.ones((2, 2), np.float32)
+    with pytest.raises(sc.FormatError, match="model_config"):
+        adapters.keras_h5.sequential_spec(path)

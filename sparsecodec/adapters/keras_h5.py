@@ -18,9 +18,16 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..errors import FormatError
+from ..errors import FormatError, converted
 from ..io.files import atomic_output, open_regular
-from ..io.hdf5 import check_dataset, h5_errors, numeric_datasets, open_hdf5, read_dataset
+from ..io.hdf5 import (
+    H5_ERRORS,
+    check_dataset,
+    h5_errors,
+    numeric_datasets,
+    open_hdf5,
+    read_dataset,
+)
 from ..io.tensors import Budget, parse_json
 
 
@@ -52,10 +59,8 @@ def write(path: str | os.PathLike, tensors: Mapping[str, np.ndarray],
     with open_regular(template, "template") as src, atomic_output(path) as out:
         shutil.copyfileobj(src, out)
         out.flush()
-        try:
+        with converted(f"{template}: not a readable HDF5 file", H5_ERRORS):
             f = h5py.File(out, "r+")
-        except OSError as exc:
-            raise FormatError(f"{template}: not a readable HDF5 file ({exc})") from None
         with f, h5_errors(str(template)):
             present = set(numeric_datasets(f))
             for name, value in tensors.items():
@@ -73,13 +78,9 @@ def write(path: str | os.PathLike, tensors: Mapping[str, np.ndarray],
 def sequential_spec(path: str | os.PathLike) -> list[dict[str, Any]]:
     """The runtime layer list of a Keras Sequential ``.h5`` (:func:`_sequential_spec`); a
     ``model_config`` of the wrong shape is a :class:`FormatError`, not a stray exception."""
-    try:
+    with converted(f"{path}: model_config is not a Keras model description this runtime "
+                   "reads", (KeyError, TypeError, ValueError, AttributeError, IndexError)):
         return _sequential_spec(path)
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-        if isinstance(exc, FormatError):
-            raise
-        raise FormatError(f"{path}: model_config is not a Keras model description this "
-                          f"runtime reads ({type(exc).__name__}: {str(exc)[:100]})") from None
 
 
 def _sequential_spec(path: str | os.PathLike) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import FormatError
+from ..errors import FormatError, converted
 from ..io.files import atomic_output
 
 
@@ -51,11 +51,9 @@ def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
     for init in model.graph.initializer:
         if init.data_location == onnx.TensorProto.EXTERNAL:
             _external_location(init, folder, path)
-        try:
+        # onnx raises ValueError, OSError and errors of its own
+        with converted(f"{path}: initializer {init.name[:80]!r} is unreadable", (Exception,)):
             out[init.name] = numpy_helper.to_array(init, base_dir=folder)
-        except Exception as exc:  # onnx raises ValueError, OSError, its own errors
-            raise FormatError(f"{path}: initializer {init.name[:80]!r} is unreadable "
-                              f"({type(exc).__name__}: {str(exc)[:200]})") from None
     return out
 
 

@@ -173,8 +173,11 @@ def parse_size(text: str | None, option: str = "--shard-size") -> int | None:
 
 def parse_budget(text: str) -> Any:
     """--max-bytes: 'auto' (the default rule), 'none' (no limit) or a size."""
-    if text.strip().lower() in ("auto", "none"):
-        return text.strip().lower() if text.strip().lower() == "auto" else None
+    word = text.strip().lower()
+    if word == "auto":
+        return "auto"
+    if word == "none":
+        return None
     return parse_size(text, "--max-bytes")
 
 

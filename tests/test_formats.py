@@ -211,3 +211,29 @@ def test_the_distinct_value_limit_on_both_sides():
     with pytest.raises(sc.EncodeError, match="distinct"):
         sc.encode(over, format="sham")
     assert sc.encode(over).format in ("dense", "csr", "csc", "coo")  # auto still stores it
+
+
+def test_distinct_symbols_outlive_their_matrix_and_make_no_cycle():
+    """The lazy per-entry symbols work after a temporary Matrix is gone (they raised a bare
+    AssertionError), and a Matrix is freed by reference counting alone, without waiting for
+    the cycle collector (its arrays are as large as the layer)."""
+    import gc
+    import weakref
+
+    from sparsecodec.formats.base import Matrix
+
+    W = np.zeros((5, 4), np.float32)
+    W[1, 2], W[3, 0] = 1.5, -2.0
+    d = Matrix(W).all_distinct
+    want = np.zeros((5, 4), np.int32)
+    want[1, 2], want[3, 0] = 1, 2  # +0.0 < 1.5 < -2.0 by bit pattern
+    assert np.array_equal(d.symbols, want.T.ravel())  # column-major order
+    gc.disable()
+    try:
+        M = Matrix(W)
+        assert M.all_distinct.symbols.size == 20
+        ref = weakref.ref(M)
+        del M
+        assert ref() is None
+    finally:
+        gc.enable()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import weakref
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -115,14 +114,12 @@ class Matrix:
         values = np.concatenate([np.zeros(off, nz.values.dtype), nz.values])
         counts = np.concatenate([np.full(off, zeros, np.int64), nz.counts.astype(np.int64)])
 
-        me = weakref.ref(self)  # a closure over self would make a cycle, freed only by gc
+        # the closure holds the (already computed) structure, not self: a closure over self
+        # would make a cycle freed only by gc, and a weak one would die with a temporary Matrix
+        (n, m), (ptr, rows, _) = self.shape, self.csc
 
         def symbols() -> np.ndarray:
-            M = me()
-            assert M is not None
-            n, m = M.shape
-            ptr, rows, _ = M.csc
-            out = np.zeros(M.size, np.int32)
+            out = np.zeros(n * m, np.int32)
             cols = np.repeat(np.arange(m, dtype=np.int64), np.diff(ptr))
             out[cols * n + rows] = nz.symbols + off
             return out

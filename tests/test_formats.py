@@ -8,7 +8,7 @@ import sparsecodec as sc
 from sparsecodec.formats.base import registry
 
 FORMATS = ["dense", "csr", "csc", "coo", "index_map", "ham", "sham", "sham_gap", "sham_ans",
-           "cer", "cser", "pq"]
+           "cer", "cser", "pq", "grid"]
 
 
 def test_registry_has_exactly_the_issue_formats():

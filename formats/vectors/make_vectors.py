@@ -52,7 +52,7 @@ OPTIONS = {"ham": {"block_symbols": 16, "max_code_length": 24},
 
 # every other variant a user can write, pinned in ``<format>.<variant>.spc``: the default code
 # length limit (11 bits: the decode table's width), sham_ans's row order and contexts, pq at
-# other sub-vector lengths with Huffman-coded and packed indices
+# other sub-vector lengths with Huffman-coded and packed indices, grid's 8-bit codes
 VARIANTS = {
     "ham.default": ("ham", {}),
     "sham.default": ("sham", {}),
@@ -63,6 +63,7 @@ VARIANTS = {
                                     "value_model": "none"}),
     "pq.d3-huffman": ("pq", {"d": 3, "index_coding": "huffman", "block_symbols": 8}),
     "pq.d1-packed": ("pq", {"d": 1, "index_coding": "packed"}),
+    "grid.bits8": ("grid", {"code_bits": 8}),
 }
 
 

@@ -80,6 +80,7 @@ class Matrix:
         self.shape: tuple[int, int] = (int(self.W.shape[0]), int(self.W.shape[1]))
         self.dtype = self.W.dtype
         self.bits = self.W.view(bits_dtype(self.dtype))
+        self.memo: dict[str, Any] = {}  # analyses a format makes once per matrix (by format)
 
     @property
     def size(self) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import QuantizeError
 from .ecsq import ecsq, ecsq_lambda
+from .integer import integer
 from .kmeans import centroid_gradients, gwk, kmeans, optimal_kmeans
 from .probabilistic import probabilistic
 from .product import conv_to_matrix, matrix_to_conv, product_quantize
@@ -55,6 +56,7 @@ __all__ = [
     "ecsq_lambda",
     "global_prune",
     "gwk",
+    "integer",
     "kmeans",
     "matrix_to_conv",
     "nm_prune",

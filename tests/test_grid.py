@@ -1,0 +1,201 @@
+"""The ``grid`` format (integer codes on per-column grids, exceptions apart) and the
+``integer`` quantizer that feeds it."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import same_bits
+
+import sparsecodec as sc
+from sparsecodec import quantize as qz
+from sparsecodec.coding.bits import width_for, words_for
+from sparsecodec.errors import EncodeError, FormatError, QuantizeError
+from sparsecodec.formats import grid as fg
+from sparsecodec.formats.base import registry
+
+Grid = registry()["grid"]
+
+
+@st.composite
+def grid_matrices(draw, max_side=40):
+    """Matrices made as a quantizer makes them: per-column (or one) scale times integer levels,
+    some zeros, in any float dtype; optionally a few planted entries off the grid."""
+    dtype = draw(st.sampled_from([np.float16, np.float32, np.float64]))
+    n = draw(st.integers(1, max_side))
+    m = draw(st.integers(1, max_side))
+    top = draw(st.sampled_from([7, 15, 100, 127]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if dtype == np.float16:
+        top = min(top, 7)  # float16 keeps 11 bits: s * L rounds far from the grid past that
+    per_column = draw(st.booleans())
+    scales = np.exp(rng.uniform(-6, 3, m if per_column else 1))
+    L = rng.integers(-top, top + 1, (n, m))
+    L[rng.random((n, m)) < draw(st.sampled_from([0.0, 0.5, 0.9]))] = 0
+    W = (scales * L).astype(dtype)
+    planted = draw(st.integers(0, 3))
+    for _ in range(planted):
+        W[rng.integers(n), rng.integers(m)] = draw(st.sampled_from(
+            [-0.0, np.inf, np.nan, 0.123456789, -1e-3]))
+    return W, planted, top
+
+
+@settings(max_examples=60, deadline=None)
+@given(grid_matrices())
+def test_quantized_matrices_round_trip_with_at_most_the_planted_exceptions(case):
+    W, planted, top = case
+    enc = sc.encode(W, format="grid")  # 4 bits with exceptions may beat 8 bits without
+    assert same_bits(enc.decode(), W)
+    # float64: a scale found from a few values may miss the one that made them by an ulp
+    slack = W.shape[1] if W.dtype == np.float64 else 0
+    assert sc.encode(W, format="grid", code_bits=8).nx <= planted + slack
+    if top <= 7:
+        assert sc.encode(W, format="grid", code_bits=4).nx <= planted + slack
+    again = Grid.from_components(enc.meta, enc.components())
+    assert same_bits(again.decode(), W)
+
+
+@settings(max_examples=40, deadline=None)
+@given(grid_matrices(), st.integers(0, 6), st.integers(0, 2**16))
+def test_products_match_numpy_on_the_decoded_matrix(case, b, seed):
+    W = case[0]
+    W = np.where(np.isfinite(W), W, 0).astype(W.dtype)
+    enc = sc.encode(W, format="grid")
+    rng = np.random.default_rng(seed)
+    n = W.shape[0]
+    ref = W.astype(np.float64)
+    scale = np.abs(ref).sum(axis=0) + 1e-30  # each output's error is relative to sum |w|
+    for xdt in (np.float32, np.float64):
+        x = rng.standard_normal(n).astype(xdt)
+        y = x @ enc
+        assert y.dtype == np.result_type(xdt, W.dtype)
+        tol = 2e-6 if y.dtype == np.float32 else 1e-12
+        assert np.all(np.abs(y - x.astype(np.float64) @ ref) <= tol * scale * np.abs(x).max())
+        X = rng.standard_normal((b, n)).astype(xdt)
+        Y = X @ enc
+        assert Y.shape == (b, W.shape[1]) and Y.dtype == y.dtype
+        err = np.abs(Y - X.astype(np.float64) @ ref)
+        assert np.all(err <= tol * scale * (np.abs(X).max() if b else 1))
+
+
+def test_every_path_of_the_product_agrees():
+    """Serial and parallel vector kernels, the BLAS-on-blocks batch path (several scratch
+    blocks), odd n with 4-bit codes, and exceptions in every path."""
+    rng = np.random.default_rng(1)
+    n, m = 1023, 1100  # n * m > PARALLEL_WORK; odd n pads the 4-bit x
+    W = qz.integer(rng.standard_normal((n, m)).astype(np.float32), 4).values
+    W[5, 7] = 0.3
+    W[900, 1000] = np.float32(-0.0)
+    for bits in (4, 8):
+        enc = sc.encode(W, format="grid", code_bits=bits)
+        assert enc.nx == 2 and enc.code_bits == bits
+        x = rng.standard_normal(n).astype(np.float32)
+        ref = x.astype(np.float64) @ W.astype(np.float64)
+        tol = 1e-5 * np.abs(W).sum(axis=0) * np.abs(x).max()
+        assert np.all(np.abs((x @ enc) - ref) <= tol)                    # parallel
+        saved = fg.PARALLEL_WORK
+        try:
+            fg.PARALLEL_WORK = 1 << 62
+            assert np.all(np.abs((x @ enc) - ref) <= tol)                # serial
+        finally:
+            fg.PARALLEL_WORK = saved
+        X = rng.standard_normal((5, n)).astype(np.float32)
+        saved = fg.SCRATCH_BYTES
+        try:
+            fg.SCRATCH_BYTES = 40 * n * 4                                # 28 blocks of 40
+            Y = X @ enc
+        finally:
+            fg.SCRATCH_BYTES = saved
+        R = X.astype(np.float64) @ W.astype(np.float64)
+        assert np.all(np.abs(Y - R) <= 1e-5 * np.abs(W).sum(axis=0) * np.abs(X).max())
+
+
+def test_byte_count_matches_the_spec_formula():
+    rng = np.random.default_rng(2)
+    for n, m, bits in ((7, 5, 4), (8, 3, 8), (1, 1, 4), (33, 17, 8)):
+        W = qz.integer(rng.standard_normal((n, m)).astype(np.float32), bits).values
+        W[0, 0] = np.nan
+        enc = sc.encode(W, format="grid", code_bits=bits)
+        c = n if bits == 8 else (n + 1) // 2
+        nx = enc.nx
+        want = (m * c + 9 * m + 4 * nx + 8 * words_for((m + 1) * width_for(nx))
+                + 8 * words_for(nx * width_for(n - 1)))
+        assert enc.nbytes == want == sc.sizes(W, code_bits=bits)["grid"]
+        assert sum(bits for _, bits in enc.layout().values()) <= 8 * enc.nbytes
+
+
+def test_the_smaller_width_is_chosen_and_bits_can_be_forced():
+    W = qz.integer(np.random.default_rng(3).standard_normal((64, 8)), 4).values
+    assert sc.encode(W, format="grid").code_bits == 4
+    assert sc.encode(W, format="grid", code_bits=8).code_bits == 8
+    W8 = qz.integer(np.random.default_rng(3).standard_normal((64, 8)), 8).values
+    assert sc.encode(W8, format="grid").code_bits == 8
+    assert sc.encode(W8, format="grid").nx == 0
+    assert sc.encode(W8, format="grid", code_bits=4).nx > 0  # levels past 4 bits: exceptions
+    with pytest.raises(EncodeError, match="code_bits must be 4 or 8"):
+        sc.encode(W, format="grid", code_bits=5)
+
+
+def test_arbitrary_values_are_all_exceptions_and_still_exact():
+    rng = np.random.default_rng(4)
+    W = rng.standard_normal((20, 6)).astype(np.float32)  # no grid: every entry distinct
+    enc = sc.encode(W, format="grid")
+    assert same_bits(enc.decode(), W) and enc.nnz == W.size
+    assert enc.nx >= W.size - 2 * W.shape[1]  # at most two values per column share a grid
+
+
+def test_column_ranges_decode_alone():
+    W = qz.integer(np.random.default_rng(5).standard_normal((9, 30)).astype(np.float32), 4).values
+    W[3, 20] = np.inf
+    enc = sc.encode(W, format="grid")
+    for a, b in ((0, 30), (7, 21), (20, 21), (30, 30)):
+        assert same_bits(enc.decode_columns(a, b), W[:, a:b])
+
+
+def _parts(W=None, bits=4):
+    if W is None:
+        W = np.array([[0.5, 1.0, 0.0], [1.5, -0.0, 2.0], [0.0, 3.0, -1.0]], np.float32)
+    enc = sc.encode(W, format="grid", code_bits=bits)
+    return enc.meta, {k: v.copy() for k, v in enc.components().items()}
+
+
+@pytest.mark.parametrize("fault, message", [
+    (lambda meta, c: meta.update(code_bits=6), "code_bits"),
+    (lambda meta, c: c["scales"].__setitem__(0, -1.0), "not negative"),
+    (lambda meta, c: c["scales"].__setitem__(0, np.nan), "finite"),
+    (lambda meta, c: c["scales"].__setitem__(0, -0.0), "-0.0"),
+    (lambda meta, c: c["zeros"].__setitem__(0, 9), "zero code"),
+    (lambda meta, c: c["codes"].__setitem__(1, 0x10), "padding nibbles"),
+    (lambda meta, c: c["codes"].__setitem__(3, 0x01), "exception's code"),
+    (lambda meta, c: c.update(codes=c["codes"][:-1]), "length"),
+])
+def test_structural_faults_are_refused(fault, message):
+    meta, comps = _parts()
+    fault(meta, comps)
+    with pytest.raises(FormatError, match=message):
+        Grid.from_components(meta, comps)
+
+
+def test_integer_quantizer_levels_and_zeros():
+    rng = np.random.default_rng(6)
+    W = rng.standard_normal((50, 12)).astype(np.float32)
+    W[W < -1.5] = 0
+    for bits in (2, 4, 8):
+        for sym in (True, False):
+            q = qz.integer(W, bits, symmetric=sym)
+            s = q.info["scales"]
+            L = np.rint(q.values.astype(np.float64) / np.where(s > 0, s, 1))
+            assert np.all(q.values[W == 0] == 0)
+            assert not np.any(np.signbit(q.values) & (q.values == 0))   # no -0.0
+            span = (L.max(axis=0) - np.minimum(L.min(axis=0), 0))
+            assert np.all(span <= (2 ** bits - 2 if sym else 2 ** bits - 1))
+            assert np.all(np.abs(q.values - W) <= 0.5 * s + 1e-6)        # nearest level
+            assert sc.encode(q.values, format="grid").nx == 0
+    t = qz.integer(W, 4, per="tensor")
+    assert t.info["scales"].shape == (1,) and t.k <= 15
+    with pytest.raises(QuantizeError, match="bits"):
+        qz.integer(W, 9)
+    with pytest.raises(QuantizeError, match="per"):
+        qz.integer(W, 4, per="row")
+    with pytest.raises(QuantizeError, match="2-D"):
+        qz.integer(np.ones(4, np.float32), 4)

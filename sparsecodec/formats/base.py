@@ -11,6 +11,7 @@ import numpy as np
 from ..coding.huffman import MAX_SYMBOLS
 from ..errors import DTypeError, EncodeError, FormatError, ShapeError
 from ..kernels import analysis as ak
+from ..kernels import threads
 
 FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 _UINT: dict[int, np.dtype] = {2: np.dtype(np.uint16), 4: np.dtype(np.uint32),
@@ -312,15 +313,19 @@ class Encoded:
         return X, out
 
     def rmatvec(self, x: Any) -> np.ndarray:
-        """``x @ W`` for ``x`` of shape (n,), computed on the encoded form (float64 sums)."""
+        """``x @ W`` for ``x`` of shape (n,), computed on the encoded form (float64 sums);
+        on one thread when the product is small or the machine busy (``kernels.threads``)."""
         x, out = self._operand(x, 1)
-        y = self._rmatmul(np.ascontiguousarray(x, dtype=np.float64).reshape(-1, 1))
+        with threads.for_work(self.shape[0] * self.shape[1]):
+            y = self._rmatmul(np.ascontiguousarray(x, dtype=np.float64).reshape(-1, 1))
         return y[:, 0].astype(out)
 
     def rmatmul(self, X: Any) -> np.ndarray:
-        """``X @ W`` for ``X`` of shape (b, n), computed on the encoded form in parallel."""
+        """``X @ W`` for ``X`` of shape (b, n), computed on the encoded form, in parallel when
+        the work pays for it."""
         X, out = self._operand(X, 2)
-        Yt = self._rmatmul(np.ascontiguousarray(X.T, dtype=np.float64))
+        with threads.for_work(self.shape[0] * self.shape[1] * X.shape[0]):
+            Yt = self._rmatmul(np.ascontiguousarray(X.T, dtype=np.float64))
         return np.ascontiguousarray(Yt.T, dtype=out)
 
     def __rmatmul__(self, X: Any) -> np.ndarray:

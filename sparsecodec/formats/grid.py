@@ -19,12 +19,12 @@ from ..coding.bits import check_packed, pack, width_for, words_for
 from ..errors import EncodeError, FormatError
 from ..kernels import compressed as kc
 from ..kernels import grid as kg
+from ..kernels import threads
 from .base import Encoded, Matrix, bits_dtype, component, meta_int, register
 
 CODE_BITS = (4, 8)
 BLOCK_ENTRIES = 1 << 20      # entries fitted or decoded at once (bounds temporary memory)
-PARALLEL_WORK = 1 << 20      # a vector product this many weights or more runs on every thread
-TASKS_PER_THREAD = 4         # column ranges per thread: a delayed thread holds up only its share
+TASKS_PER_THREAD = 16        # column ranges per thread, handed out on demand (kernels.threads)
 SCRATCH_BYTES = 2 << 20      # batched products decode this much of W at a time for BLAS
 BLAS_BATCH = 4               # batches from this size go through BLAS on decoded blocks
 
@@ -161,6 +161,7 @@ class Grid(Encoded):
         self._nnz: int | None = None
         self._xf: np.ndarray | None = None
         self._typed: dict[type, tuple[np.ndarray, np.ndarray]] = {}
+        self._prep: dict[type, tuple] = {}
 
     # ---- encoding
     @classmethod
@@ -325,22 +326,29 @@ class Grid(Encoded):
     def _compute_type(self, out: np.dtype) -> type:
         return np.float64 if out == np.float64 else np.float32
 
-    def _vector(self, x: np.ndarray, ft: type) -> np.ndarray:
-        """``x @ W`` as float64 for a 1-D ``x``, computed in ``ft``."""
+    def _prepared(self, ft: type) -> tuple:
+        """The kernel arguments that do not change between products in ``ft``: built once
+        (a small layer's product takes microseconds, and each call here counts)."""
+        if ft not in self._prep:
+            self._prep[ft] = (*self._args(), self.scales, self._in(ft)[1], *self._xargs(),
+                              self._xfloat(), self._round32(ft))
+        return self._prep[ft]
+
+    def _vector(self, x: np.ndarray, ft: type, out: Any = np.float64) -> np.ndarray:
+        """``x @ W`` for a 1-D ``x``, computed in ``ft``, as ``out``."""
         n, m = self.shape
         if self.code_bits == 4 and n % 2:
             xv = np.zeros(n + 1, ft)
             xv[:n] = x
         else:
             xv = np.ascontiguousarray(x, dtype=ft)
-        y = np.empty(m, np.float64)
-        args = (*self._args(), xv, self.scales, self._in(ft)[1], *self._xargs(), self._xfloat(),
-                y, self._round32(ft))
-        threads = numba.get_num_threads()
-        if threads > 1 and n * m >= PARALLEL_WORK:
-            kg.rmatvec_parallel(*args, min(m, TASKS_PER_THREAD * threads))
+        y = np.empty(m, out)
+        if threads.parallel(n * m):
+            with numba.parallel_chunksize(1):
+                kg.rmatvec_parallel(*self._prepared(ft), xv, y,
+                                    min(m, TASKS_PER_THREAD * numba.get_num_threads()))
         else:
-            kg.rmatvec(*args)
+            kg.rmatvec(*self._prepared(ft), xv, y)
         return y
 
     def _batch(self, X: np.ndarray, ft: type) -> np.ndarray:
@@ -386,7 +394,7 @@ class Grid(Encoded):
         ft = self._compute_type(out)
         if self.dtype == np.float16:
             return self._exact(x[None, :], ft)[:, 0].astype(out)
-        return self._vector(x, ft).astype(out)
+        return self._vector(x, ft, out)
 
     def rmatmul(self, X: Any) -> np.ndarray:
         X, out = self._operand(X, 2)

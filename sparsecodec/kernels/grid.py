@@ -223,7 +223,7 @@ def _high(v):
     return np.int8(np.int8(v) >> np.int8(4))
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, inline="always")
 def _dot8(x, c, z):
     """``sum_i x[i] * (c[i] - z)`` over one column's 8-bit codes ``c`` (a slice: indexing
     with computed offsets kept LLVM from vectorising the loop inside parallel kernels)."""
@@ -233,7 +233,7 @@ def _dot8(x, c, z):
     return acc
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, inline="always")
 def _dot4(x, c, z):
     """As ``_dot8`` for 4-bit codes: byte t holds entry t (low nibble) and entry t + h (high
     nibble), two's complement, h = len(c); ``x`` is padded to 2h. The shifts sign-extend."""
@@ -249,7 +249,7 @@ def _dot4(x, c, z):
     return lo_acc + hi_acc
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, inline="always")
 def _dot8_32(x, c, z, s):
     """``sum_i x[i] * float32(s * (c[i] - z))``: the float32 entries exactly, for float64
     products of a float32 matrix (``s * L`` alone is off by up to half a float32 step)."""
@@ -259,7 +259,7 @@ def _dot8_32(x, c, z, s):
     return acc
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, inline="always")
 def _dot4_32(x, c, z, s):
     h = c.shape[0]
     xl = x[:h]
@@ -296,15 +296,15 @@ def _columns(codes, bits, n, x, scales, zf, xptr, pw, xrows, rw, xvals, y, c0, c
 # inline="always" inlines numba IR, which drops the callee's fastmath flags: every function
 # that reaches the vector loops carries them itself
 @njit(cache=True, nogil=True, fastmath=FAST)
-def rmatvec(codes, bits, n, x, scales, zf, xptr, pw, xrows, rw, xvals, y, round32):
-    """``y = x @ W`` (float64 y), one thread. ``zf``: the zero codes in x's float type;
+def rmatvec(codes, bits, n, scales, zf, xptr, pw, xrows, rw, xvals, round32, x, y):
+    """``y = x @ W``, one thread. ``zf``: the zero codes in x's float type;
     ``round32``: round each entry to float32 first (float64 x, float32 matrix)."""
     _columns(codes, bits, n, x, scales, zf, xptr, pw, xrows, rw, xvals, y, 0, y.shape[0],
              round32)
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, parallel=True)
-def rmatvec_parallel(codes, bits, n, x, scales, zf, xptr, pw, xrows, rw, xvals, y, round32,
+def rmatvec_parallel(codes, bits, n, scales, zf, xptr, pw, xrows, rw, xvals, round32, x, y,
                      tasks):
     """``y = x @ W`` split into ``tasks`` column ranges (a multiple of the thread count, so a
     thread the OS delays holds up only a small share)."""

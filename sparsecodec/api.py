@@ -26,25 +26,61 @@ def sizes(W: Any, **opts: Any) -> dict[str, int]:
     return out
 
 
-def encode(W: Any, format: str = "auto", **opts: Any) -> Encoded:
+OBJECTIVES = ("size", "speed")
+SPEED_MAX_BITS = 10.0  # objective="speed" chooses among formats at most this many bits/weight
+
+
+def encode(W: Any, format: str = "auto", objective: str = "size", **opts: Any) -> Encoded:
     """Encode the 2-D float matrix ``W`` losslessly in ``format``.
 
     ``format="auto"`` picks the format with the fewest stored bytes (computed exactly from the
     matrix statistics, without encoding every candidate; ties go to the earlier registered
-    format). Format options (``block_symbols``, ``max_code_length``, ``bits``) are passed on;
-    with ``auto`` each goes to the formats that accept it. ``decode()`` of the result equals
-    ``W`` bit for bit.
+    format). With ``objective="speed"`` it picks instead the format whose ``x @ W`` is fastest
+    *on this machine*, among those of at most ``SPEED_MAX_BITS`` bits per weight (all of them
+    if none is that small): every candidate is encoded and timed (best of 3 interleaved
+    calls), so the choice costs an encoding per candidate and may differ between machines and
+    runs when two formats are close. Format options (``block_symbols``, ``max_code_length``,
+    ``bits``, ``code_bits``) are passed on; with ``auto`` each goes to the formats that accept
+    it. ``decode()`` of the result equals ``W`` bit for bit.
     """
     reg = registry()
     M = W if isinstance(W, Matrix) else Matrix(W)
+    if objective not in OBJECTIVES:
+        raise EncodeError(f"objective must be one of {OBJECTIVES}, found {objective!r}")
     if format == "auto":
         known = {o for cls in reg.values() for o in cls.options}
         unknown = sorted(set(opts) - known)
         if unknown:
             raise EncodeError(f"auto: unknown option(s) {unknown}")
         table = sizes(M, **opts)
+        if objective == "speed":
+            return fastest(M, table, opts)
         format = min(table, key=table.__getitem__)
         opts = {k: v for k, v in opts.items() if k in reg[format].options}
     if format not in reg:
         raise EncodeError(f"unknown format {format!r}; choose one of {formats() + ['auto']}")
     return reg[format].encode(M, **opts)
+
+
+def fastest(M: Matrix, table: dict[str, int], opts: dict[str, Any]) -> Encoded:
+    """The encoding of ``M`` whose one-vector product is fastest here, among the formats of
+    ``table`` (name -> bytes) within SPEED_MAX_BITS bits per weight (or all)."""
+    import time
+
+    import numpy as np
+
+    reg = registry()
+    n, m = M.shape
+    small = [f for f, b in table.items() if 8 * b <= SPEED_MAX_BITS * max(n * m, 1)]
+    encs = {f: reg[f].encode(M, **{k: v for k, v in opts.items() if k in reg[f].options})
+            for f in (small or list(table))}
+    x = np.random.default_rng(0).standard_normal(n).astype(np.float32)
+    best = dict.fromkeys(encs, np.inf)
+    for e in encs.values():  # warm: compile, caches
+        x @ e
+    for _ in range(3):
+        for f, e in encs.items():
+            t = time.perf_counter()
+            x @ e
+            best[f] = min(best[f], time.perf_counter() - t)
+    return encs[min(best, key=best.__getitem__)]

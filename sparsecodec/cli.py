@@ -216,7 +216,7 @@ def pack_cmd(args: argparse.Namespace) -> int:
                 max_bytes=args.max_bytes,
                 format=args.format, layers=args.layers, layout=args.layout,
                 show_progress=True, model=model, shard_size=parse_size(args.shard_size),
-                workers=args.workers, dask=args.dask)
+                workers=args.workers, dask=args.dask, objective=args.objective)
     print(f"{'tensor':<28}{'shape':>16}{'matrix':>14}{'zeros':>7}{'k':>6} {'format':<10}"
           f"{'bytes':>12}{'bits/w':>8}{'limit B':>11}")
     raw = packed = 0
@@ -384,8 +384,12 @@ def build_parser() -> argparse.ArgumentParser:
     pk.add_argument("-o", "--output", required=True, help="the .spc (or .h5) file to write")
     pk.add_argument("--prune", type=float, help="magnitude-prune each matrix at P percent")
     pk.add_argument("--quantize", help="kmeans:32, uniform:16, optimal:8, probabilistic:16, "
-                    "ecsq:32 (levels) or pq:d=8,k=256")
+                    "ecsq:32 (levels), int:4 or int:8 (bits; a scale per output, the "
+                    "fastest to compute with) or pq:d=8,k=256")
     pk.add_argument("--format", default="auto", help="auto (default) or a format name")
+    pk.add_argument("--objective", default="size", choices=["size", "speed"],
+                    help="what auto optimises: the smallest file (default) or the fastest "
+                         "x @ W on this machine, among formats of at most 10 bits/weight")
     pk.add_argument("--layers", help="regex: only matching tensors are compressed")
     pk.add_argument("--layout", default="as-is", choices=["as-is", "torch", "keras"],
                     help="how the file stores weights (see docs/pack.md)")

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from . import quantize as qz
-from .api import encode, sizes
+from .api import OBJECTIVES, encode, sizes
 from .bounds import entropy_limits
 from .errors import FormatError, QuantizeError, ShapeError, SparseCodecError
 from .formats.base import Encoded, Matrix
@@ -118,11 +118,11 @@ def parse_quantizer(spec: str | None) -> tuple[str, dict[str, int]] | None:
     if not spec:
         return None
     method, _, args = spec.partition(":")
-    methods = (*qz.METHODS, "pq")
+    methods = (*qz.METHODS, "pq", "int")
     if method not in methods or method == "gwk":
         raise QuantizeError(f"--quantize: unknown method {method!r}; use one of "
                             f"{', '.join(m for m in methods if m != 'gwk')} as METHOD:K "
-                            "(pq:d=8,k=256)")
+                            "(pq:d=8,k=256; int:BITS)")
     opts: dict[str, int] = {}
     try:
         for part in filter(None, args.split(",")):
@@ -134,19 +134,23 @@ def parse_quantizer(spec: str | None) -> tuple[str, dict[str, int]] | None:
     except ValueError as exc:
         raise QuantizeError(f"--quantize {spec!r}: arguments must be integers") from exc
     need = {"d", "k"} if method == "pq" else {"k"}
+    if method == "int" and set(opts) == need and not 2 <= opts["k"] <= 8:
+        raise QuantizeError(f"--quantize {spec!r}: int takes a bit width from 2 to 8")
     if set(opts) != need:
         raise QuantizeError(f"--quantize {spec!r}: {method} takes "
                             f"{'d=D,k=K' if method == 'pq' else 'K'}")
     return method, opts
 
 
-def _encode(M: Matrix, fmt: str) -> Encoded:
+def _encode(M: Matrix, fmt: str, objective: str = "size") -> Encoded:
     """``encode``, except that ``auto`` judges a format by what it adds to the file (its
     components, its header entry and their alignment), not by its component bytes alone: on a
     small layer a format with more components or a longer meta loses what its components win.
     Only the formats within 2 KiB of the smallest by component bytes are encoded to compare."""
     if fmt != "auto":
         return encode(M, format=fmt)
+    if objective == "speed":
+        return encode(M, objective="speed")
     table = sizes(M)
     best = min(table.values())
     return min((encode(M, format=f) for f, size in table.items() if size <= best + 2048),
@@ -157,7 +161,7 @@ _POSITION_FREE = ("kmeans", "uniform", "optimal", "ecsq")  # probabilistic round
 
 
 def _compress(holder: list[np.ndarray], prune: float | None,
-              quant: tuple[str, dict[str, int]] | None, fmt: str
+              quant: tuple[str, dict[str, int]] | None, fmt: str, objective: str = "size"
               ) -> tuple[Encoded, Matrix | None]:
     """The encoded matrix, and the exact matrix it holds, analysed once for both the encoder
     and the report (None for pq: it never exists). The matrix comes in a one-item list that
@@ -167,7 +171,7 @@ def _compress(holder: list[np.ndarray], prune: float | None,
         W = qz.prune(W, prune).weights
     if quant is None:
         M = Matrix(W)
-        return _encode(M, fmt), M
+        return _encode(M, fmt, objective), M
     method, opts = quant
     if method == "pq":
         mask = W != 0 if prune else None
@@ -187,10 +191,12 @@ def _compress(holder: list[np.ndarray], prune: float | None,
         W[mask] = q.values
         del q, mask
         M = Matrix(W)
+    elif method == "int":
+        M = Matrix(qz.integer(W, opts["k"]).values)
     else:
         M = Matrix(qz.quantize(W, method, opts["k"]).values)
     del W
-    return _encode(M, fmt), M
+    return _encode(M, fmt, objective), M
 
 
 @dataclass(frozen=True)
@@ -202,14 +208,18 @@ class _Settings:
     format: str
     layout: str
     layers: str | None
+    objective: str = "size"
 
     def is_weight(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> bool:
         return (np.dtype(dtype).kind == "f" and len(shape) >= 2 and int(np.prod(shape)) > 0
                 and (self.layers is None or re.search(self.layers, name) is not None))
 
     def describe(self) -> dict[str, Any]:
-        return {"prune": self.prune, "quantize": list(self.quant) if self.quant else None,
-                "format": self.format, "layout": self.layout, "layers": self.layers}
+        out = {"prune": self.prune, "quantize": list(self.quant) if self.quant else None,
+               "format": self.format, "layout": self.layout, "layers": self.layers}
+        if self.objective != "size":  # files packed for size keep their metadata unchanged
+            out["objective"] = self.objective
+        return out
 
 
 class PackError(SparseCodecError):
@@ -231,7 +241,7 @@ def _pack_tensor(source: TensorSource, name: str, st: _Settings
         matrix = W.shape
         holder = [W]
         del W
-        enc, held = _compress(holder, st.prune, st.quant, st.format)
+        enc, held = _compress(holder, st.prune, st.quant, st.format, st.objective)
         k = limit = None
         if held is not None:
             limit = entropy_limits(held).sparse / 8
@@ -497,8 +507,8 @@ def pack(tensors: Mapping[str, Any] | str | os.PathLike, path: str | os.PathLike
          prune: float | None = None, quantize: str | None = None, format: str = "auto",
          layers: str | None = None, layout: str = "as-is", show_progress: bool = False,
          model: list[dict[str, Any]] | None = None, shard_size: int | None = None,
-         workers: int = 1, dask: Any = None, max_bytes: Budget = "auto"
-         ) -> list[PackedTensor]:
+         workers: int = 1, dask: Any = None, max_bytes: Budget = "auto",
+         objective: str = "size") -> list[PackedTensor]:
     """Write ``tensors`` to the container ``path``; see the module docstring.
 
     ``tensors`` is a mapping of arrays or the path of a model file. Files are read one tensor
@@ -515,15 +525,19 @@ def pack(tensors: Mapping[str, Any] | str | os.PathLike, path: str | os.PathLike
     writes the same bytes. ``max_bytes`` is the decode budget of compressed inputs (``.npz``
     members, chunked HDF5 datasets). Returns one report line per tensor. Raises
     :class:`PackError` naming the tensor that failed (nothing is left at ``path``),
-    :class:`FormatError` when no tensor is a weight matrix."""
+    :class:`FormatError` when no tensor is a weight matrix. ``objective="speed"`` makes
+    ``auto`` choose each tensor's fastest format for ``x @ W`` (``sparsecodec.encode``)
+    instead of its smallest."""
     quant = parse_quantizer(quantize)
+    if objective not in OBJECTIVES:
+        raise PackError(f"objective must be one of {OBJECTIVES}, found {objective!r}")
     if layout not in LAYOUTS:
         raise ShapeError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     if layers is not None:
         re.compile(layers)
     if not isinstance(workers, int) or workers < 1:
         raise PackError(f"workers must be a positive integer, found {workers!r}")
-    st = _Settings(prune, quant, format, layout, layers)
+    st = _Settings(prune, quant, format, layout, layers, objective)
     source = open_source(tensors, max_bytes)
     names = list(source)
     if not any(st.is_weight(n, *source.info(n)) for n in names):

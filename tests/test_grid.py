@@ -13,6 +13,7 @@ from sparsecodec.coding.bits import width_for, words_for
 from sparsecodec.errors import EncodeError, FormatError, QuantizeError
 from sparsecodec.formats import grid as fg
 from sparsecodec.formats.base import registry
+from sparsecodec.kernels import threads
 
 Grid = registry()["grid"]
 
@@ -78,7 +79,7 @@ def test_products_match_numpy_on_the_decoded_matrix(case, b, seed):
         assert np.all(err <= tol * scale * (np.abs(X).max() if b else 1))
 
 
-def test_every_path_of_the_product_agrees():
+def test_every_path_of_the_product_agrees(monkeypatch):
     """Serial and parallel vector kernels, the BLAS-on-blocks batch path (several scratch
     blocks), odd n with 4-bit codes, and exceptions in every path."""
     rng = np.random.default_rng(1)
@@ -92,13 +93,15 @@ def test_every_path_of_the_product_agrees():
         x = rng.standard_normal(n).astype(np.float32)
         ref = x.astype(np.float64) @ W.astype(np.float64)
         tol = 1e-5 * np.abs(W).sum(axis=0) * np.abs(x).max()
+        monkeypatch.setattr(threads, "saturated", lambda: False)
+        assert threads.parallel(n * m)
         assert np.all(np.abs((x @ enc) - ref) <= tol)                    # parallel
-        saved = fg.PARALLEL_WORK
+        saved = threads.PARALLEL_WORK
         try:
-            fg.PARALLEL_WORK = 1 << 62
+            threads.PARALLEL_WORK = 1 << 62
             assert np.all(np.abs((x @ enc) - ref) <= tol)                # serial
         finally:
-            fg.PARALLEL_WORK = saved
+            threads.PARALLEL_WORK = saved
         X = rng.standard_normal((5, n)).astype(np.float32)
         saved = fg.SCRATCH_BYTES
         try:
@@ -199,3 +202,46 @@ def test_integer_quantizer_levels_and_zeros():
         qz.integer(W, 4, per="row")
     with pytest.raises(QuantizeError, match="2-D"):
         qz.integer(np.ones(4, np.float32), 4)
+
+
+def test_small_products_run_on_one_thread_and_restore_the_count(monkeypatch):
+    import numba
+    before = numba.get_num_threads()
+    with threads.for_work(10) as par:
+        assert not par and numba.get_num_threads() == 1
+    assert numba.get_num_threads() == before
+    monkeypatch.setattr(threads, "saturated", lambda: True)
+    with threads.for_work(1 << 40) as par:  # a busy machine: serial, however large
+        assert not par and numba.get_num_threads() == 1
+    monkeypatch.setattr(threads, "saturated", lambda: False)
+    with threads.for_work(1 << 40) as par:
+        assert par == (before > 1) and numba.get_num_threads() == before
+    assert numba.get_num_threads() == before
+
+
+def test_auto_for_speed_picks_a_small_exact_encoding():
+    rng = np.random.default_rng(7)
+    W = qz.integer(qz.prune(rng.standard_normal((48, 40)).astype(np.float32), 50).weights,
+                   4).values
+    enc = sc.encode(W, objective="speed")
+    assert same_bits(enc.decode(), W)
+    assert enc.bits_per_weight <= sc.api.SPEED_MAX_BITS
+    assert sc.encode(W).nbytes <= enc.nbytes  # "size" stays the smallest
+    with pytest.raises(EncodeError, match="objective"):
+        sc.encode(W, objective="fast")
+
+
+def test_pack_quantizes_int_and_records_the_objective(tmp_path):
+    from sparsecodec.pack import PackError, pack
+    rng = np.random.default_rng(8)
+    W = rng.standard_normal((40, 24)).astype(np.float32)
+    pack({"w": W}, tmp_path / "a.spc", quantize="int:4", objective="speed")
+    f = sc.open(tmp_path / "a.spc")
+    assert same_bits(f["w"].decode(), qz.integer(W, 4).values)
+    assert '"objective": "speed"' in f.metadata["sparsecodec.pack"]
+    pack({"w": W}, tmp_path / "b.spc", quantize="int:8")
+    assert "objective" not in sc.open(tmp_path / "b.spc").metadata["sparsecodec.pack"]
+    with pytest.raises(QuantizeError, match="bit width"):
+        pack({"w": W}, tmp_path / "c.spc", quantize="int:9")
+    with pytest.raises(PackError, match="objective"):
+        pack({"w": W}, tmp_path / "c.spc", objective="fast")

@@ -93,7 +93,7 @@ def _rounded(v, digits):
     return np.float64(np.float32(v)) if digits == 24 else v
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def fit(V, usable, digits, tiny, bits, scales, anchors, levels, accepted):
     """Fit each row of ``V`` (a column of W, float64) on its own grid.
 
@@ -103,7 +103,7 @@ def fit(V, usable, digits, tiny, bits, scales, anchors, levels, accepted):
     exact scale when a quantizer made the values by that division), the level of every
     accepted entry (``levels``, int64) and ``accepted`` (bool). Zeros are left for the caller
     (level 0, always on the grid)."""
-    for c in prange(V.shape[0]):
+    for c in range(V.shape[0]):
         idx = np.flatnonzero(usable[c])
         scales[c] = 0.0
         anchors[c] = 0.0
@@ -130,7 +130,7 @@ def fit(V, usable, digits, tiny, bits, scales, anchors, levels, accepted):
         ulo = ulo[:k]
         uhi = uhi[:k]
         # step guesses: the smallest gap between values (0 included), the median of the
-        # gaps within 15% of it (the smallest alone is short by the rounding of two values:
+        # gaps within 15% of it (an element of the sorted gaps) (the smallest alone is short by the rounding of two values:
         # 6% in float16, enough to misjudge level 10); each divided by 1..MAX_DIVISOR
         gaps = np.empty(k, np.float64)
         gaps[0] = np.abs(u).min()
@@ -148,7 +148,10 @@ def fit(V, usable, digits, tiny, bits, scales, anchors, levels, accepted):
         g0 = small[0]
         # the second and third smallest gaps, and the most frequent value: one value off the
         # grid (closer to 0 or to another value than the step) spoils the gaps either side
-        guesses = (np.median(gaps[gaps <= 1.15 * g0]), g0, small[min(1, k - 1)],
+        near = 1
+        while near < k and small[near] <= 1.15 * g0:
+            near += 1
+        guesses = (small[(near - 1) // 2], g0, small[min(1, k - 1)],
                    small[min(2, k - 1)], abs(u[by_count[0]]))
         best_w = -1
         best_lev = np.zeros(k, np.int64)
@@ -169,6 +172,8 @@ def fit(V, usable, digits, tiny, bits, scales, anchors, levels, accepted):
                 best_lev = lev
                 best_lo = s_lo
                 best_hi = s_hi
+            if w == idx.shape[0]:
+                break  # every value fits: finer steps could only tie
         if best_w <= 0:
             continue
         top = 0

@@ -9,7 +9,7 @@
 
 from . import bounds, quantize  # sc.bounds.report, sc.quantize.kmeans
 from . import formats as _formats  # noqa: F401  (registers every format)
-from .api import encode, formats, sizes
+from .api import encode, formats, sizes, to_compute
 from .errors import (
     DTypeError,
     EncodeError,
@@ -43,4 +43,5 @@ __all__ = [
     "open",
     "save",
     "sizes",
+    "to_compute",
 ]

@@ -62,16 +62,17 @@ def encode(W: Any, format: str = "auto", objective: str = "size", **opts: Any) -
     return reg[format].encode(M, **opts)
 
 
-def fastest(M: Matrix, table: dict[str, int], opts: dict[str, Any]) -> Encoded:
+def fastest(M: Matrix, table: dict[str, int], opts: dict[str, Any],
+            max_bits: float = SPEED_MAX_BITS) -> Encoded:
     """The encoding of ``M`` whose one-vector product is fastest here, among the formats of
-    ``table`` (name -> bytes) within SPEED_MAX_BITS bits per weight (or all)."""
+    ``table`` (name -> bytes) within ``max_bits`` bits per weight (or all)."""
     import time
 
     import numpy as np
 
     reg = registry()
     n, m = M.shape
-    small = [f for f, b in table.items() if 8 * b <= SPEED_MAX_BITS * max(n * m, 1)]
+    small = [f for f, b in table.items() if 8 * b <= max_bits * max(n * m, 1)]
     encs = {f: reg[f].encode(M, **{k: v for k, v in opts.items() if k in reg[f].options})
             for f in (small or list(table))}
     x = np.random.default_rng(0).standard_normal(n).astype(np.float32)
@@ -84,3 +85,12 @@ def fastest(M: Matrix, table: dict[str, int], opts: dict[str, Any]) -> Encoded:
             x @ e
             best[f] = min(best[f], time.perf_counter() - t)
     return encs[min(best, key=best.__getitem__)]
+
+
+def to_compute(enc: Encoded, max_bits: float = SPEED_MAX_BITS) -> Encoded:
+    """The matrix of ``enc`` in the format whose ``x @ W`` is fastest on this machine, among
+    those of at most ``max_bits`` bits per weight (``enc`` itself when it is that format):
+    for a file stored for size (say ``sham_ans``) that is then multiplied many times. Its
+    ``nbytes`` is the memory it holds. Decodes ``enc`` once and encodes every candidate."""
+    M = Matrix(enc.decode())
+    return fastest(M, sizes(M), {}, max_bits)

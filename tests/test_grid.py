@@ -245,3 +245,13 @@ def test_pack_quantizes_int_and_records_the_objective(tmp_path):
         pack({"w": W}, tmp_path / "c.spc", quantize="int:9")
     with pytest.raises(PackError, match="objective"):
         pack({"w": W}, tmp_path / "c.spc", objective="fast")
+
+
+def test_to_compute_transcodes_for_speed_within_the_bit_budget():
+    rng = np.random.default_rng(9)
+    W = qz.integer(qz.prune(rng.standard_normal((64, 48)).astype(np.float32), 80).weights,
+                   8).values
+    small = sc.encode(W)
+    fast = sc.to_compute(small)
+    assert same_bits(fast.decode(), W) and fast.bits_per_weight <= 10
+    assert same_bits(sc.to_compute(small, max_bits=0.5).decode(), W)  # none fits: any format

@@ -278,21 +278,36 @@ def plot(rows: list[dict], path: Path) -> None:
     for ax, shape in zip(axes[0], shapes, strict=True):
         sel = [r for r in rows if r["shape"] == shape and r["load"] == "quiet"
                and r["kind"] == "gaussian" and r["keep"] == 0.5]
-        for f in dict.fromkeys(r["format"] for r in sel):
+        colors = plt.get_cmap("tab20").colors
+        for c, f in enumerate(dict.fromkeys(r["format"] for r in sel)):
             pts = [(r["bits_per_weight"], r["vec_us"]) for r in sel if r["format"] == f]
             if f in ("dense", "scipy"):
                 ax.axhline(np.median([p[1] for p in pts]), ls="--", lw=1,
                            color="k" if f == "dense" else "gray", label=f)
             else:
-                ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=14, label=f)
+                ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=14, label=f,
+                           color=colors[(2 * c) % 20 + (c >= 10)])
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.set_xticks([2, 4, 8, 16, 32], ["2", "4", "8", "16", "32"])
+        ax.minorticks_off()
         ax.set_xlabel("bits per weight")
         ax.set_title(f"x @ W, {shape}, keep 50%")
     axes[0][0].set_ylabel("microseconds (best of the rounds)")
-    axes[0][-1].legend(fontsize=7, ncol=2)
-    fig.tight_layout()
+    handles, labels = axes[0][-1].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="center right")
+    fig.tight_layout(rect=(0, 0, 0.92, 1))
     fig.savefig(path, dpi=110)
+
+
+def replot(csv_path: str, png_path: str) -> None:
+    """Draw the figure again from a written CSV."""
+    import csv
+
+    with open(csv_path) as f:
+        rows = [{k: (float(v) if k in ("keep", "bits_per_weight", "vec_us") else v)
+                 for k, v in r.items()} for r in csv.DictReader(f)]
+    plot(rows, Path(png_path))
 
 
 def main() -> None:

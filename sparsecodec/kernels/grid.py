@@ -46,7 +46,10 @@ def _accept(u, lo, hi, order, gd, bits):
         r = order[t]
         # the level by the scale the values accepted so far pin down (the step guess only
         # for the first one): a guess off by a small fraction would misjudge large levels
-        ratio = u[r] / (gd if s_hi == np.inf else 0.5 * (s_lo + s_hi))
+        est = gd if s_hi == np.inf else 0.5 * (s_lo + s_hi)
+        if not est > 0.0:  # subnormal steps can round to 0
+            break
+        ratio = u[r] / est
         if not abs(ratio) < 2.0 * span + 2.0:
             continue
         L = np.int64(np.rint(ratio))
@@ -162,6 +165,8 @@ def fit(V, usable, digits, tiny, bits, scales, anchors, levels, accepted):
         ndiv = MAX_DIVISOR if k > FEW_VALUES else (1 << bits) - 1
         for trial in range(len(guesses) * ndiv):
             g = guesses[trial // ndiv] / (1 + trial % ndiv)
+            if not (g > 0.0 and g < np.inf):  # a subnormal gap divided underflows to 0
+                continue
             lev, s_lo, s_hi = _accept(u, ulo, uhi, by_count, g, bits)
             w = 0
             for t in range(k):

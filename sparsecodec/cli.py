@@ -392,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "x @ W on this machine, among formats of at most 10 bits/weight")
     pk.add_argument("--layers", help="regex: only matching tensors are compressed")
     pk.add_argument("--layout", default="as-is", choices=["as-is", "torch", "keras"],
-                    help="how the file stores weights (see docs/pack.md)")
+                    help="how the file stores weights (see docs/adapters.md, Layouts)")
     pk.add_argument("--shard-size", help="write shards of about this much input each (2GB, "
                     "512MiB) and an index OUTPUT.index.json; finished shards are kept and "
                     "skipped on a rerun")

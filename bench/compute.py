@@ -1,7 +1,8 @@
 """Compressed-domain products on real-size layers, against numpy dense and scipy CSR.
 
-    python bench/compute.py [--shapes 384x384,384x1536,1536x384,4096x4096] [--rounds 50]
-                            [--busy | --no-busy] [--out docs/img] [--skip-plot]
+    python bench/compute.py [--shapes 384x384,384x1536,1536x384,4096x4096] [--rounds 40]
+                            [--busy | --no-busy] [--isolated] [--kinds ...] [--busy-kinds ...]
+                            [--no-runtime] [--out docs/img] [--skip-plot]
 
 For each layer (kinds: ``gaussian``, ``laplace``, ``scaled`` (per-row and per-column scale
 structure), ``demo`` (the demo model's trained 256x256 layer, tiled); 4096x4096: gaussian
@@ -19,7 +20,8 @@ best time, ratio to the reference, p95 / best over the rounds.
 
 The whole run is repeated with two processes spinning on the cores (``--busy``, the default
 does both) to show what an oversubscribed machine does to each kernel. It prints the worst
-ratios against the issue's goals, writes ``compute.csv`` and ``compute.png`` (speed against
+ratios against the issue's goals, writes ``compute.csv`` and ``compute.png`` (with
+``--isolated``: ``compute_isolated.*``; speed against
 bits per weight per format, the dense and scipy lines drawn) into ``--out``.
 """
 

@@ -268,3 +268,19 @@ def test_subnormal_and_huge_values_fit_or_become_exceptions():
         enc = sc.encode(W, format="grid")
         assert same_bits(enc.decode(), W)
         assert same_bits(Grid.from_components(enc.meta, enc.components()).decode(), W)
+
+
+def test_each_column_keeps_the_candidate_scale_that_reproduces_most():
+    """The second candidate beats the first; the third beats only the first, so the second
+    stays (each candidate is judged against the best so far, not against the first)."""
+    levels = np.array([[1, 2, 3, 4]], np.int64)
+    ok = np.ones(levels.shape, bool)
+    c1, c2, c3 = np.array([0.1]), np.array([0.5]), np.array([0.25])
+    W = np.array([[0.25, 1.0, 1.5, 2.0]], np.float32)  # c1: 0 hits, c2: 3, c3: 1 (0.25)
+    scale, hit = fg._best_scales((c1, c2, c3), levels, ok, W.view(np.uint32),
+                                    W.dtype)
+    assert scale[0] == 0.5 and hit.tolist() == [[False, True, True, True]]
+    W = np.array([[0.5, 1.0, 1.5, 1.0]], np.float32)    # c1: 0, c2: 3, c3: 1 (level 4)
+    scale, hit = fg._best_scales((c1, c2, c3), levels, ok, W.view(np.uint32),
+                                    W.dtype)
+    assert scale[0] == 0.5 and hit.tolist() == [[True, True, True, False]]

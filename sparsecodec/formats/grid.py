@@ -40,6 +40,26 @@ def _in_dtype(scales: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.where(np.isfinite(r), r, scales)
 
 
+def _best_scales(candidates: tuple[np.ndarray, ...], levels: np.ndarray, ok: np.ndarray,
+                 Vb: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """For each column (row of ``levels``), the first of the candidate scales that reproduces
+    the most of its ``ok`` entries bit for bit in ``dtype`` (``Vb``: their bit patterns), and
+    which entries it reproduces."""
+    best_scale = best_ok = best_hits = None
+    for cand in candidates:
+        with np.errstate(over="ignore", invalid="ignore"):
+            exact = ok & ((cand[:, None] * levels).astype(dtype).view(Vb.dtype) == Vb)
+        hits = exact.sum(axis=1)
+        if best_hits is None:
+            best_scale, best_ok, best_hits = cand.copy(), exact, hits
+        else:
+            better = hits > best_hits
+            best_scale[better] = cand[better]
+            best_ok[better] = exact[better]
+            best_hits[better] = hits[better]
+    return best_scale, best_ok
+
+
 class _Fit:
     """The grid of every column at one code width, and what falls off it."""
 
@@ -66,23 +86,12 @@ class _Fit:
             kg.fit(V.astype(np.float64), usable, info.nmant + 1, float(info.smallest_subnormal),
                    code_bits, self.scales[c0:c1], anchors, levels, ok)
             # the anchor (the largest value over its level: what a quantizer that divides by
-            # the largest level used), the middle of the fit's scale interval rounded to the
-            # matrix dtype (a quantizer computing in that dtype used such a scale, and ties
-            # can make that exact value the only one), or that middle itself; each column
-            # keeps the first that reproduces most entries exactly
-            best = None
-            mid = self.scales[c0:c1].copy()
-            for cand in (anchors, _in_dtype(mid, M.dtype), mid):
-                with np.errstate(over="ignore", invalid="ignore"):
-                    exact = ok & ((cand[:, None] * levels).astype(M.dtype).view(bits) == Vb)
-                hits = exact.sum(axis=1)
-                if best is None:
-                    best, best_hits = (cand.copy(), exact), hits
-                else:
-                    better = hits > best_hits
-                    best[0][better] = cand[better]
-                    best[1][better] = exact[better]
-            self.scales[c0:c1], ok = best
+            # the largest level used), the fit's scale rounded to the matrix dtype (a
+            # quantizer computing in that dtype used such a scale, and ties can make that
+            # exact value the only one), or the fit's scale itself
+            fitted = self.scales[c0:c1].copy()
+            self.scales[c0:c1], ok = _best_scales(
+                (anchors, _in_dtype(fitted, M.dtype), fitted), levels, ok, Vb, M.dtype)
             levels[~ok] = 0
             ok |= Vb == 0                              # +0.0 is level 0 of every grid
             lmin = np.minimum(levels.min(axis=1, initial=0), 0)

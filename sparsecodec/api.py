@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
+
+import numpy as np
 
 from .errors import EncodeError
 from .formats.base import Encoded, Matrix, registry
@@ -66,10 +69,6 @@ def fastest(M: Matrix, table: dict[str, int], opts: dict[str, Any],
             max_bits: float = SPEED_MAX_BITS) -> Encoded:
     """The encoding of ``M`` whose one-vector product is fastest here, among the formats of
     ``table`` (name -> bytes) within ``max_bits`` bits per weight (or all)."""
-    import time
-
-    import numpy as np
-
     reg = registry()
     n, m = M.shape
     small = [f for f, b in table.items() if 8 * b <= max_bits * max(n * m, 1)]

@@ -40,23 +40,34 @@ def _in_dtype(scales: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.where(np.isfinite(r), r, scales)
 
 
+def _zero_codes(levels: np.ndarray, code_bits: int) -> tuple[np.ndarray, int]:
+    """Each row's zero code (the one nearest 0 that puts its levels, and 0, in the code
+    range) and the widest span of levels among the rows."""
+    qmin, qmax = _bounds(code_bits)
+    lmin = np.minimum(levels.min(axis=1, initial=0), 0)
+    lmax = np.maximum(levels.max(axis=1, initial=0), 0)
+    return np.clip(0, qmin - lmin, qmax - lmax), int((lmax - lmin).max(initial=0))
+
+
 def _best_scales(candidates: tuple[np.ndarray, ...], levels: np.ndarray, ok: np.ndarray,
                  Vb: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
     """For each column (row of ``levels``), the first of the candidate scales that reproduces
     the most of its ``ok`` entries bit for bit in ``dtype`` (``Vb``: their bit patterns), and
     which entries it reproduces."""
-    best_scale = best_ok = best_hits = None
-    for cand in candidates:
+    def exact(cand: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore"):
-            exact = ok & ((cand[:, None] * levels).astype(dtype).view(Vb.dtype) == Vb)
-        hits = exact.sum(axis=1)
-        if best_hits is None:
-            best_scale, best_ok, best_hits = cand.copy(), exact, hits
-        else:
-            better = hits > best_hits
-            best_scale[better] = cand[better]
-            best_ok[better] = exact[better]
-            best_hits[better] = hits[better]
+            return ok & ((cand[:, None] * levels).astype(dtype).view(Vb.dtype) == Vb)
+
+    best_scale = candidates[0].copy()
+    best_ok = exact(best_scale)
+    best_hits = best_ok.sum(axis=1)
+    for cand in candidates[1:]:
+        hit = exact(cand)
+        hits = hit.sum(axis=1)
+        better = hits > best_hits
+        best_scale[better] = cand[better]
+        best_ok[better] = hit[better]
+        best_hits[better] = hits[better]
     return best_scale, best_ok
 
 
@@ -65,7 +76,6 @@ class _Fit:
 
     def __init__(self, M: Matrix, code_bits: int):
         n, m = M.shape
-        qmin, qmax = _bounds(code_bits)
         self.code_bits = code_bits
         self.span = 0  # the widest range of levels in a column, 0 included
         self.scales = np.zeros(m, np.float64)
@@ -94,10 +104,8 @@ class _Fit:
                 (anchors, _in_dtype(fitted, M.dtype), fitted), levels, ok, Vb, M.dtype)
             levels[~ok] = 0
             ok |= Vb == 0                              # +0.0 is level 0 of every grid
-            lmin = np.minimum(levels.min(axis=1, initial=0), 0)
-            lmax = np.maximum(levels.max(axis=1, initial=0), 0)
-            self.span = max(self.span, int((lmax - lmin).max(initial=0)))
-            z = np.clip(0, qmin - lmin, qmax - lmax)
+            z, span = _zero_codes(levels, code_bits)
+            self.span = max(self.span, span)
             self.zeros[c0:c1] = z
             self.codes[c0:c1] = levels + z[:, None]
             for c in range(c1 - c0):
@@ -123,10 +131,8 @@ class _Fit:
         f = object.__new__(_Fit)
         f.__dict__.update(self.__dict__)
         levels = self.codes.astype(np.int64) - self.zeros[:, None]
-        lmin = np.minimum(levels.min(axis=1, initial=0), 0)
-        lmax = np.maximum(levels.max(axis=1, initial=0), 0)
         f.code_bits = code_bits
-        f.zeros = np.clip(0, qmin - lmin, qmax - lmax).astype(np.int8)
+        f.zeros = _zero_codes(levels, code_bits)[0].astype(np.int8)
         f.codes = (levels + f.zeros[:, None]).astype(np.int8)
         return f
 

@@ -22,7 +22,7 @@ from .compressed import ptr_at
 
 # sums may be reassociated and fused: that is what lets LLVM spread them over vector lanes
 FAST = {"reassoc", "contract"}
-MAX_DIVISOR = 8  # step candidates tried: the smallest gap between values divided by 1..8
+MAX_DIVISOR = 8  # each step guess is tried divided by 1..8
 FEW_VALUES = 16  # columns with at most this many distinct values try every divisor
 SLACK = 1e-15    # relative: the division that bounds a scale rounds (the final check is exact)
 
@@ -101,11 +101,12 @@ def fit(V, usable, digits, tiny, bits, scales, anchors, levels, accepted):
     """Fit each row of ``V`` (a column of W, float64) on its own grid.
 
     ``usable``: finite entries that are not +0.0 or -0.0; ``digits``/``tiny``: the matrix
-    dtype's significand bits and smallest step. Writes ``scales[c]`` (the middle of the scale
-    interval), ``anchors[c]`` (the accepted value of largest level divided by that level: the
-    exact scale when a quantizer made the values by that division), the level of every
-    accepted entry (``levels``, int64) and ``accepted`` (bool). Zeros are left for the caller
-    (level 0, always on the grid)."""
+    dtype's significand bits and smallest step. Writes ``scales[c]`` (for float32 and float64,
+    whichever of the scale interval's middle and the kept values over their levels reproduces
+    the most entries; for float16, the middle), ``anchors[c]`` (the accepted value of largest
+    level divided by that level: the exact scale when a quantizer made the values by that
+    division), the level of every accepted entry (``levels``, int64) and ``accepted`` (bool).
+    Zeros are left for the caller (level 0, always on the grid)."""
     for c in range(V.shape[0]):
         idx = np.flatnonzero(usable[c])
         scales[c] = 0.0
@@ -132,9 +133,9 @@ def fit(V, usable, digits, tiny, bits, scales, anchors, levels, accepted):
         u = u[:k]
         ulo = ulo[:k]
         uhi = uhi[:k]
-        # step guesses: the smallest gap between values (0 included), the median of the
-        # gaps within 15% of it (an element of the sorted gaps) (the smallest alone is short by the rounding of two values:
-        # 6% in float16, enough to misjudge level 10); each divided by 1..MAX_DIVISOR
+        # step guesses: the smallest gap between values (0 included) and the median of the
+        # gaps within 15% of it (the smallest alone is short by the rounding of two values:
+        # 6% in float16, enough to misjudge level 10), each divided by 1..MAX_DIVISOR
         gaps = np.empty(k, np.float64)
         gaps[0] = np.abs(u).min()
         for t in range(1, k):
@@ -327,20 +328,24 @@ def rmatvec_parallel(codes, bits, n, scales, zf, xptr, pw, xrows, rw, xvals, rou
 # --------------------------------------------------------------------------- decoding
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _code(codes, bits, n, j, i):
+    """The signed code of entry (i, j), read one at a time (the layout of ``formats/grid.md``)."""
+    if bits == 8:
+        return np.int64(np.int8(codes[j * n + i]))
+    h = (n + 1) // 2
+    if i < h:
+        return np.int64(_low(codes[j * h + i]))
+    return np.int64(_high(codes[j * h + i - h]))
+
+
 @njit(cache=True, nogil=True)
 def levels_of(codes, bits, n, zeros, c0, c1, out):
     """``out[j - c0, i] = q_ij - zero[j]`` (int64 levels) for columns c0..c1."""
-    h = (n + 1) // 2
     for j in range(c0, c1):
         z = np.int64(zeros[j])
-        r = j - c0
-        if bits == 8:
-            for i in range(n):
-                out[r, i] = np.int64(np.int8(codes[j * n + i])) - z
-        else:
-            for i in range(n):
-                v = codes[j * h + (i if i < h else i - h)]
-                out[r, i] = np.int64(_low(v) if i < h else _high(v)) - z
+        for i in range(n):
+            out[j - c0, i] = _code(codes, bits, n, j, i) - z
 
 
 @njit(cache=True, nogil=True, fastmath=FAST)
@@ -389,16 +394,9 @@ def scatter_exceptions(xptr, pw, xrows, rw, xvals, c0, c1, out):
 def check_exceptions(xptr, pw, xrows, rw, codes, bits, n, zeros):
     """0 when every exception's code is its column's zero code, else 1 (the codes there are
     canonical: they contribute nothing to a product)."""
-    h = (n + 1) // 2
     for j in range(zeros.shape[0]):
-        z = np.int64(zeros[j])
         for q in range(ptr_at(xptr, pw, j), ptr_at(xptr, pw, j + 1)):
             i = np.int64(read_bits(xrows, q * rw, rw))
-            if bits == 8:
-                c = np.int64(np.int8(codes[j * n + i]))
-            else:
-                v = codes[j * h + (i if i < h else i - h)]
-                c = np.int64(_low(v) if i < h else _high(v))
-            if c != z:
+            if _code(codes, bits, n, j, i) != np.int64(zeros[j]):
                 return 1
     return 0

@@ -7,9 +7,12 @@
 (True, [0.0, 0.0, 0.5])
 """
 
-from . import bounds, quantize  # sc.bounds.report, sc.quantize.kmeans
-from . import formats as _formats  # noqa: F401  (registers every format)
-from .api import encode, formats, sizes, to_compute
+from __future__ import annotations
+
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     DTypeError,
     EncodeError,
@@ -18,11 +21,63 @@ from .errors import (
     ShapeError,
     SparseCodecError,
 )
-from .formats.base import Encoded
-from .io import ContainerFile, ContainerWriter, HDF5File, load, save
-from .io import open_file as open  # noqa: A001  (sc.open, like safetensors.safe_open)
 
 __version__ = "0.1.0"
+
+# The rest of the API loads on first use: the formats import numba (about half a second), which
+# `sparsecodec info` and `--help` never need. The first access to any name below imports them
+# all at once, in the order an eager import would.
+_LAZY = {
+    "bounds": ".bounds", "quantize": ".quantize",
+    "encode": ".api", "formats": ".api", "sizes": ".api", "to_compute": ".api",
+    "Encoded": ".formats.base",
+    "ContainerFile": ".io", "ContainerWriter": ".io", "HDF5File": ".io", "load": ".io",
+    "save": ".io", "open": ".io",
+}
+
+if TYPE_CHECKING:
+    from . import bounds, quantize
+    from .api import encode, formats, sizes, to_compute
+    from .formats.base import Encoded
+    from .io import ContainerFile, ContainerWriter, HDF5File, load, save
+    from .io import open_file as open  # noqa: A001
+
+
+def _load() -> None:
+    import importlib
+
+    g = globals()
+    for module in (".bounds", ".quantize", ".formats"):  # .formats registers every format
+        importlib.import_module(module, __name__)
+    for name, module in _LAZY.items():
+        m = importlib.import_module(module, __name__)
+        g[name] = m if module.endswith(name) else getattr(m, "open_file" if name == "open"
+                                                          else name)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        _load()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+class _Package(types.ModuleType):
+    """``sc.formats`` is the function listing the formats, as it always was; importing the
+    subpackage ``sparsecodec.formats`` later must not replace it (the import system sets a
+    package's attribute to each submodule it loads)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "formats" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 __all__ = [
     "bounds",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -217,7 +218,8 @@ def pack_cmd(args: argparse.Namespace) -> int:
                 format=args.format, layers=args.layers, layout=args.layout,
                 show_progress=True, model=model, shard_size=parse_size(args.shard_size),
                 workers=args.workers, dask=args.dask, objective=args.objective)
-    print(f"{'tensor':<28}{'shape':>16}{'matrix':>14}{'zeros':>7}{'k':>6} {'format':<10}"
+    width = name_width(r.name for r in rows)
+    print(f"{'tensor':<{width}}{'shape':>16}{'matrix':>14}{'zeros':>7}{'k':>6} {'format':<10}"
           f"{'bytes':>12}{'bits/w':>8}{'limit B':>11}")
     raw = packed = 0
     for r in rows:
@@ -225,7 +227,8 @@ def pack_cmd(args: argparse.Namespace) -> int:
         packed += r.nbytes
         size = int(np.prod(r.shape)) if r.shape else 1
         mat = "x".join(map(str, r.matrix)) if r.matrix else "-"
-        print(f"{r.name[-28:]:<28}{'x'.join(map(str, r.shape)) or '()':>16}{mat:>14}"
+        print(f"{short_name(r.name, width):<{width}}"
+              f"{'x'.join(map(str, r.shape)) or '()':>16}{mat:>14}"
               f"{'' if r.zeros is None else f'{r.zeros:.2f}':>7}{'' if r.k is None else r.k:>6} "
               f"{r.format:<10}{r.nbytes:>12,}{8 * r.nbytes / max(size, 1):>8.3f}"
               f"{'' if r.limit_bytes is None else f'{r.limit_bytes:,.0f}':>11}")
@@ -252,10 +255,10 @@ def unpack_cmd(args: argparse.Namespace) -> int:
 
 
 def info_cmd(args: argparse.Namespace) -> int:
-    """Header, per-tensor format and size, and metadata of a sparsecodec file."""
+    """Header, per-tensor format and size, and metadata of a sparsecodec file. Reads the
+    header only: nothing is decoded or compiled (``verify`` checks the tensors)."""
     from pathlib import Path
 
-    from .formats.base import Encoded
     from .io import open_file
     from .io.sharded import files_of, index_for
 
@@ -265,19 +268,35 @@ def info_cmd(args: argparse.Namespace) -> int:
         files = files_of(args.file)
         print(f"{args.file}: {len(f)} tensors, {sum(p.stat().st_size for p in files):,} bytes"
               + (f" in {len(files) - 1} shards and an index" if len(files) > 1 else ""))
-        print(f"{'tensor':<32}{'format':<11}{'shape':>14}{'dtype':>9}{'bytes':>12}{'bits/w':>8}")
+        width = name_width(f)
+        print(f"{'tensor':<{width}}  {'format':<10}{'shape':>14}{'dtype':>9}{'bytes':>12}"
+              f"{'bits/w':>8}")
         for name in f:
-            x = f[name]
-            if isinstance(x, Encoded):
-                shape, dtype, nbytes, fmt = x.shape, x.dtype.name, x.nbytes, x.format
-            else:
-                shape, dtype, nbytes, fmt = x.shape, x.dtype.name, x.nbytes, "array"
-            size = int(np.prod(shape)) if len(shape) else 1
-            print(f"{name[-32:]:<32}{fmt:<11}{'x'.join(map(str, shape)) or '()':>14}{dtype:>9}"
-                  f"{nbytes:>12,}{8 * nbytes / max(size, 1):>8.3f}")
+            t = f.info(name)
+            size = math.prod(t.shape)
+            print(f"{short_name(name, width):<{width}}  {t.format:<10}"
+                  f"{'x'.join(map(str, t.shape)) or '()':>14}{t.dtype:>9}"
+                  f"{t.nbytes:>12,}{8 * t.nbytes / max(size, 1):>8.3f}")
         for key, value in f.metadata.items():
             print(f"metadata {key}: {value if len(value) < 200 else value[:200] + '...'}")
     return 0
+
+
+MAX_NAME_WIDTH = 60
+
+
+def name_width(names: Iterable[str]) -> int:
+    """The name column's width in a per-tensor table: the longest name, at most 60."""
+    return min(max([6, *(len(n) for n in names)]), MAX_NAME_WIDTH)
+
+
+def short_name(name: str, width: int) -> str:
+    """``name`` if it fits ``width``, else its start and end around '...', so that both the
+    model part and the layer number and kind stay visible."""
+    if len(name) <= width:
+        return name
+    tail = (width - 3) * 2 // 3
+    return name[:width - 3 - tail] + "..." + name[len(name) - tail:]
 
 
 def verify_cmd(args: argparse.Namespace) -> int:
@@ -320,10 +339,11 @@ def bench_cmd(args: argparse.Namespace) -> int:
     if not Path(args.file).exists():
         raise OSError(f"no such file: {args.file}")
     rng = np.random.default_rng(0)
-    print(f"{'tensor':<28}{'format':<10}{'shape':>12}{'decode ms':>11}{'x@W ms':>9}"
-          f"{'numpy ms':>10}{'ratio':>7}{'X@W b=32':>10}{'numpy':>8}{'ratio':>7}")
     seen = 0
     with open_file(args.file, max_bytes=args.max_bytes) as f:
+        width = name_width(f)
+        print(f"{'tensor':<{width}}  {'format':<10}{'shape':>12}{'decode ms':>11}{'x@W ms':>9}"
+              f"{'numpy ms':>10}{'ratio':>7}{'X@W b=32':>10}{'numpy':>8}{'ratio':>7}")
         for name in f:
             enc = f[name]
             if not isinstance(enc, Encoded):
@@ -338,7 +358,8 @@ def bench_cmd(args: argparse.Namespace) -> int:
             t_np = _best_time(lambda W=W, x=x: x @ W)
             t_mat = _best_time(lambda e=enc, X=X: X @ e, 3)
             t_npm = _best_time(lambda W=W, X=X: X @ W, 3)
-            print(f"{name[-28:]:<28}{enc.format:<10}{f'{n}x{m}':>12}{1e3 * t_dec:>11.3f}"
+            print(f"{short_name(name, width):<{width}}  {enc.format:<10}{f'{n}x{m}':>12}"
+                  f"{1e3 * t_dec:>11.3f}"
                   f"{1e3 * t_vec:>9.3f}{1e3 * t_np:>10.3f}{t_np / t_vec:>6.2f}x"
                   f"{1e3 * t_mat:>10.3f}{1e3 * t_npm:>8.3f}{t_npm / t_mat:>6.2f}x")
     if not seen:

@@ -8,16 +8,18 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import SparseCodecError
-from ..formats.base import Encoded
 from .container import ContainerFile, ContainerWriter, save_container
 from .hdf5 import EXTENSIONS, HDF5File, save_hdf5
 from .sharded import ShardedFile, index_for
-from .tensors import Budget
+from .tensors import Budget, TensorInfo
+
+if TYPE_CHECKING:
+    from ..formats.base import Encoded
 
 BACKENDS = ("container", "hdf5")
 
@@ -72,5 +74,5 @@ def load(path: str | os.PathLike, verify: bool = True, backend: str | None = Non
         return {name: f[name] for name in f}
 
 
-__all__ = ["BACKENDS", "ContainerFile", "ContainerWriter", "HDF5File", "ShardedFile", "load",
-           "open_file", "save"]
+__all__ = ["BACKENDS", "ContainerFile", "ContainerWriter", "HDF5File", "ShardedFile",
+           "TensorInfo", "load", "open_file", "save"]

@@ -16,23 +16,24 @@ import tempfile
 import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import FormatError, SparseCodecError
-from ..formats.base import Encoded, registry
 from .files import atomic_output, check_unchanged, open_regular, read_at
 from .tensors import (
     ARRAY,
     DTYPES,
     MAX_NAME,
     Budget,
+    TensorInfo,
     build,
     check_budget,
     check_name,
     check_shape,
     describe,
+    known_formats,
     parse_json,
     storable,
 )
@@ -43,6 +44,9 @@ READABLE = (1, 2)  # version 1 files are still read (their header is not checksu
 PREAMBLE = struct.Struct("<8sIIQ")  # magic, version, header_crc32, header_length
 ALIGN = 64
 MAX_HEADER = 16 << 20      # header bytes (about 15,000 tensors of seven components)
+
+if TYPE_CHECKING:
+    from ..formats.base import Encoded
 
 PathLike = str | os.PathLike
 
@@ -249,7 +253,7 @@ class ContainerFile(Mapping[str, Any]):
         if not isinstance(tensors, dict):
             raise FormatError(f"{where}: tensors must be an object")
         spans = []
-        formats = registry()
+        formats = known_formats()
         for name, t in tensors.items():
             at = f"{where}: tensor {name!r}"
             if not 0 < len(name) <= MAX_NAME:
@@ -316,6 +320,16 @@ class ContainerFile(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def info(self, name: str) -> TensorInfo:
+        """Format, shape, dtype and stored bytes of a tensor, from the header alone (nothing is
+        read or built: ``sparsecodec info``). A matrix over the decode budget is refused as
+        ``f[name]`` would refuse it."""
+        t = self._entries[name]
+        stored = sum(c["length"] for c in t["components"].values())
+        check_budget(f"{self.path}: tensor {name!r}", t["format"], t["shape"], t["dtype"],
+                     stored, self.max_bytes)
+        return TensorInfo(t["format"], tuple(t["shape"]), t["dtype"], stored)
 
     def _bytes(self, start: int, stop: int) -> np.ndarray:
         if self._mapped:

@@ -24,25 +24,30 @@ import json
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import FormatError, SparseCodecError, converted
-from ..formats.base import Encoded
 from .files import atomic_output, check_unchanged, open_regular, read_at
 from .tensors import (
+    ARRAY,
     DTYPES,
     Budget,
+    TensorInfo,
     budget_limit,
     build,
     check_budget,
     check_name,
     check_shape,
     describe,
+    known_formats,
     parse_json,
     storable,
 )
+
+if TYPE_CHECKING:
+    from ..formats.base import Encoded
 
 VERSION = 1
 EXTENSIONS = (".h5", ".hdf5", ".hdf")
@@ -323,6 +328,22 @@ class HDF5File(Mapping[str, Any]):
         check_budget(at, fmt, shape, dtype, stored, self.max_bytes)
         comps = {cn: self._component(f"{at}: component {cn!r}", ds) for cn, ds in found.items()}
         return build(at, fmt, shape, dtype, meta, comps)
+
+    def info(self, name: str) -> TensorInfo:
+        """Format, shape, dtype and stored bytes of a tensor, from its group's attributes and
+        dataset shapes (no data is read); refused over the decode budget, as ``f[name]``."""
+        g, at = self._groups[name], f"{self.path}: tensor {name!r}"
+        with h5_errors(at):
+            fmt, dtype = _str_attr(g, "format", at), _str_attr(g, "dtype", at)
+            if fmt != ARRAY and fmt not in known_formats():
+                raise FormatError(f"{at}: unknown format {fmt[:40]!r}")
+            shape = [int(s) for s in np.asarray(_attr(g, "shape", at)).ravel()]
+            check_shape(f"{at}: shape", shape)
+            dataset = _h5py().Dataset
+            stored = sum(int(np.prod(ds.shape, dtype=np.int64)) * ds.dtype.itemsize
+                         for cn in g if isinstance(ds := member(g, cn, at), dataset))
+            check_budget(at, fmt, shape, dtype, stored, self.max_bytes)
+        return TensorInfo(fmt, tuple(shape), dtype[:40], stored)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._groups)

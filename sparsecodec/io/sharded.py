@@ -12,7 +12,7 @@ from typing import Any
 from ..errors import FormatError
 from .container import ContainerFile
 from .files import read_small, sibling
-from .tensors import MAX_NAME, Budget, parse_json
+from .tensors import MAX_NAME, Budget, TensorInfo, parse_json
 
 INDEX_SUFFIX = ".index.json"
 
@@ -90,6 +90,14 @@ class ShardedFile(Mapping[str, Any]):
             raise FormatError(f"{self.path}: shard {self.weight_map[name]} does not hold "
                               f"{name!r}")
         return shard[name]
+
+    def info(self, name: str) -> TensorInfo:
+        """Format, shape, dtype and stored bytes of a tensor, from its shard's header."""
+        shard = self._shard(self.weight_map[name])
+        if name not in shard:
+            raise FormatError(f"{self.path}: shard {self.weight_map[name]} does not hold "
+                              f"{name!r}")
+        return shard.info(name)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.weight_map)

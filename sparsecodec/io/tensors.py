@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Literal
+import sys
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import numpy as np
 
 from ..errors import FormatError, SparseCodecError
-from ..formats.base import FLOAT_DTYPES, Encoded, registry
+
+if TYPE_CHECKING:
+    from ..formats.base import Encoded
+
+# Reading a header needs no kernel: this module and the backends import the formats (and with
+# them numba) only when a tensor is built or written, so `sparsecodec info` stays fast.
 
 ARRAY = "array"  # the format name of plain arrays (biases, norms, masks, ...)
 MAX_NAME = 1024
@@ -29,7 +35,10 @@ MAX_ELEMENTS = 1 << 60  # the product of a shape
 Budget = int | None | Literal["auto"]
 DECODE_FLOOR = 256 << 20
 DECODE_RATIO = 1024
-_ITEMSIZE = {d.name: d.itemsize for d in FLOAT_DTYPES}  # the matrices' dtypes
+_ITEMSIZE = {"float16": 2, "float32": 4, "float64": 8}  # the matrices' dtypes (FLOAT_DTYPES)
+# the formats this release reads, in the order of sc.formats() (tests keep the two equal)
+BUILTIN_FORMATS = ("dense", "csr", "csc", "coo", "index_map", "ham", "sham", "sham_gap", "sham_ans",
+                   "cer", "cser", "pq", "grid")
 MAX_JSON_ITEMS = 1 << 20  # objects and numbers in one stored JSON text (a header, a meta)
 
 
@@ -83,6 +92,21 @@ def parse_json(raw: bytes | str, what: str) -> Any:
         raise FormatError(f"{what}: {exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise FormatError(f"{what} is not UTF-8 JSON: {exc}") from None
+
+
+def known_formats() -> set[str]:
+    """Format names a header may use: the built-in ones, and any registered since (formats
+    registered by other code are known once their module is imported)."""
+    base = sys.modules.get(__name__.rsplit(".", 2)[0] + ".formats.base")
+    return set(BUILTIN_FORMATS) | (set(base.registry()) if base is not None else set())
+
+
+class TensorInfo(NamedTuple):
+    """What a file's header says of one tensor, read without building it."""
+    format: str  # a registered format, or "array"
+    shape: tuple[int, ...]
+    dtype: str
+    nbytes: int  # stored bytes of its components (``Encoded.nbytes``)
 
 
 def check_shape(at: str, shape: Any) -> None:
@@ -140,6 +164,7 @@ def storable(a: np.ndarray) -> tuple[np.ndarray, str]:
 
 def describe(tensor: Encoded | np.ndarray) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """(format, shape, dtype, meta) and the named component arrays of a tensor."""
+    from ..formats.base import Encoded
     if isinstance(tensor, Encoded):
         meta = {k: v for k, v in tensor.meta.items() if k not in ("format", "shape", "dtype")}
         return ({"format": tensor.format, "shape": list(tensor.shape),
@@ -165,6 +190,8 @@ def build(at: str, fmt: Any, shape: Any, dtype: Any, meta: Any,
         if values.dtype.name != dtype:
             raise FormatError(f"{at}: dtype {dtype!r} does not match its values")
         return values.reshape(()) if scalar else values  # a 0-d array is stored as (1,)
+    from ..formats.base import registry
+
     if fmt not in registry():
         raise FormatError(f"{at}: unknown format {fmt!r}")
     try:

@@ -127,6 +127,35 @@ def test_minus_zero_and_nan_payloads_survive_every_format():
         assert same_bits(sc.encode(W, format=fmt).decode(), W), fmt
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_signalling_nans_raise_no_warning_numpy_does_not(dtype):
+    """Encoding, decoding and products of matrices holding signalling NaNs: no RuntimeWarning
+    where numpy's own x @ W on the same matrix raises none (converting a signalling NaN to a
+    wider float is flagged invalid; the library's casts are made on purpose and silent)."""
+    import warnings
+
+    u = np.dtype(f"u{np.dtype(dtype).itemsize}")
+    W = np.zeros((8, 5), dtype)
+    W[1, 2] = 1.5
+    top = {2: 0x7C00, 4: 0x7F800000, 8: 0x7FF0000000000000}[u.itemsize]
+    sign = 1 << (8 * u.itemsize - 1)
+    W.view(u)[3, 4], W.view(u)[2, 1] = top | 1, sign | top | 5
+    ops = (np.ones(8, np.float32), np.ones((3, 8)))
+
+    def warned(f):
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            f()
+        return {str(w.message).split(" in ")[0] for w in rec if w.category is RuntimeWarning}
+
+    numpy_own = set().union(*(warned(lambda X=X: X @ W) for X in ops))
+    for fmt in FORMATS:
+        assert not warned(lambda fmt=fmt: same_bits(sc.encode(W, format=fmt).decode(), W)), fmt
+        enc = sc.encode(W, format=fmt)
+        for X in ops:
+            assert warned(lambda X=X, enc=enc: X @ enc) <= numpy_own, (fmt, X.shape)
+
+
 def test_many_distinct_values_up_to_the_limit():
     rng = np.random.default_rng(0)
     W = rng.standard_normal((1024, 1024)).astype(np.float32)  # ~2^20 distinct values

@@ -373,6 +373,15 @@ def meta_int(meta: dict[str, Any], key: str, fmt: str, lo: int, hi: int) -> int:
     return v
 
 
+def widened(values: np.ndarray, dtype: Any = np.float64) -> np.ndarray:
+    """Stored float values converted to a wider float type for computing. A signalling NaN
+    among them becomes a quiet NaN: the CPU flags that conversion as invalid, which is expected
+    here (the stored bits are untouched, and a product with a NaN is NaN either way), so numpy's
+    RuntimeWarning is silenced for this cast only."""
+    with np.errstate(invalid="ignore"):
+        return values.astype(dtype)
+
+
 def float_view(values_bits: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Codebook bit patterns as float64 numbers for computing."""
-    return values_bits.view(dtype).astype(np.float64)
+    """Codebook bit patterns as float64 numbers for computing (:func:`widened`)."""
+    return widened(values_bits.view(dtype))

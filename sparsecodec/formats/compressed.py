@@ -14,7 +14,7 @@ import numpy as np
 from ..coding.bits import check_packed, pack, width_for, words_for
 from ..errors import FormatError
 from ..kernels import compressed as kc
-from .base import Encoded, Matrix, bits_dtype, component, register
+from .base import Encoded, Matrix, bits_dtype, component, register, widened
 
 
 class _Compressed(Encoded):
@@ -101,7 +101,7 @@ class _Compressed(Encoded):
 
     def _compute_values(self) -> np.ndarray:
         # numba has no float16 arithmetic: widen those values (nnz, not the dense matrix)
-        return self.values.astype(np.float32) if self.dtype.itemsize == 2 else self.values
+        return widened(self.values, np.float32) if self.dtype.itemsize == 2 else self.values
 
     def _rmatmul(self, Xt: np.ndarray) -> np.ndarray:
         Yt = np.zeros((self.shape[1], Xt.shape[1]), np.float64)

@@ -9,7 +9,7 @@ import numpy as np
 from ..coding.bits import check_packed, pack, width_for, words_for
 from ..errors import FormatError
 from ..kernels import compressed as kc
-from .base import Encoded, Matrix, bits_dtype, component, register
+from .base import Encoded, Matrix, bits_dtype, component, register, widened
 
 
 @register
@@ -88,6 +88,6 @@ class COO(Encoded):
 
     def _rmatmul(self, Xt: np.ndarray) -> np.ndarray:
         Yt = np.zeros((self.shape[1], Xt.shape[1]), np.float64)
-        vals = self.values.astype(np.float32) if self.dtype.itemsize == 2 else self.values
+        vals = widened(self.values, np.float32) if self.dtype.itemsize == 2 else self.values
         kc.coo_rmatmul(*self._args(), vals, Xt, Yt, kc.scatter_tasks())
         return Yt

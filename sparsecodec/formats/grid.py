@@ -20,7 +20,7 @@ from ..errors import EncodeError, FormatError
 from ..kernels import compressed as kc
 from ..kernels import grid as kg
 from ..kernels import threads
-from .base import Encoded, Matrix, bits_dtype, component, meta_int, register
+from .base import Encoded, Matrix, bits_dtype, component, meta_int, register, widened
 
 CODE_BITS = (4, 8)
 BLOCK_ENTRIES = 1 << 20      # entries fitted or decoded at once (bounds temporary memory)
@@ -93,7 +93,7 @@ class _Fit:
             levels = np.zeros(V.shape, np.int64)
             ok = np.zeros(V.shape, np.bool_)
             anchors = np.zeros(c1 - c0, np.float64)
-            kg.fit(V.astype(np.float64), usable, info.nmant + 1, float(info.smallest_subnormal),
+            kg.fit(widened(V), usable, info.nmant + 1, float(info.smallest_subnormal),
                    code_bits, self.scales[c0:c1], anchors, levels, ok)
             # the anchor (the largest value over its level: what a quantizer that divides by
             # the largest level used), the fit's scale rounded to the matrix dtype (a
@@ -324,7 +324,7 @@ class Grid(Encoded):
     # ---- products
     def _xfloat(self) -> np.ndarray:
         if self._xf is None:
-            self._xf = self.xvalues.astype(np.float64)
+            self._xf = widened(self.xvalues)
         return self._xf
 
     def _in(self, ft: type) -> tuple[np.ndarray, np.ndarray]:

@@ -24,7 +24,7 @@ from ..coding.huffman import HuffmanPart, code_lengths, stream_bits, stream_nbyt
 from ..errors import EncodeError, FormatError
 from ..kernels import entropy as ke
 from ..kernels import pq as kp
-from .base import Encoded, Matrix, bits_dtype, component, meta_int, register
+from .base import Encoded, Matrix, bits_dtype, component, meta_int, register, widened
 from .ham import BLOCK_SYMBOLS, HAM, block_starts, check_coder_options, limit_for
 
 CODINGS = ("auto", "packed", "huffman")
@@ -299,7 +299,7 @@ class PQ(Encoded):
         Xp = np.zeros((G * d, b), np.float64)
         Xp[:n] = Xt
         Xg = Xp.reshape(G, d, b)
-        book = self._book().astype(np.float64)
+        book = widened(self._book())
         bc = b if k * b <= _LUT_ENTRIES else max(1, _LUT_ENTRIES // k)
         gc = max(1, _LUT_ENTRIES // (k * bc))
         for b0 in range(0, b, bc):

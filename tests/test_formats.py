@@ -64,6 +64,15 @@ def test_components_round_trip(fmt, W):
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
+def test_from_components_says_when_its_arguments_are_swapped(fmt):
+    W = np.zeros((4, 3), np.float32)
+    W[1, 2] = 0.5
+    enc = sc.encode(W, format=fmt)
+    with pytest.raises(sc.FormatError, match="takes the meta .* first .* look swapped"):
+        type(enc).from_components(enc.components(), enc.meta)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
 @given(W=matrices(finite=True), data=st.data())
 def test_products_match_numpy(fmt, W, data):
     enc = encode_with(W, fmt, block_symbols=9)

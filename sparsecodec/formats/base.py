@@ -201,7 +201,13 @@ class Encoded:
 
     @classmethod
     def from_components(cls, meta: dict[str, Any], comps: dict[str, np.ndarray]) -> Encoded:
-        """Rebuild from stored parts, validating everything (raises :class:`FormatError`)."""
+        """Rebuild from stored parts, ``meta`` (format, shape, dtype and the format's scalars)
+        first, then the component arrays, validating everything (raises :class:`FormatError`)."""
+        if (isinstance(meta, dict) and isinstance(comps, dict) and "shape" in comps
+                and meta and all(isinstance(v, np.ndarray) for v in meta.values())):
+            raise FormatError(f"{cls.format}: from_components(meta, comps) takes the meta "
+                              "(format, shape, dtype, ...) first and the component arrays "
+                              "second; these arguments look swapped")
         if not isinstance(meta, dict):
             raise FormatError(f"{cls.format}: meta must be a dict, found {type(meta).__name__}")
         if not isinstance(comps, dict):

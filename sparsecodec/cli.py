@@ -216,8 +216,9 @@ def pack_cmd(args: argparse.Namespace) -> int:
     rows = pack(tensors, args.output, prune=args.prune, quantize=args.quantize,
                 max_bytes=args.max_bytes,
                 format=args.format, layers=args.layers, layout=args.layout,
-                show_progress=True, model=model, shard_size=parse_size(args.shard_size),
-                workers=args.workers, dask=args.dask, objective=args.objective)
+                show_progress=True, model=model,
+                shard_size=parse_size(args.shard_size), workers=args.workers, dask=args.dask,
+                objective=args.objective)
     width = name_width(r.name for r in rows)
     print(f"{'tensor':<{width}}{'shape':>16}{'matrix':>14}{'zeros':>7}{'k':>6} {'format':<10}"
           f"{'bytes':>12}{'bits/w':>8}{'limit B':>11}")
@@ -375,8 +376,20 @@ def numba_threads() -> int:
     return int(numba.get_num_threads())
 
 
+def _extensions(table: dict[str, Any]) -> str:
+    """The extensions of an adapter table, as help text (the same table the adapters use)."""
+    names = {".h5": "Keras .h5", ".hdf5": ".hdf5", ".pt": "torch .pt", ".pth": ".pth"}
+    return ", ".join(names.get(e, e) for e in table)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    from .adapters import READERS, WRITERS
+    from .io.container import VERSION as CONTAINER_VERSION
+
     p = argparse.ArgumentParser(prog="sparsecodec", description=__doc__)
+    p.add_argument("--version", action="version", version=f"sparsecodec {__version__} "
+                   f"(writes container version {CONTAINER_VERSION})")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--max-bytes", default="auto", metavar="SIZE",
                    help="decode budget of each matrix read from a file: 'auto' (default: "
@@ -400,8 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--formats", help="comma-separated formats (default: every one that fits)")
     b.set_defaults(func=bounds)
     pk = sub.add_parser("pack", help="prune, quantize and encode a model file into one file")
-    pk.add_argument("input", help=".npz, .safetensors, .onnx, Keras .h5, .pt (or a "
-                    "sparsecodec file)")
+    pk.add_argument("input", help=f"a model file ({_extensions(READERS)}; a sharded "
+                    ".safetensors.index.json) or a sparsecodec file (.spc)")
     pk.add_argument("-o", "--output", required=True, help="the .spc (or .h5) file to write")
     pk.add_argument("--prune", type=float, help="magnitude-prune each matrix at P percent")
     pk.add_argument("--quantize", help="kmeans:32, uniform:16, optimal:8, probabilistic:16, "
@@ -418,14 +431,17 @@ def build_parser() -> argparse.ArgumentParser:
                     "512MiB) and an index OUTPUT.index.json; finished shards are kept and "
                     "skipped on a rerun")
     pk.add_argument("--workers", type=int, default=1,
-                    help="encode in N processes (tensors, or shards with --shard-size)")
+                    help="encode in N workers (tensors, or shards with --shard-size): threads "
+                         "where numba's threading layer allows it (omp, tbb), else processes "
+                         "(docs/adapters.md)")
     pk.add_argument("--dask", metavar="ADDRESS", help="map the shards over the Dask cluster "
                     "at ADDRESS (e.g. tcp://host:8786); workers read the input themselves")
     pk.set_defaults(func=pack_cmd)
-    up = sub.add_parser("unpack", help="decode a packed file to .npz or .safetensors")
+    up = sub.add_parser("unpack", help=f"decode a packed file to a model file "
+                        f"({_extensions(WRITERS)})")
     up.add_argument("input")
     up.add_argument("-o", "--output", required=True,
-                    help=".npz, .safetensors, .onnx, Keras .h5 or .pt")
+                    help=f"the file to write: {_extensions(WRITERS)} (the extension decides)")
     up.add_argument("--template", help="for .onnx and Keras .h5: the original model, whose "
                     "graph or layer structure is kept")
     up.set_defaults(func=unpack_cmd)

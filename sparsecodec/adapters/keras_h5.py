@@ -15,7 +15,6 @@ import shutil
 from collections.abc import Mapping
 from typing import Any
 
-import h5py
 import numpy as np
 
 from ..errors import FormatError, converted
@@ -24,6 +23,7 @@ from ..io.hdf5 import (
     H5_ERRORS,
     check_dataset,
     h5_errors,
+    load_h5py,
     numeric_datasets,
     open_hdf5,
     read_dataset,
@@ -60,7 +60,7 @@ def write(path: str | os.PathLike, tensors: Mapping[str, np.ndarray],
         shutil.copyfileobj(src, out)
         out.flush()
         with converted(f"{template}: not a readable HDF5 file", H5_ERRORS):
-            f = h5py.File(out, "r+")
+            f = load_h5py().File(out, "r+")
         with f, h5_errors(str(template)):
             present = set(numeric_datasets(f))
             for name, value in tensors.items():

@@ -54,7 +54,7 @@ EXTENSIONS = (".h5", ".hdf5", ".hdf")
 FILTERS = {1: "gzip", 2: "shuffle", 3: "fletcher32", 32000: "lzf"}  # allowed in foreign files
 
 
-def _h5py():
+def load_h5py():
     import h5py  # a core dependency, imported only when HDF5 is used
 
     return h5py
@@ -73,7 +73,7 @@ def h5_errors(at: str) -> Any:
 def save_hdf5(path: str | os.PathLike, tensors: Mapping[str, Encoded | np.ndarray],
               metadata: Mapping[str, str] | None = None) -> None:
     """Write ``tensors`` to an HDF5 file (through an exclusive temporary, then renamed)."""
-    h5py = _h5py()
+    h5py = load_h5py()
     path = Path(path)
     metadata = dict(metadata or {})
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
@@ -107,7 +107,7 @@ def save_hdf5(path: str | os.PathLike, tensors: Mapping[str, Encoded | np.ndarra
 def member(group: Any, name: str, at: str) -> Any:
     """``group[name]`` if it is reached through a hard link; :class:`FormatError` for a soft,
     external or dangling link (which h5py would follow, into another file or nowhere)."""
-    h5py = _h5py()
+    h5py = load_h5py()
     with h5_errors(at):
         link = group.get(name, getlink=True)
         if link is None:
@@ -123,7 +123,7 @@ def check_dataset(ds: Any, at: str, strict: bool, max_bytes: Budget = "auto") ->
     written), or, with ``strict`` (sparsecodec's own files), anything but contiguous and
     unfiltered; otherwise filters outside ``FILTERS`` and expansion past the decode budget.
     Returns the file offset of a contiguous dataset's bytes (None when it has none)."""
-    h5py = _h5py()
+    h5py = load_h5py()
     if not isinstance(ds, h5py.Dataset):
         raise FormatError(f"{at}: is not a dataset")
     with h5_errors(at):
@@ -165,7 +165,7 @@ def check_dataset(ds: Any, at: str, strict: bool, max_bytes: Budget = "auto") ->
 def numeric_datasets(f: Any) -> list[str]:
     """Paths of the numeric (float, int, uint, bool), non-scalar datasets of an open file,
     reached from the root through hard links only."""
-    h5py = _h5py()
+    h5py = load_h5py()
     names: list[str] = []
 
     def walk(group: Any, prefix: str, depth: int) -> None:
@@ -202,7 +202,7 @@ def read_dataset(f: Any, name: str, at: str, max_bytes: Budget = "auto") -> np.n
 def open_hdf5(path: str | os.PathLike, mode: str = "r") -> tuple[Any, Any]:
     """(file object, h5py file) for a regular file opened once; :class:`FormatError` if it is
     not HDF5."""
-    h5py = _h5py()
+    h5py = load_h5py()
     fh = open_regular(path, "HDF5 file")
     try:
         with converted(f"{path}: not a readable HDF5 file", H5_ERRORS):
@@ -238,7 +238,7 @@ class HDF5File(Mapping[str, Any]):
 
     def __init__(self, path: str | os.PathLike, verify: bool = True,
                  max_bytes: Budget = "auto", mmap: bool = True):
-        h5py = _h5py()
+        h5py = load_h5py()
         self.path = Path(path)
         self.verify = verify  # HDF5 has no per-dataset checksum here; kept for one interface
         self.max_bytes = max_bytes
@@ -322,7 +322,7 @@ class HDF5File(Mapping[str, Any]):
         check_shape(f"{at}: shape", shape)
         names = list(g)  # (h5py's failures are FormatErrors here: __getitem__'s h5_errors)
         found = {cn: member(g, cn, f"{at}: component {cn!r}") for cn in names}
-        dataset = _h5py().Dataset
+        dataset = load_h5py().Dataset
         stored = sum(int(ds.id.get_storage_size()) for ds in found.values()
                      if isinstance(ds, dataset))
         check_budget(at, fmt, shape, dtype, stored, self.max_bytes)
@@ -339,7 +339,7 @@ class HDF5File(Mapping[str, Any]):
                 raise FormatError(f"{at}: unknown format {fmt[:40]!r}")
             shape = [int(s) for s in np.asarray(_attr(g, "shape", at)).ravel()]
             check_shape(f"{at}: shape", shape)
-            dataset = _h5py().Dataset
+            dataset = load_h5py().Dataset
             stored = sum(int(np.prod(ds.shape, dtype=np.int64)) * ds.dtype.itemsize
                          for cn in g if isinstance(ds := member(g, cn, at), dataset))
             check_budget(at, fmt, shape, dtype, stored, self.max_bytes)

@@ -541,8 +541,11 @@ def pack(tensors: Mapping[str, Any] | str | os.PathLike, path: str | os.PathLike
     source = open_source(tensors, max_bytes)
     names = list(source)
     if not any(st.is_weight(n, *source.info(n)) for n in names):
+        seen = ", ".join(f"{n} {source.info(n)[1]} {source.info(n)[0]}" for n in names[:4])
         raise FormatError("no weight matrix to pack (no float tensor of 2+ dimensions"
-                          f"{' matching ' + repr(layers) if layers else ''})")
+                          f"{' matching ' + repr(layers) if layers else ''}; read "
+                          f"{len(names)} tensors{': ' + seen if seen else ''}"
+                          f"{', ...' if len(names) > 4 else ''})")
     if shard_size is None and dask is None:
         results = (_pooled(source, names, st, workers) if workers > 1
                    else _serial(source, names, st))

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import sparsecodec as sc
+from sparsecodec import adapters
 from sparsecodec import quantize as qz
 from sparsecodec.cli import main
 from sparsecodec.pack import from_matrix, pack, parse_quantizer, to_matrix, unpack
@@ -150,6 +151,55 @@ def onnx_mlp(path, rng):
         [numpy_helper.from_array(a, n) for n, a in (("W1", W1), ("b1", b1), ("W2", W2))])
     onnx.save(helper.make_model(graph), str(path))
     return {"W1": W1, "b1": b1, "W2": W2}
+
+
+def test_onnx_constant_node_weights_are_packed_and_written_back(tmp_path, capsys):
+    """Weights stored as Constant nodes (main graph and an If branch), as PaddleOCR's exports
+    do, are read, packed and written back into the same nodes; the model runs them."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    rng = np.random.default_rng(5)
+    W1 = rng.standard_normal((8, 16)).astype(np.float32)
+    W2 = rng.standard_normal((16, 4)).astype(np.float32)
+    W3 = rng.standard_normal((16, 4)).astype(np.float32)
+    branch = helper.make_graph(
+        [helper.make_node("Constant", [], ["W3"], value=numpy_helper.from_array(W3)),
+         helper.make_node("MatMul", ["h", "W3"], ["z"])], "then", [],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [None, 4])])
+    other = helper.make_graph(
+        [helper.make_node("MatMul", ["h", "W2"], ["z2"])], "else", [],
+        [helper.make_tensor_value_info("z2", TensorProto.FLOAT, [None, 4])])
+    nodes = [helper.make_node("Constant", [], ["W2"], value=numpy_helper.from_array(W2)),
+             helper.make_node("MatMul", ["x", "W1"], ["h"]),
+             helper.make_node("If", ["c"], ["y"], then_branch=branch, else_branch=other)]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 8]),
+                     helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])],
+        [numpy_helper.from_array(W1, "W1")])
+    onnx.save(helper.make_model(graph), str(tmp_path / "c.onnx"))
+    assert {k: v.shape for k, v in adapters.read(tmp_path / "c.onnx").items()} == \
+        {"W1": (8, 16), "W2": (16, 4), "W3": (16, 4)}
+    assert main(["pack", str(tmp_path / "c.onnx"), "-o", str(tmp_path / "q.spc"),
+                 "--quantize", "kmeans:4"]) == 0
+    assert "W3" in capsys.readouterr().out
+    assert main(["unpack", str(tmp_path / "q.spc"), "-o", str(tmp_path / "q.onnx"),
+                 "--template", str(tmp_path / "c.onnx")]) == 0
+    q = unpack(tmp_path / "q.spc")
+    assert all(np.unique(q[n]).size <= 4 for n in ("W1", "W2", "W3"))
+    x = rng.standard_normal((3, 8)).astype(np.float32)
+    run = ReferenceEvaluator(str(tmp_path / "q.onnx"))
+    for c, W in ((True, q["W3"]), (False, q["W2"])):
+        got = run.run(None, {"x": x, "c": np.array(c)})[0]
+        np.testing.assert_allclose(got, x @ q["W1"] @ W, rtol=1e-5, atol=1e-5)
+
+
+def test_no_weight_matrix_says_what_was_read(tmp_path):
+    np.savez(tmp_path / "b.npz", bias=np.ones(3, np.float32), step=np.int64(7))
+    with pytest.raises(sc.FormatError, match=r"read 2 tensors: bias float32 \(3,\), step int64"):
+        pack(str(tmp_path / "b.npz"), tmp_path / "o.spc")
 
 
 def test_onnx_model_packed_unpacked_and_run(tmp_path, capsys):

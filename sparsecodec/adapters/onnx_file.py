@@ -1,11 +1,14 @@
-"""ONNX models: the initializers (the weights) as named arrays, and a model written back with
-its initializers replaced (optional: ``pip install onnx``). Graph, operators and every other
-field are kept as they were, so the written model runs wherever the original did."""
+"""ONNX models: the weights as named arrays, and a model written back with them replaced
+(optional: ``pip install onnx``). Weights are the graph's initializers and the tensors of its
+``Constant`` nodes (many exporters, PaddleOCR's among them, store weights that way), in the main
+graph and in subgraphs (``If``/``Loop`` bodies); a Constant's tensor is named by the node's
+output. Graph, operators and every other field are kept as they were, so the written model runs
+wherever the original did."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -38,44 +41,72 @@ def _external_location(init: Any, folder: str, path: str | os.PathLike) -> None:
         raise FormatError(f"{at}: is missing or not a regular file")
 
 
+def weights(model: Any) -> Iterator[tuple[str, Any]]:
+    """(name, TensorProto) of every weight: initializers, then the ``value`` tensors of
+    ``Constant`` nodes (named by their output), for the main graph and every subgraph."""
+    onnx = _lib()[0]
+    graphs = [model.graph]
+    while graphs:
+        g = graphs.pop(0)
+        for init in g.initializer:
+            yield init.name, init
+        for node in g.node:
+            for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.GRAPH:
+                    graphs.append(attr.g)
+                elif attr.type == onnx.AttributeProto.GRAPHS:
+                    graphs.extend(attr.graphs)
+                elif (node.op_type == "Constant" and node.domain in ("", "ai.onnx")
+                      and attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR
+                      and len(node.output) == 1 and node.output[0]):
+                    yield node.output[0], attr.t
+
+
 def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """The initializers, by name. External data (``location`` in the tensor) is read from the
-    model's own folder, never from the current one, and only from files inside it."""
+    """The weights (initializers and Constant-node tensors), by name. External data
+    (``location`` in the tensor) is read from the model's own folder, never from the current
+    one, and only from files inside it."""
     onnx, numpy_helper = _lib()
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError and others from protobuf
         raise FormatError(f"{path}: not a readable ONNX model ({exc})") from None
     folder = os.path.realpath(os.path.dirname(os.path.abspath(path)))
-    out = {}
-    for init in model.graph.initializer:
-        if init.data_location == onnx.TensorProto.EXTERNAL:
-            _external_location(init, folder, path)
+    out: dict[str, np.ndarray] = {}
+    for name, tensor in weights(model):
+        at = f"{path}: tensor {name[:80]!r}"
+        if name in out:
+            raise FormatError(f"{at} is defined twice (an initializer and a Constant, or two "
+                              "graphs)")
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            _external_location(tensor, folder, path)
         # onnx raises ValueError, OSError and errors of its own
-        with converted(f"{path}: initializer {init.name[:80]!r} is unreadable", (Exception,)):
-            out[init.name] = numpy_helper.to_array(init, base_dir=folder)
+        with converted(f"{at} is unreadable", (Exception,)):
+            out[name] = numpy_helper.to_array(tensor, base_dir=folder)
     return out
 
 
 def write(path: str | os.PathLike, tensors: Mapping[str, np.ndarray],
           template: str | os.PathLike | None = None) -> None:
-    """Write an ONNX model: ``template``'s graph with the initializers named in ``tensors``
-    replaced (same names, shapes and dtypes). Without a template there is no graph to write."""
+    """Write an ONNX model: ``template``'s graph with the weights named in ``tensors``
+    (initializers and Constant-node tensors) replaced (same names, shapes and dtypes). Without
+    a template there is no graph to write."""
     if template is None:
         raise FormatError("writing .onnx needs the original model as a template (the graph is "
                           "not stored in a packed file): unpack --template MODEL.onnx")
     onnx, numpy_helper = _lib()
     model = onnx.load(str(template), load_external_data=False)
-    by_name = {init.name: init for init in model.graph.initializer}
+    by_name = dict(weights(model))
     for name, value in tensors.items():
         if name not in by_name:
-            continue  # not an initializer of this graph
+            continue  # not a weight of this graph
         old = numpy_helper.to_array(by_name[name])
         new = np.asarray(value)
         if new.shape != old.shape:
             raise FormatError(f"{name}: shape {new.shape} does not match the model's "
                               f"{old.shape}")
-        by_name[name].CopyFrom(numpy_helper.from_array(new.astype(old.dtype), name))
+        by_name[name].CopyFrom(numpy_helper.from_array(new.astype(old.dtype),
+                                                       by_name[name].name))
     data = model.SerializeToString()  # onnx.save would name the temporary by its descriptor
     with atomic_output(path) as fh:
         fh.write(data)

@@ -216,7 +216,7 @@ def pack_cmd(args: argparse.Namespace) -> int:
     rows = pack(tensors, args.output, prune=args.prune, quantize=args.quantize,
                 max_bytes=args.max_bytes,
                 format=args.format, layers=args.layers, layout=args.layout,
-                show_progress=True, model=model,
+                show_progress=True, model=args.model or model,
                 shard_size=parse_size(args.shard_size), workers=args.workers, dask=args.dask,
                 objective=args.objective)
     width = name_width(r.name for r in rows)
@@ -233,6 +233,9 @@ def pack_cmd(args: argparse.Namespace) -> int:
               f"{'' if r.zeros is None else f'{r.zeros:.2f}':>7}{'' if r.k is None else r.k:>6} "
               f"{r.format:<10}{r.nbytes:>12,}{8 * r.nbytes / max(size, 1):>8.3f}"
               f"{'' if r.limit_bytes is None else f'{r.limit_bytes:,.0f}':>11}")
+    for r in rows:
+        if r.note:
+            print(f"note: {r.name}: {r.note}")
     on_disk = sum(p.stat().st_size for p in files_of(args.output))
     print(f"total: {raw:,} bytes in, {packed:,} bytes of tensors ({raw / max(packed, 1):.1f}x), "
           f"file {on_disk:,} bytes; 'limit' = positions + values entropy bound")
@@ -436,6 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "(docs/adapters.md)")
     pk.add_argument("--dask", metavar="ADDRESS", help="map the shards over the Dask cluster "
                     "at ADDRESS (e.g. tcp://host:8786); workers read the input themselves")
+    pk.add_argument("--model", metavar="SPEC.json", help="a layer list for runtime.load_model "
+                    "(docs/adapters.md, 'Running a packed model'), stored in the file; Keras "
+                    "Sequential .h5 files get one without it")
     pk.set_defaults(func=pack_cmd)
     up = sub.add_parser("unpack", help=f"decode a packed file to a model file "
                         f"({_extensions(WRITERS)})")

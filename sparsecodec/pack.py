@@ -83,6 +83,7 @@ class PackedTensor:
     zeros: float | None = None       # fraction of zero entries in the stored matrix
     k: int | None = None             # distinct nonzero values
     limit_bytes: float | None = None  # positions + values entropy limit
+    note: str | None = None          # what was done instead of the settings (a fallback)
 
 
 def to_matrix(a: np.ndarray, layout: str) -> tuple[np.ndarray, str]:
@@ -162,10 +163,12 @@ _POSITION_FREE = ("kmeans", "uniform", "optimal", "ecsq")  # probabilistic round
 
 def _compress(holder: list[np.ndarray], prune: float | None,
               quant: tuple[str, dict[str, int]] | None, fmt: str, objective: str = "size"
-              ) -> tuple[Encoded, Matrix | None]:
+              ) -> tuple[Encoded, Matrix | None] | tuple[Encoded, Matrix, str]:
     """The encoded matrix, and the exact matrix it holds, analysed once for both the encoder
-    and the report (None for pq: it never exists). The matrix comes in a one-item list that
-    is emptied, so that it can be freed as soon as its pruned copy exists."""
+    and the report (None for pq: it never exists), and a note when the quantizer could not be
+    applied to this tensor and a fallback was (pq on a tensor with fewer sub-vectors than
+    codewords keeps the tensor unquantized). The matrix comes in a one-item list that is
+    emptied, so that it can be freed as soon as its pruned copy exists."""
     W = holder.pop()
     if prune:
         W = qz.prune(W, prune).weights
@@ -175,7 +178,11 @@ def _compress(holder: list[np.ndarray], prune: float | None,
     method, opts = quant
     if method == "pq":
         mask = W != 0 if prune else None
-        return qz.product_quantize(W, opts["d"], opts["k"], mask=mask, pad=True), None
+        try:
+            return qz.product_quantize(W, opts["d"], opts["k"], mask=mask, pad=True), None
+        except QuantizeError as exc:  # too small for the codebook: stored unquantized
+            M = Matrix(W)
+            return _encode(M, fmt, objective), M, f"pq refused ({exc}): not quantized"
     if method in _POSITION_FREE:
         # these quantizers see only the nonzero values, wherever they are: quantize those
         # (a tenth of the entries at 90% pruning) and write them back, instead of building
@@ -241,15 +248,19 @@ def _pack_tensor(source: TensorSource, name: str, st: _Settings
         matrix = W.shape
         holder = [W]
         del W
-        enc, held = _compress(holder, st.prune, st.quant, st.format, st.objective)
+        enc, held, *note = _compress(holder, st.prune, st.quant, st.format, st.objective)
         k = limit = None
         if held is not None:
             limit = entropy_limits(held).sparse / 8
             d = held.nonzero_distinct
             k = d.k if d is not None else int(np.unique(held.csc[2]).size)
         row = PackedTensor(name, shape, matrix, enc.format, enc.nbytes, nbytes,
-                           1 - enc.nnz / (matrix[0] * matrix[1]), k, limit)
-        return enc, row, {"shape": list(shape), "transform": transform}
+                           1 - enc.nnz / (matrix[0] * matrix[1]), k, limit,
+                           note[0] if note else None)
+        rec = {"shape": list(shape), "transform": transform}
+        if note:
+            rec["note"] = note[0]
+        return enc, row, rec
     except PackError:
         raise
     except Exception as exc:
@@ -506,16 +517,17 @@ def _resumed(name: str, t: Any) -> PackedTensor:
 def pack(tensors: Mapping[str, Any] | str | os.PathLike, path: str | os.PathLike, *,
          prune: float | None = None, quantize: str | None = None, format: str = "auto",
          layers: str | None = None, layout: str = "as-is", show_progress: bool = False,
-         model: list[dict[str, Any]] | None = None, shard_size: int | None = None,
-         workers: int = 1, dask: Any = None, max_bytes: Budget = "auto",
-         objective: str = "size") -> list[PackedTensor]:
+         model: list[dict[str, Any]] | str | os.PathLike | None = None,
+         shard_size: int | None = None, workers: int = 1, dask: Any = None,
+         max_bytes: Budget = "auto", objective: str = "size") -> list[PackedTensor]:
     """Write ``tensors`` to the container ``path``; see the module docstring.
 
     ``tensors`` is a mapping of arrays or the path of a model file. Files are read one tensor
     at a time (``sparsecodec.sources``), so memory holds one tensor and its encoding, whatever
     the size of the model. ``quantize`` is a spec like ``"kmeans:32"`` or ``"pq:d=8,k=256"``;
     ``layers`` a regex on tensor names (default: every float tensor of 2 or more dimensions);
-    ``model`` a layer list that ``runtime.load_model`` will run (stored as metadata).
+    ``model`` a layer list that ``runtime.load_model`` will run (stored as metadata), or the
+    path of a JSON file holding one (``pack --model``); its tensor names are checked first.
 
     ``shard_size`` (input bytes per shard) writes shards ``path``-00001-of-N plus the index
     ``path.index.json``, which ``load``, ``open_file`` and ``unpack`` accept; finished shards
@@ -546,6 +558,11 @@ def pack(tensors: Mapping[str, Any] | str | os.PathLike, path: str | os.PathLike
                           f"{' matching ' + repr(layers) if layers else ''}; read "
                           f"{len(names)} tensors{': ' + seen if seen else ''}"
                           f"{', ...' if len(names) > 4 else ''})")
+    if model is not None:
+        from .runtime.model import check_spec, read_spec
+
+        model = (read_spec(model, names) if isinstance(model, (str, os.PathLike))
+                 else check_spec(model, names, "model"))
     if shard_size is None and dask is None:
         results = (_pooled(source, names, st, workers) if workers > 1
                    else _serial(source, names, st))
@@ -567,8 +584,9 @@ TRANSFORMS = ("none", "T", "oihw", "hwio", "flatten")
 
 def pack_records(metadata: Mapping[str, str], where: str) -> dict[str, dict[str, Any]]:
     """The per-tensor records of a file's ``sparsecodec.pack`` metadata (empty without one),
-    each checked: ``{"shape": [...], "transform": one of TRANSFORMS}``. Raises
-    :class:`FormatError` naming the tensor and field for anything else."""
+    each checked: ``{"shape": [...], "transform": one of TRANSFORMS}`` and optionally
+    ``"note"``, a string saying what was done instead of the settings (a quantizer's fallback).
+    Raises :class:`FormatError` naming the tensor and field for anything else."""
     text = metadata.get(META_KEY)
     if not text:
         return {}
@@ -578,8 +596,10 @@ def pack_records(metadata: Mapping[str, str], where: str) -> dict[str, dict[str,
     records = info.get("tensors", {})
     for name, r in records.items():
         at = f"{where}: metadata {META_KEY}: tensor {name[:80]!r}"
-        if not isinstance(r, dict) or set(r) != {"shape", "transform"}:
-            raise FormatError(f"{at}: a record holds exactly shape and transform")
+        if not isinstance(r, dict) or set(r) - {"note"} != {"shape", "transform"} or \
+                not isinstance(r.get("note", ""), str):
+            raise FormatError(f"{at}: a record holds exactly shape and transform, and "
+                              "optionally a note (a string)")
         if r["transform"] not in TRANSFORMS:
             raise FormatError(f"{at}: unknown transform {str(r['transform'])[:40]!r}")
         check_shape(f"{at}: shape", r["shape"])

@@ -72,6 +72,24 @@ def test_pq_and_layers_regex(tmp_path):
     assert np.array_equal(back["fc1.weight"].view(np.uint32), own.view(np.uint32))
 
 
+def test_pq_too_large_for_a_tensor_falls_back_per_tensor(tmp_path, capsys):
+    """k = 64 codewords of 8 weights fit fc1 (1,536 weights: 192 sub-vectors) but not conv
+    (162 weights: about 21): conv is stored unquantized, the table and the file say so, and
+    the pack goes on."""
+    m = model()
+    np.savez(tmp_path / "m.npz", **m)
+    assert main(["pack", str(tmp_path / "m.npz"), "-o", str(tmp_path / "p.spc"),
+                 "--quantize", "pq:d=8,k=64", "--layout", "torch"]) == 0
+    out = capsys.readouterr().out
+    assert "note: conv.weight: pq refused" in out and "not quantized" in out
+    assert "note: fc1.weight" not in out
+    back = unpack(tmp_path / "p.spc")
+    assert np.array_equal(back["conv.weight"], m["conv.weight"])  # kept exactly
+    assert np.unique(back["fc1.weight"]).size > 1
+    records = json.loads(sc.open(tmp_path / "p.spc").metadata["sparsecodec.pack"])["tensors"]
+    assert "pq refused" in records["conv.weight"]["note"] and "note" not in records["fc1.weight"]
+
+
 def test_parse_quantizer():
     assert parse_quantizer("kmeans:32") == ("kmeans", {"k": 32})
     assert parse_quantizer("pq:d=8,k=256") == ("pq", {"d": 8, "k": 256})

@@ -105,12 +105,45 @@ def test_model_description_errors(tmp_path):
     pack(t, tmp_path / "plain.spc")
     with pytest.raises(sc.FormatError, match="no model description"):
         rt.load_model(tmp_path / "plain.spc")
+    import json
+
+    tensors = sc.load(tmp_path / "plain.spc")
     for spec, message in (([{"type": "lstm"}], "unknown type"),
                           ([{"type": "linear", "weight": "nope"}], "missing"),
                           ([{"type": "linear", "weight": "fc.bias"}], "not an encoded")):
-        pack(t, tmp_path / "bad.spc", model=spec)
+        # written directly: pack itself refuses the first two (below)
+        sc.save(tmp_path / "bad.spc", tensors, metadata={"sparsecodec.model": json.dumps(spec)})
         with pytest.raises(sc.FormatError, match=message):
             rt.load_model(tmp_path / "bad.spc")
+
+
+def test_pack_checks_a_model_description_first(tmp_path, capsys):
+    """pack(model=...) and pack --model FILE refuse unknown layer types and tensor names
+    before encoding anything; a good description file makes a runnable pack."""
+    import json
+
+    from sparsecodec.cli import main
+
+    t = small_cnn()
+    for spec, message in (([{"type": "lstm"}], "type 'lstm' is not one of"),
+                          ([{"type": "linear", "weight": "nope"}], "weight 'nope' is not a"),
+                          ([{"type": "linear", "weight": "fc.weight", "bias": "b"}], "bias 'b'"),
+                          ({"type": "flatten"}, "non-empty list"), ([], "non-empty list")):
+        with pytest.raises(sc.FormatError, match=message):
+            pack(t, tmp_path / "bad.spc", model=spec)
+        assert not (tmp_path / "bad.spc").exists()
+    np.savez(tmp_path / "cnn.npz", **t)
+    (tmp_path / "spec.json").write_text(json.dumps(SPEC))
+    (tmp_path / "bad.json").write_text('[{"type": "conv3d"}]')
+    assert main(["pack", str(tmp_path / "cnn.npz"), "-o", str(tmp_path / "c.spc"), "--layout",
+                 "torch", "--quantize", "kmeans:8", "--model", str(tmp_path / "bad.json")]) == 2
+    assert "conv3d" in capsys.readouterr().err
+    assert main(["pack", str(tmp_path / "cnn.npz"), "-o", str(tmp_path / "c.spc"), "--layout",
+                 "torch", "--quantize", "kmeans:8", "--model", str(tmp_path / "spec.json")]) == 0
+    x = np.random.default_rng(2).standard_normal((3, 3, 8, 8))
+    np.testing.assert_allclose(rt.load_model(tmp_path / "c.spc")(x),
+                               reference_cnn(unpack(tmp_path / "c.spc"), x), rtol=1e-9,
+                               atol=1e-12)
 
 
 def test_runtime_never_materialises_the_dense_weights():

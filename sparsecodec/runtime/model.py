@@ -36,6 +36,39 @@ from .layers import (
 )
 
 MODEL_KEY = "sparsecodec.model"
+LAYER_TYPES = ("linear", "conv2d", "maxpool2d", "avgpool2d", "flatten", "transpose",
+               "activation")
+MAX_DESCRIPTION = 16 << 20  # bytes of a model description file (pack --model)
+
+
+def check_spec(spec: Any, names: Sequence[str], where: str) -> list[dict[str, Any]]:
+    """A layer list as ``pack(model=...)`` stores it, checked before packing: a list of objects
+    of known ``type`` whose ``weight`` and ``bias`` name tensors of the model (``names``).
+    The fields of each layer are checked when the model is built (``load_model``)."""
+    if not isinstance(spec, list) or not spec:
+        raise FormatError(f"{where}: a model description is a non-empty list of layers")
+    known = set(names)
+    for i, L in enumerate(spec):
+        kind = L.get("type") if isinstance(L, dict) else None
+        if kind not in LAYER_TYPES:
+            raise FormatError(f"{where}: layer {i}: type {str(kind)[:40]!r} is not one of "
+                              f"{', '.join(LAYER_TYPES)}")
+        for key in ("weight", "bias") if kind in ("linear", "conv2d") else ():
+            name = L.get(key)
+            if (key == "weight" or name is not None) and name not in known:
+                raise FormatError(f"{where}: layer {i} ({kind}): {key} {str(name)[:80]!r} is "
+                                  "not a tensor of the model")
+    return spec
+
+
+def read_spec(path: str | os.PathLike, names: Sequence[str]) -> list[dict[str, Any]]:
+    """A model description from a JSON file (``pack --model FILE``), checked by
+    :func:`check_spec` against the model's tensor ``names``."""
+    from ..io.files import read_small
+
+    spec = parse_json(read_small(path, "model description", MAX_DESCRIPTION),
+                      f"{path}: the model description")
+    return check_spec(spec, names, str(path))
 
 
 class Sequential:

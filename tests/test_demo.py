@@ -64,3 +64,19 @@ def test_the_training_script_learns_digits():
     assert accuracy > 0.8  # chance is 0.1
     again, _ = td.train(X[:300], y[:300], epochs=30)
     assert all(np.array_equal(a, b) for a, b in zip(Ws, again, strict=True))  # deterministic
+
+
+def test_readme_demo_block_is_a_real_run(tmp_path, capsys, monkeypatch):
+    """The README's demo output is what `sparsecodec demo` prints (up to the bounds report,
+    which the README leaves out): every size and accuracy, character for character."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## What `sparsecodec demo` shows", 1)[1]
+    block = section.split("```\n", 2)[1]
+    assert block.startswith("example: MLP") and "pruning sweep" in block
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--no-plot"]) == 0
+    out = capsys.readouterr().out
+    printed = out[out.index("example: MLP"):out.index("\nbounds for fc2")]
+    assert printed.rstrip("\n") == block.rstrip("\n")

@@ -29,6 +29,26 @@ def sizes(W: Any, **opts: Any) -> dict[str, int]:
     return out
 
 
+def candidate_sizes(M: Matrix, margin: int = 0, **opts: Any) -> dict[str, int]:
+    """``sizes`` of the formats that can come within ``margin`` bytes of the smallest: in
+    registration order (the cheap, exactly sized formats first), a format whose
+    ``lower_bound`` already exceeds the smallest size found by more than ``margin`` is not
+    sized at all, and the others are sized with that limit (``size_within``: a format may
+    stop once past it). On unquantized floats that skips every value-table format (sizing
+    ``sham_ans`` means encoding it) and stops ``grid``'s fit after a block or two."""
+    out: dict[str, int] = {}
+    best = float("inf")
+    for name, cls in registry().items():
+        if cls.lower_bound(M) > best + margin:
+            continue
+        size = cls.size_within(M, best + margin,
+                               **{k: v for k, v in opts.items() if k in cls.options})
+        if size is not None:
+            out[name] = size
+            best = min(best, size)
+    return out
+
+
 OBJECTIVES = ("size", "speed")
 SPEED_MAX_BITS = 10.0  # objective="speed" chooses among formats at most this many bits/weight
 
@@ -55,9 +75,9 @@ def encode(W: Any, format: str = "auto", objective: str = "size", **opts: Any) -
         unknown = sorted(set(opts) - known)
         if unknown:
             raise EncodeError(f"auto: unknown option(s) {unknown}")
-        table = sizes(M, **opts)
         if objective == "speed":
-            return fastest(M, table, opts)
+            return fastest(M, sizes(M, **opts), opts)
+        table = candidate_sizes(M, **opts)
         format = min(table, key=table.__getitem__)
         opts = {k: v for k, v in opts.items() if k in reg[format].options}
     if format not in reg:

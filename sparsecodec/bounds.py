@@ -244,11 +244,12 @@ def entropy_h0(W: np.ndarray | Matrix, nonzero_only: bool = False) -> float:
 
 
 def _value_counts(M: Matrix, nonzero_only: bool) -> np.ndarray:
-    d = M.nonzero_distinct if nonzero_only else M.all_distinct
-    if d is not None:
-        return d.counts
-    bits = M.csc[2] if nonzero_only else M.bits.ravel()
-    return np.unique(bits, return_counts=True)[1]
+    """The counts of each distinct bit pattern (of the nonzeros, or of every entry: the
+    nonzeros' and the zeros' count); their order is not that of the patterns."""
+    zeros = M.size - M.nnz
+    if nonzero_only or not zeros:
+        return M.nonzero_counts
+    return np.append(M.nonzero_counts, zeros)
 
 
 def pattern_bits(n: int, m: int, q: int) -> float:

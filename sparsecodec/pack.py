@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from . import quantize as qz
-from .api import OBJECTIVES, encode, sizes
+from .api import OBJECTIVES, candidate_sizes, encode
 from .bounds import entropy_limits
 from .errors import FormatError, QuantizeError, ShapeError, SparseCodecError
 from .formats.base import Encoded, Matrix
@@ -152,7 +152,7 @@ def _encode(M: Matrix, fmt: str, objective: str = "size") -> Encoded:
         return encode(M, format=fmt)
     if objective == "speed":
         return encode(M, objective="speed")
-    table = sizes(M)
+    table = candidate_sizes(M, margin=2048)
     best = min(table.values())
     return min((encode(M, format=f) for f, size in table.items() if size <= best + 2048),
                key=file_cost)
@@ -252,8 +252,7 @@ def _pack_tensor(source: TensorSource, name: str, st: _Settings
         k = limit = None
         if held is not None:
             limit = entropy_limits(held).sparse / 8
-            d = held.nonzero_distinct
-            k = d.k if d is not None else int(np.unique(held.csc[2]).size)
+            k = held.nonzero_k
         row = PackedTensor(name, shape, matrix, enc.format, enc.nbytes, nbytes,
                            1 - enc.nnz / (matrix[0] * matrix[1]), k, limit,
                            note[0] if note else None)

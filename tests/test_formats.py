@@ -103,7 +103,47 @@ def test_auto_picks_the_smallest(W):
     enc = sc.encode(W)
     sizes = sc.sizes(W)
     assert enc.nbytes == min(sizes.values())
+    assert enc.format == min(sizes, key=sizes.get)  # ties: the earlier registered format
     assert same_bits(enc.decode(), W)
+
+
+@given(W=matrices())
+def test_lower_bounds_never_exceed_the_real_size(W):
+    """auto skips sizing a format whose lower_bound exceeds the smallest size found, so every
+    bound must hold: never above what the format really stores."""
+    from sparsecodec.formats.base import Matrix
+
+    M = Matrix(W)
+    for fmt, size in sc.sizes(M).items():
+        assert registry()[fmt].lower_bound(M) <= size, fmt
+
+
+@given(W=matrices(), frac=st.floats(0.5, 1.5))
+def test_size_within_is_size_of_or_none_past_the_limit(W, frac):
+    from sparsecodec.formats.base import Matrix
+
+    for fmt, size in sc.sizes(W).items():
+        limit = size * frac
+        got = registry()[fmt].size_within(Matrix(W), limit)  # a fresh Matrix: no memo
+        assert got == (size if size <= limit else None), fmt
+
+
+def test_auto_does_not_size_value_tables_of_unquantized_floats(monkeypatch):
+    """A float matrix whose values are all distinct: sham_ans (sized by encoding) and, for a
+    tall one (2000 rows: most values cannot be on a column's 255 levels), grid's fit are never
+    run, and the choice is the one a full sizes() table gives."""
+    from sparsecodec.formats import grid, sham_ans
+
+    W = np.random.default_rng(0).standard_normal((2000, 30)).astype(np.float32)
+    want = min(sc.sizes(W).items(), key=lambda kv: kv[1])
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("sized although its lower bound exceeds the best")
+
+    monkeypatch.setattr(sham_ans.SHAMAns, "size_of", classmethod(refuse))
+    monkeypatch.setattr(grid.Grid, "size_of", classmethod(refuse))
+    enc = sc.encode(W)
+    assert (enc.format, enc.nbytes) == want and same_bits(enc.decode(), W)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -27,6 +27,7 @@ _NO_INDEX = np.zeros(0, np.uint64)
 @register
 class CER(Encoded):
     format = "cer"
+    stores_values = True  # omega holds every distinct nonzero value
     padded = True  # CER keeps empty groups; CSER stores each group's rank instead
 
     def __init__(self, shape, dtype, omega: np.ndarray, col_index: np.ndarray,
@@ -80,6 +81,16 @@ class CER(Encoded):
         cw, pw, rw, oiw = cls._widths(n, d.k, q, groups)
         return (d.k * M.dtype.itemsize + 8 * words_for(q * cw) + 8 * words_for((groups + 1) * pw)
                 + 8 * words_for((m + 1) * rw) + 8 * words_for(groups * oiw))
+
+    @classmethod
+    def lower_bound(cls, M: Matrix) -> int:
+        """The values, and a row index for every entry not equal to the most frequent value
+        (at least ``size - max(zeros, nnz - k + 1)`` entries, with k the distinct nonzero
+        values: no value is more frequent than that)."""
+        k = M.nonzero_k_at_least
+        n = M.shape[0]
+        explicit = M.size - max(M.size - M.nnz, M.nnz - k + 1)
+        return k * M.dtype.itemsize + max(explicit, 0) * width_for(n - 1) // 8
 
     # ---- storage
     @classmethod

@@ -71,10 +71,14 @@ def _best_scales(candidates: tuple[np.ndarray, ...], levels: np.ndarray, ok: np.
     return best_scale, best_ok
 
 
+class _OverBudget(Exception):
+    """A fit stopped early: it already stores more than the bytes it was allowed."""
+
+
 class _Fit:
     """The grid of every column at one code width, and what falls off it."""
 
-    def __init__(self, M: Matrix, code_bits: int):
+    def __init__(self, M: Matrix, code_bits: int, budget: float = float("inf")):
         n, m = M.shape
         self.code_bits = code_bits
         self.span = 0  # the widest range of levels in a column, 0 included
@@ -84,7 +88,9 @@ class _Fit:
         rows, vals, counts = [], [], np.zeros(m, np.int64)
         bits = bits_dtype(M.dtype)
         info = np.finfo(M.dtype)
-        step = max(1, BLOCK_ENTRIES // max(n, 1))
+        # with a budget, smaller blocks (columns are fitted independently) stop sooner
+        block = BLOCK_ENTRIES if budget == float("inf") else BLOCK_ENTRIES >> 4
+        step = max(1, block // max(n, 1))
         for c0 in range(0, m, step):
             c1 = min(m, c0 + step)
             V = np.ascontiguousarray(M.W[:, c0:c1].T)
@@ -113,6 +119,8 @@ class _Fit:
                 counts[c0 + c] = bad.size
                 rows.append(bad)
                 vals.append(V[c, bad])
+            if _stored(M, code_bits, int(counts.sum())) > budget:
+                raise _OverBudget  # the columns left can only add exceptions
         self.xrows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
         self.xvalues = (np.concatenate(vals) if vals else np.zeros(0, M.dtype)).astype(M.dtype)
         self.xptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
@@ -151,6 +159,14 @@ class _Fit:
         full = np.zeros((m, 2 * h), np.uint8)
         full[:, :n] = q.view(np.uint8) & 15
         return (full[:, :h] | (full[:, h:] << 4)).reshape(-1)
+
+
+def _stored(M: Matrix, code_bits: int, nx: int) -> int:
+    """What a fit with ``nx`` exceptions stores at least: codes, scales and zero codes, and the
+    exceptions' values and row indices (not their pointers)."""
+    n, m = M.shape
+    return (m * _code_bytes(n, code_bits) + 9 * m + nx * M.dtype.itemsize
+            + nx * width_for(n - 1) // 8)
 
 
 def _code_bytes(n: int, code_bits: int) -> int:
@@ -195,9 +211,40 @@ class Grid(Encoded):
         best = None
         for q in sorted(cls._widths(code_bits), reverse=True):
             if q not in memo:
+                if best is not None and cls._at_least(M, q) > best.nbytes(M):
+                    continue  # cannot win: on unquantized values the 4-bit fit is not made
                 memo[q] = (8 in memo and memo[8].narrowed(q)) or _Fit(M, q)
             if best is None or memo[q].nbytes(M) <= best.nbytes(M):
                 best = memo[q]
+        assert best is not None
+        return best
+
+    @staticmethod
+    def _at_least(M: Matrix, q: int) -> int:
+        """Bytes of every fit at code width ``q``: its codes and scales, and the exceptions
+        that k distinct nonzero values leave when a column's codes reach 2^q - 1 of them."""
+        return _stored(M, q, max(0, M.nonzero_k_at_least - ((1 << q) - 1) * M.shape[1]))
+
+    @classmethod
+    def size_within(cls, M: Matrix, limit: float, code_bits: int | None = None
+                    ) -> int | None:
+        """``size_of``, or None once a fit is sure to exceed ``limit`` bytes: each width's fit
+        stops at the first block of columns whose exceptions already cost more (on
+        unquantized values, after a block or two)."""
+        memo = M.memo.setdefault("grid", {})
+        best: int | None = None
+        for q in sorted(cls._widths(code_bits), reverse=True):
+            budget = limit if best is None else min(limit, best)
+            if q not in memo:
+                if cls._at_least(M, q) > budget:
+                    continue
+                try:
+                    memo[q] = (8 in memo and memo[8].narrowed(q)) or _Fit(M, q, budget)
+                except _OverBudget:
+                    continue
+            size = memo[q].nbytes(M)
+            if size <= limit and (best is None or size <= best):
+                best = size
         return best
 
     @classmethod
@@ -210,6 +257,13 @@ class Grid(Encoded):
     @classmethod
     def size_of(cls, M: Matrix, code_bits: int | None = None) -> int:
         return cls._fits(M, code_bits).nbytes(M)
+
+    @classmethod
+    def lower_bound(cls, M: Matrix) -> int:
+        """A column's codes reach at most 2^q - 1 nonzero values, so a matrix with k distinct
+        nonzero values has at least k - (2^q - 1) m exceptions, whose values and row indices
+        are stored next to the codes whatever the fit finds (the smaller over both widths)."""
+        return min(cls._at_least(M, q) for q in CODE_BITS)
 
     # ---- storage
     @classmethod

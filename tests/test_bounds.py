@@ -240,3 +240,13 @@ def test_sham_bytes_are_the_formula_plus_offsets_and_padding(density, spacing):
     formula_bits = (int(enc.part.lane_off[-1]) + q * math.ceil(math.log2(n))
                     + (n + 1) * math.ceil(math.log2(q + 1)) + 8 * enc.part.symbols.nbytes)
     assert formula_bits / 8 <= enc.nbytes <= 1.01 * formula_bits / 8
+
+
+def test_entropy_of_matrices_without_nonzeros_is_zero_and_silent():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for W in (np.zeros((3, 4), np.float32), np.zeros((0, 5)), np.zeros((2, 0), np.float16)):
+            lim = bd.entropy_limits(W)
+            assert (lim.h0, lim.h0_nonzero, lim.sparse) == (0.0, 0.0, 0.0)

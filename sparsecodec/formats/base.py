@@ -142,6 +142,8 @@ class Matrix:
         if d is not None:
             return d.counts
         b = np.sort(self.csc[2])
+        if not b.size:
+            return np.zeros(0, np.int64)
         ends = np.append(np.flatnonzero(b[1:] != b[:-1]) + 1, b.size)
         return np.diff(ends, prepend=0)
 

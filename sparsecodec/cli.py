@@ -184,15 +184,16 @@ def parse_budget(text: str) -> Any:
 
 def _model_input(path: str, max_bytes: Any = "auto"
                  ) -> tuple[Any, list[dict[str, Any]] | None]:
-    """What ``pack`` reads: the path itself for files read one tensor at a time
-    (safetensors, their index, .npz, HDF5 weights), else the tensors; and the runnable model
-    description of a Keras Sequential .h5."""
+    """What ``pack`` reads: the path itself for framework files (safetensors, their index and
+    .npz are read one tensor at a time; every file type tells the layout of its weights), else
+    the tensors of a sparsecodec file; and the runnable model description of a Keras
+    Sequential .h5."""
     from pathlib import Path
 
     from . import adapters
 
     name = Path(path).name.lower()
-    if name.endswith((".safetensors", ".index.json", ".npz")):
+    if name.endswith((".safetensors", ".index.json", ".npz", ".onnx", ".pt", ".pth")):
         if not Path(path).exists():
             raise OSError(f"no such file: {path}")
         return path, None
@@ -428,8 +429,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="what auto optimises: the smallest file (default) or the fastest "
                          "x @ W on this machine, among formats of at most 10 bits/weight")
     pk.add_argument("--layers", help="regex: only matching tensors are compressed")
-    pk.add_argument("--layout", default="as-is", choices=["as-is", "torch", "keras"],
-                    help="how the file stores weights (see docs/adapters.md, Layouts)")
+    pk.add_argument("--layout", default="auto", choices=["auto", "as-is", "torch", "keras"],
+                    help="how the file stores weights: auto (default: per tensor, as the file "
+                         "says: torch state dicts, Keras .h5, safetensors metadata, the ONNX "
+                         "operator using it), or one layout for every tensor (docs/adapters.md,"
+                         " Layouts)")
     pk.add_argument("--shard-size", help="write shards of about this much input each (2GB, "
                     "512MiB) and an index OUTPUT.index.json; finished shards are kept and "
                     "skipped on a rerun")

@@ -14,6 +14,11 @@ Layouts (our matrices are always W of shape (inputs, outputs), y = x @ W):
   weight is an OIHW convolution kernel, reshaped so that each input channel's kh x kw patch is
   kh*kw consecutive rows (``quantize.conv_to_matrix``).
 - ``keras``: 2-D kernels are (inputs, outputs); 4-D kernels are HWIO.
+- ``auto`` (the default): each tensor as its file says (``TensorSource.layout``): torch state
+  dicts are ``torch``; Keras ``.h5`` files ``keras``; safetensors files by their header's
+  ``__metadata__`` "format" ("pt": ``torch``, "tf": ``keras``); an ONNX weight by the operator
+  that uses it (``MatMul``: ``as-is``, ``Gemm`` with ``transB=1`` and ``Conv``: ``torch``);
+  ``as-is`` where nothing says. The transform applied to each tensor is in its record.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from .progress import progress
 from .sources import TensorSource, open_source
 
 LAYOUTS = ("as-is", "torch", "keras")
+LAYOUT_CHOICES = ("auto", *LAYOUTS)  # auto: each tensor as its file says (TensorSource.layout)
 META_KEY = "sparsecodec.pack"
 
 
@@ -243,7 +249,7 @@ def _pack_tensor(source: TensorSource, name: str, st: _Settings
         shape, nbytes = a.shape, a.nbytes
         if not st.is_weight(name, a.shape, a.dtype):
             return a, PackedTensor(name, shape, None, "array", nbytes, nbytes), None
-        W, transform = to_matrix(a, st.layout)
+        W, transform = to_matrix(a, source.layout(name) if st.layout == "auto" else st.layout)
         del a
         matrix = W.shape
         holder = [W]
@@ -515,7 +521,7 @@ def _resumed(name: str, t: Any) -> PackedTensor:
 
 def pack(tensors: Mapping[str, Any] | str | os.PathLike, path: str | os.PathLike, *,
          prune: float | None = None, quantize: str | None = None, format: str = "auto",
-         layers: str | None = None, layout: str = "as-is", show_progress: bool = False,
+         layers: str | None = None, layout: str = "auto", show_progress: bool = False,
          model: list[dict[str, Any]] | str | os.PathLike | None = None,
          shard_size: int | None = None, workers: int = 1, dask: Any = None,
          max_bytes: Budget = "auto", objective: str = "size") -> list[PackedTensor]:
@@ -542,8 +548,8 @@ def pack(tensors: Mapping[str, Any] | str | os.PathLike, path: str | os.PathLike
     quant = parse_quantizer(quantize)
     if objective not in OBJECTIVES:
         raise PackError(f"objective must be one of {OBJECTIVES}, found {objective!r}")
-    if layout not in LAYOUTS:
-        raise ShapeError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    if layout not in LAYOUT_CHOICES:
+        raise ShapeError(f"layout must be one of {LAYOUT_CHOICES}, got {layout!r}")
     if layers is not None:
         re.compile(layers)
     if not isinstance(workers, int) or workers < 1:

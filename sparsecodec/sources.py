@@ -49,6 +49,11 @@ class TensorSource(Mapping[str, np.ndarray]):
         shape, dtype = self.info(name)
         return int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
 
+    def layout(self, name: str) -> str:
+        """How the input stores this weight (``pack --layout auto``): "torch" for (out, in)
+        and OIHW, "keras" for (in, out) and HWIO, "as-is" when nothing says."""
+        return "as-is"
+
     def subset(self, names: list[str]) -> TensorSource:
         """What a worker needs to read ``names``: a file source is its path, so itself."""
         return self
@@ -61,11 +66,16 @@ class TensorSource(Mapping[str, np.ndarray]):
 
 
 class ArraySource(TensorSource):
-    """Arrays already in memory (or any mapping of them)."""
+    """Arrays already in memory (or any mapping of them), with the layout of each when the
+    file they came from says it (``layouts``; "as-is" for the others)."""
 
-    def __init__(self, tensors: Mapping[str, Any]):
+    def __init__(self, tensors: Mapping[str, Any], layouts: Mapping[str, str] | None = None):
         self.path = Path("<memory>")
         self.tensors = dict(tensors)
+        self.layouts = dict(layouts or {})
+
+    def layout(self, name: str) -> str:
+        return self.layouts.get(name, "as-is")
 
     def __getitem__(self, name: str) -> np.ndarray:
         return np.asarray(self.tensors[name])
@@ -76,7 +86,8 @@ class ArraySource(TensorSource):
 
     def subset(self, names: list[str]) -> TensorSource:
         """Only these arrays, so that a worker process is not sent every tensor."""
-        return ArraySource({n: self.tensors[n] for n in names})
+        return ArraySource({n: self.tensors[n] for n in names},
+                           {n: self.layouts[n] for n in names if n in self.layouts})
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.tensors)
@@ -103,6 +114,12 @@ class SafetensorsSource(TensorSource):
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._header()
+        self.framework = self._framework  # kept when pickled for a worker
+
+    def layout(self, name: str) -> str:
+        """From the header's ``__metadata__`` "format" (the Hugging Face convention): "pt"
+        checkpoints hold torch's (out, in) and OIHW weights, "tf" ones Keras's."""
+        return {"pt": "torch", "tf": "keras"}.get(str(self.framework), "as-is")
 
     def _header(self) -> dict[str, Any]:
         if getattr(self, "_hdr", None) is None:
@@ -115,7 +132,8 @@ class SafetensorsSource(TensorSource):
                     hdr = parse_json(f.read(n), "the header")
                 if not isinstance(hdr, dict):
                     raise ValueError("the header is not an object")
-                hdr.pop("__metadata__", None)
+                meta = hdr.pop("__metadata__", None)
+                self._framework = meta.get("format") if isinstance(meta, dict) else None
                 for name, t in hdr.items():
                     self._check(name, t, size - 8 - n)
             except (OSError, ValueError, TypeError, KeyError) as exc:
@@ -195,6 +213,9 @@ class SafetensorsIndexSource(TensorSource):
 
     def info(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
         return self.shards[self.weight_map[name]].info(name)
+
+    def layout(self, name: str) -> str:
+        return self.shards[self.weight_map[name]].layout(name)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.weight_map)
@@ -291,6 +312,10 @@ class HDF5Source(TensorSource):
         with fh, f:
             self.names = numeric_datasets(f)
 
+    def layout(self, name: str) -> str:
+        """Keras weights files: Dense kernels are (in, out), Conv2D kernels HWIO."""
+        return "keras"
+
     def _file(self) -> Any:
         if getattr(self, "_f", None) is None:
             from .io.hdf5 import open_hdf5
@@ -342,4 +367,4 @@ def open_source(x: Any, max_bytes: Budget = "auto") -> TensorSource:
         return HDF5Source(path, max_bytes)
     from . import adapters
 
-    return ArraySource(adapters.read(path))
+    return ArraySource(adapters.read(path), adapters.layouts(path))

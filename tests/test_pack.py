@@ -323,3 +323,65 @@ def test_cli_pack_format_layers_and_debug(tmp_path, capsys):
     assert main(["--max-bytes", "none", "verify", str(out)]) == 0
     assert main(["--max-bytes", "lots", "verify", str(out)]) == 2
     assert "--max-bytes 'lots'" in capsys.readouterr().err
+
+
+def _transforms(path):
+    meta = json.loads(sc.open(path).metadata["sparsecodec.pack"])
+    return meta["layout"], {n: r["transform"] for n, r in meta["tensors"].items()}
+
+
+def test_auto_layout_follows_what_each_file_says(tmp_path):
+    """--layout auto (the default): torch state dicts and "pt" safetensors are torch, a
+    safetensors file without that metadata and .npz as-is; each tensor's transform is in its
+    record, and unpack restores every file bit for bit."""
+    m = {k: v for k, v in model().items() if v.ndim}
+    stn = pytest.importorskip("safetensors.numpy")
+    torch = pytest.importorskip("torch")
+    stn.save_file(m, str(tmp_path / "pt.safetensors"), metadata={"format": "pt"})
+    stn.save_file(m, str(tmp_path / "plain.safetensors"))
+    torch.save({k: torch.from_numpy(v) for k, v in m.items()}, str(tmp_path / "m.pth"))
+    np.savez(tmp_path / "m.npz", **m)
+    torch_like = {"fc1.weight": "T", "conv.weight": "oihw"}
+    for src, want in (("pt.safetensors", torch_like), ("m.pth", torch_like),
+                      ("plain.safetensors", {"fc1.weight": "none", "conv.weight": "flatten"}),
+                      ("m.npz", {"fc1.weight": "none", "conv.weight": "flatten"})):
+        out = tmp_path / f"{src}.spc"
+        assert main(["pack", str(tmp_path / src), "-o", str(out)]) == 0
+        assert _transforms(out) == ("auto", want), src
+        back = unpack(out)
+        assert all(np.array_equal(back[k], v) for k, v in m.items()), src
+    # --layout still overrides
+    assert main(["pack", str(tmp_path / "pt.safetensors"), "-o", str(tmp_path / "o.spc"),
+                 "--layout", "as-is"]) == 0
+    assert _transforms(tmp_path / "o.spc")[1]["fc1.weight"] == "none"
+
+
+def test_auto_layout_of_onnx_weights_follows_their_operators(tmp_path, capsys):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    rng = np.random.default_rng(4)
+    K = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)      # Conv: OIHW
+    B = rng.standard_normal((10, 64)).astype(np.float32)          # Gemm transB=1: (out, in)
+    M = rng.standard_normal((10, 5)).astype(np.float32)           # MatMul: (in, out)
+    nodes = [helper.make_node("Conv", ["x", "K"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Flatten", ["c"], ["f"]),
+             helper.make_node("Gemm", ["f", "B"], ["g"], transB=1),
+             helper.make_node("MatMul", ["g", "M"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 5])],
+        [numpy_helper.from_array(a, n) for n, a in (("K", K), ("B", B), ("M", M))])
+    onnx.save(helper.make_model(graph), str(tmp_path / "g.onnx"))
+    assert adapters.layouts(tmp_path / "g.onnx") == {"K": "torch", "B": "torch", "M": "as-is"}
+    assert main(["pack", str(tmp_path / "g.onnx"), "-o", str(tmp_path / "g.spc"),
+                 "--quantize", "kmeans:8"]) == 0
+    assert _transforms(tmp_path / "g.spc")[1] == {"K": "oihw", "B": "T", "M": "none"}
+    assert main(["unpack", str(tmp_path / "g.spc"), "-o", str(tmp_path / "q.onnx"),
+                 "--template", str(tmp_path / "g.onnx")]) == 0
+    q = unpack(tmp_path / "g.spc")
+    x = rng.standard_normal((2, 3, 4, 4)).astype(np.float32)
+    want = ReferenceEvaluator(str(tmp_path / "g.onnx")).run(None, {"x": x})[0]
+    got = ReferenceEvaluator(str(tmp_path / "q.onnx")).run(None, {"x": x})[0]
+    assert got.shape == want.shape and all(np.unique(q[n]).size <= 8 for n in "KBM")

@@ -43,6 +43,18 @@ def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return READERS[ext](path)
 
 
+def layouts(path: str | os.PathLike) -> dict[str, str]:
+    """How a framework file stores each weight, where the file says it (``pack --layout
+    auto``): every tensor of a torch state dict is "torch"; an ONNX model's weights follow the
+    operators that use them (``onnx_file.layouts``); other files give nothing here."""
+    ext = Path(path).suffix.lower()
+    if ext in (".pt", ".pth"):
+        return dict.fromkeys(read(path), "torch")
+    if ext == ".onnx":
+        return onnx_file.layouts(path)
+    return {}
+
+
 def write(path: str | os.PathLike, tensors: Mapping[str, np.ndarray],
           template: str | os.PathLike | None = None) -> None:
     """Write named arrays in the format the extension names (``template``: the original model,
@@ -54,4 +66,4 @@ def write(path: str | os.PathLike, tensors: Mapping[str, np.ndarray],
         WRITERS[ext](path, tensors)
 
 
-__all__ = ["READERS", "WRITERS", "read", "write"]
+__all__ = ["READERS", "WRITERS", "layouts", "read", "write"]

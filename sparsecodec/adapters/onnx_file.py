@@ -62,6 +62,38 @@ def weights(model: Any) -> Iterator[tuple[str, Any]]:
                     yield node.output[0], attr.t
 
 
+def layouts(path: str | os.PathLike) -> dict[str, str]:
+    """The layout of each weight, from the operators that use it: the B input of ``MatMul``
+    is (inputs, outputs): "as-is"; of ``Gemm``, "torch" with ``transB=1`` (outputs, inputs),
+    else "as-is"; the W input of ``Conv`` and ``ConvTranspose`` is OIHW: "torch". Weights no
+    such operator uses are left out (they are packed as-is)."""
+    onnx = _lib()[0]
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError and others from protobuf
+        raise FormatError(f"{path}: not a readable ONNX model ({exc})") from None
+    out: dict[str, str] = {}
+    graphs = [model.graph]
+    while graphs:
+        g = graphs.pop(0)
+        for node in g.node:
+            attrs = {a.name: a for a in node.attribute}
+            graphs.extend(a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH)
+            for a in node.attribute:
+                if a.type == onnx.AttributeProto.GRAPHS:
+                    graphs.extend(a.graphs)
+            if len(node.input) < 2 or node.domain not in ("", "ai.onnx"):
+                continue
+            if node.op_type == "MatMul":
+                out.setdefault(node.input[1], "as-is")
+            elif node.op_type == "Gemm":
+                trans = attrs["transB"].i if "transB" in attrs else 0
+                out.setdefault(node.input[1], "torch" if trans else "as-is")
+            elif node.op_type in ("Conv", "ConvTranspose"):
+                out.setdefault(node.input[1], "torch")
+    return out
+
+
 def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """The weights (initializers and Constant-node tensors), by name. External data
     (``location`` in the tensor) is read from the model's own folder, never from the current

@@ -95,6 +95,10 @@ class Matrix:
     @cached_property
     def csr(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(indptr int64[n+1], cols int64[nnz], value bits[nnz]) of the nonzero entries."""
+        return self.row_structure()
+
+    def row_structure(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``csr`` made anew and not kept (for an encoder that needs it once)."""
         return ak.compress_structure(np.ascontiguousarray(self.bits.T))
 
     @property

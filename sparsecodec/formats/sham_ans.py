@@ -232,8 +232,9 @@ def statistics(M: Matrix, order: str = "columns") -> Statistics:
             ptr, rows, _ = M.csc
             vsym, (n, m) = d.symbols, M.shape
         else:  # the same symbols in row order: each value's rank among the sorted values
-            ptr, rows, bits = M.csr
+            ptr, rows, bits = M.__dict__.get("csr") or M.row_structure()  # not kept on M
             vsym = np.searchsorted(d.values, bits).astype(np.int32)
+            del bits
             m, n = M.shape
         R = _choose_runs(ka.runs_histogram(ptr, rows, n), m, n)
         pos_cls = classes_by_count(np.bincount(rows, minlength=n))
@@ -345,6 +346,10 @@ class SHAMAns(Encoded):
         orders = ORDERS if order in (None, "auto") else (order,)
         choices = [_choose(statistics(M, o), forced_g, forced_v) for o in orders]
         ch = min(choices, key=lambda c: c.bits)
+        cache = M.__dict__["_sham_ans"]
+        for c in choices:  # the other order's structure (a CSR copy for rows) is not kept
+            if c is not ch:
+                cache.pop(c.stats.order, None)
         st, g, v = ch.stats, ch.gap_model, ch.value_model
         n, m = st.shape
         nnz = int(st.ptr[-1])

@@ -96,6 +96,43 @@ def _rounded(v, digits):
     return np.float64(np.float32(v)) if digits == 24 else v
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _scale(u, cnt, by_count, lev, s_lo, s_hi, digits):
+    """The scale of a fit and the entries it reproduces: the interval's middle, or a kept
+    value over its level (most frequent first), whichever reproduces the most. float16 is
+    judged by the caller: its middle, and every entry the interval accepted."""
+    k = u.shape[0]
+    mid = 0.5 * (s_lo + s_hi) if s_lo < s_hi else s_lo
+    if not (digits == 24 or digits == 53):
+        w = 0
+        for t in range(k):
+            if lev[t] != 0:
+                w += cnt[t]
+        return mid, w
+    best = mid
+    most = -1
+    tried = 0
+    for t in range(-1, k):
+        if t >= 0:
+            r = by_count[t]
+            if lev[r] == 0:
+                continue
+            s = u[r] / lev[r]
+            tried += 1
+            if tried > FEW_VALUES:
+                break
+        else:
+            s = mid
+        hits = 0
+        for r in range(k):
+            if lev[r] != 0 and _rounded(s * lev[r], digits) == u[r]:
+                hits += cnt[r]
+        if hits > most:
+            most = hits
+            best = s
+    return best, most
+
+
 @njit(cache=True, nogil=True)
 def fit(V, usable, digits, tiny, bits, scales, anchors, levels, accepted):
     """Fit each row of ``V`` (a column of W, float64) on its own grid.
@@ -159,25 +196,23 @@ def fit(V, usable, digits, tiny, bits, scales, anchors, levels, accepted):
                    small[min(2, k - 1)], abs(u[by_count[0]]))
         best_w = -1
         best_lev = np.zeros(k, np.int64)
-        best_lo = 0.0
-        best_hi = 0.0
         # few values say little about the step (two values on levels 13 and -15 need the
         # divisor 13): try every divisor up to the code range then, it costs little
         ndiv = MAX_DIVISOR if k > FEW_VALUES else (1 << bits) - 1
+        best_s = 0.0
         for trial in range(len(guesses) * ndiv):
             g = guesses[trial // ndiv] / (1 + trial % ndiv)
             if not (g > 0.0 and g < np.inf):  # a subnormal gap divided underflows to 0
                 continue
             lev, s_lo, s_hi = _accept(u, ulo, uhi, by_count, g, bits)
-            w = 0
-            for t in range(k):
-                if lev[t] != 0:
-                    w += cnt[t]
+            # judged by the entries a scale really reproduces: when many values narrow the
+            # interval to an ulp, a finer step can accept them all (a value off the grid
+            # included) while no float scale reproduces them together
+            s, w = _scale(u, cnt, by_count, lev, s_lo, s_hi, digits)
             if w > best_w:
                 best_w = w
                 best_lev = lev
-                best_lo = s_lo
-                best_hi = s_hi
+                best_s = s
             if w == idx.shape[0]:
                 break  # every value fits: finer steps could only tie
         if best_w <= 0:
@@ -187,31 +222,7 @@ def fit(V, usable, digits, tiny, bits, scales, anchors, levels, accepted):
             if abs(best_lev[t]) > abs(best_lev[top]):
                 top = t
         anchors[c] = u[top] / best_lev[top]
-        # the scale: the interval's middle, or a kept value over its level (most frequent
-        # first), whichever reproduces the most entries; float16 is judged by the caller
-        mid = 0.5 * (best_lo + best_hi) if best_lo < best_hi else best_lo
-        scales[c] = mid
-        if digits == 24 or digits == 53:
-            most = -1
-            tried = 0
-            for t in range(-1, k):
-                if t >= 0:
-                    r = by_count[t]
-                    if best_lev[r] == 0:
-                        continue
-                    s = u[r] / best_lev[r]
-                    tried += 1
-                    if tried > FEW_VALUES:
-                        break
-                else:
-                    s = mid
-                hits = 0
-                for r in range(k):
-                    if best_lev[r] != 0 and _rounded(s * best_lev[r], digits) == u[r]:
-                        hits += cnt[r]
-                if hits > most:
-                    most = hits
-                    scales[c] = s
+        scales[c] = best_s
         for t in range(idx.shape[0]):
             L = best_lev[rank[t]]
             if L != 0:

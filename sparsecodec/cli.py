@@ -26,6 +26,11 @@ def _best_time(fn: Callable[[], object], repeat: int = 5) -> float:
     return best
 
 
+# measured with an empty numba cache on a 2-core machine (docs/performance.md)
+FIRST_RUN = ("(the first run on a machine compiles the numba kernels, about 1.5 minutes on 2 "
+             "cores; they are cached for later runs)")
+
+
 def demo(args: argparse.Namespace) -> int:
     """The built-in example model, pruned, quantized, packed and run compressed (or, with
     ``--layer``, one synthetic layer in every format)."""
@@ -33,8 +38,7 @@ def demo(args: argparse.Namespace) -> int:
         return layer_demo(args)
     from .demo import run
 
-    print("(the first run on a machine compiles the numba kernels, about a minute; "
-          "they are cached)", file=sys.stderr)
+    print(FIRST_RUN, file=sys.stderr)
     run(prune=args.prune, k=args.k, plot=None if args.no_plot else args.plot)
     return 0
 
@@ -57,8 +61,7 @@ def layer_demo(args: argparse.Namespace) -> int:
           f"nonzeros ({M.nnz:,}), nonzeros quantized to {args.levels} values")
     print(f"zero-order entropy H0 = {h0:.4f} bits per weight "
           f"(no zero-order code of the entries can go below it)\n", flush=True)
-    print("(the first run on a machine compiles the numba kernels, about a minute; "
-          "they are cached)", file=sys.stderr)
+    print(FIRST_RUN, file=sys.stderr)
 
     names = [f for f in api.formats() if f != "pq"]  # pq is lossy-trained, not for this table
     rows = []

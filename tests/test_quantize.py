@@ -384,3 +384,19 @@ def test_chunked_assignment_matches_searchsorted(t):
     assert np.array_equal(labels, want)
     assert counts[:t + 1].tolist() == np.bincount(want[want >= 0], minlength=t + 1).tolist()
     assert counts[-1] == int((flat == 0).sum())
+
+
+@given(st.lists(st.integers(-6, 6).filter(bool), min_size=1, max_size=60),
+       st.lists(st.integers(0, 61), min_size=1, max_size=8))
+def test_group_cuts_snap_like_the_run_starts_they_no_longer_list(values, targets):
+    """SortedWeights snaps cut targets to the next run start by binary search in the sorted
+    weights (listing every run start cost 16 bytes per distinct value): the same positions as
+    searching the list of run starts, and the same distinct count."""
+    from sparsecodec.quantize.sorted_weights import SortedWeights
+
+    sw = SortedWeights(np.array(values, np.float32))
+    starts = sw.run_starts()
+    t = np.minimum(np.array(targets), sw.n)
+    want = starts[np.minimum(np.searchsorted(starts, t), starts.size - 1)]
+    assert np.array_equal(sw._snap(t), want)
+    assert sw.distinct() == starts.size == len(set(values))

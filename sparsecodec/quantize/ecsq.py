@@ -83,7 +83,7 @@ def _sorted(A: np.ndarray, k: int, init: str, exact_k: bool) -> SortedWeights:
     if init not in INITS:
         raise QuantizeError(f"init must be one of {INITS}, got {init!r}")
     sw = SortedWeights(A)
-    check_levels_available(k, int(sw.run_starts().size), exact_k)
+    check_levels_available(k, sw.distinct(), exact_k)
     return sw
 
 

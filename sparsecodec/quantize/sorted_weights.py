@@ -22,14 +22,19 @@ class SortedWeights:
         flat = kernel_input(W)
         nz = flat != 0
         v = flat[nz]
-        self.n = int(v.size)
+        del flat  # each temporary goes as soon as the next exists: a float64 copy of the
+        self.n = int(v.size)  # weights costs 8 bytes each, and the prefix sums 8 more
         if importance is None:
-            self.xs = np.sort(v)
+            del nz
+            v.sort()
+            self.xs = v
             self.ws = _EMPTY
         else:
             self.xs, self.ws = _sort_with(v, importance.reshape(-1)[nz])
+            del nz
             if not self.ws.any():  # no weight matters more than another: plain k-means
                 self.ws = _EMPTY
+        del v
         self.center = float(self.xs.mean(dtype=np.float64)) if self.n else 0.0
         _, self._s1 = kq.prefix_sums(self.xs, _EMPTY, self.center)
         self._w0: np.ndarray
@@ -68,6 +73,10 @@ class SortedWeights:
             return np.minimum((q * self.n).astype(np.int64), self.n - 1)
         return np.minimum(np.searchsorted(self._w0[1:], q * self._w0[-1]), self.n - 1)
 
+    def distinct(self) -> int:
+        """How many distinct values ``xs`` holds (without listing where each starts)."""
+        return int(self.n > 0) + int(np.count_nonzero(self.xs[1:] != self.xs[:-1]))
+
     def run_starts(self) -> np.ndarray:
         """Positions where a new distinct value starts in ``xs``."""
         if self.n == 0:
@@ -80,17 +89,26 @@ class SortedWeights:
         ``exact`` is True). Otherwise half the cuts are at equal counts and half at equal
         widths of the value range: equal counts alone would leave the sparse tails in a few
         wide runs, exactly where a good quantizer puts levels densest relative to the data."""
-        starts = self.run_starts()
-        if starts.size <= max_points:
-            return np.append(starts, self.n).astype(np.int64), True
+        if self.distinct() <= max_points:
+            return np.append(self.run_starts(), self.n).astype(np.int64), True
         half = max(max_points // 2, 1)
         by_count = np.linspace(0, self.n, half + 1)[1:-1].astype(np.int64)
         edges = np.linspace(float(self.xs[0]), float(self.xs[-1]), max_points - half + 1)[1:-1]
         by_width = kq.count_le(self.xs, edges)
         targets = np.concatenate((by_count, by_width))
-        snapped = starts[np.minimum(np.searchsorted(starts, targets), starts.size - 1)]
-        cuts = np.unique(np.concatenate(([0], snapped, [self.n])))
+        cuts = np.unique(np.concatenate(([0], self._snap(targets), [self.n])))
         return cuts.astype(np.int64), False
+
+    def _snap(self, targets: np.ndarray) -> np.ndarray:
+        """Each target position moved to the first run start at or after it (the last run's
+        start when there is none), found by binary search in ``xs`` itself: listing every run
+        start would cost 16 bytes per distinct value, and unquantized weights are all distinct."""
+        xs, n = self.xs, self.n
+        last = int(np.searchsorted(xs, xs[-1], side="left"))
+        t = np.minimum(np.asarray(targets, np.int64), n - 1)
+        starts_here = (t == 0) | (xs[t] != xs[np.maximum(t - 1, 0)])
+        after = np.where(starts_here, t, np.searchsorted(xs, xs[t], side="right"))
+        return np.where((after >= n) | (np.asarray(targets) >= n), last, after)
 
     def moments(self, cuts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Prefix weight, first and second moments (about ``center``) at ``cuts``."""

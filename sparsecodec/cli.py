@@ -27,8 +27,8 @@ def _best_time(fn: Callable[[], object], repeat: int = 5) -> float:
 
 
 # measured with an empty numba cache on a 2-core machine (docs/performance.md)
-FIRST_RUN = ("(the first run on a machine compiles the numba kernels, about 1.5 minutes on 2 "
-             "cores; they are cached for later runs)")
+FIRST_RUN = ("(the first run on a machine compiles the numba kernels, about 75-90 s on 2 cores; "
+             "they are cached for later runs)")
 
 
 def demo(args: argparse.Namespace) -> int:

@@ -254,15 +254,13 @@ class Encoded:
         size = cls.size_of(M, **opts)
         return size if size is None or size <= limit else None
 
-    stores_values: ClassVar[bool] = False  # keeps every distinct nonzero value at full width
-
     @classmethod
     def lower_bound(cls, M: Matrix) -> int:
         """Bytes every encoding of ``M`` in this format needs at least, known without encoding
-        (0 when nothing cheap is known). A format that stores its distinct nonzero values
-        needs their bytes: ``auto`` skips sizing it (``size_of`` may encode) when that alone
-        exceeds the smallest size found."""
-        return M.nonzero_k_at_least * M.dtype.itemsize if cls.stores_values else 0
+        (0 when nothing cheap is known; formats with a value table count its values,
+        ``M.nonzero_k_at_least`` of them, and what each entry costs besides). ``auto`` skips
+        sizing a format (``size_of`` may encode) whose bound exceeds the smallest size found."""
+        return 0
 
     @classmethod
     def from_components(cls, meta: dict[str, Any], comps: dict[str, np.ndarray]) -> Encoded:

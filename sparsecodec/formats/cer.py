@@ -27,7 +27,6 @@ _NO_INDEX = np.zeros(0, np.uint64)
 @register
 class CER(Encoded):
     format = "cer"
-    stores_values = True  # omega holds every distinct nonzero value
     padded = True  # CER keeps empty groups; CSER stores each group's rank instead
 
     def __init__(self, shape, dtype, omega: np.ndarray, col_index: np.ndarray,
@@ -84,7 +83,7 @@ class CER(Encoded):
 
     @classmethod
     def lower_bound(cls, M: Matrix) -> int:
-        """The values, and a row index for every entry not equal to the most frequent value
+        """The values (omega), and a row index for every entry not equal to the most frequent value
         (at least ``size - max(zeros, nnz - k + 1)`` entries, with k the distinct nonzero
         values: no value is more frequent than that)."""
         k = M.nonzero_k_at_least

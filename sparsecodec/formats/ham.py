@@ -65,15 +65,14 @@ class BlockedStream(Encoded):
     columns, decoded (whole or by column range) one block per parallel task."""
 
     part: HuffmanPart
-    stores_values = True  # its Huffman symbols are the distinct values
+    block_cols: int
 
     @classmethod
     def lower_bound(cls, M: Matrix) -> int:
-        """The values, and at least one bit per coded nonzero when there are two symbols or
-        more (a Huffman code is never shorter)."""
+        """The distinct values (its Huffman symbols), and at least one bit per coded nonzero
+        when there are two symbols or more (a Huffman code is never shorter)."""
         k = M.nonzero_k_at_least
         return k * M.dtype.itemsize + (M.nnz // 8 if k >= 2 else 0)
-    block_cols: int
 
     def _decode_blocks(self, b_lo: int, b_hi: int, flat: np.ndarray) -> int:
         """Decode blocks b_lo..b_hi into the zero-filled column-major ``flat``; returns the

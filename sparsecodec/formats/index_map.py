@@ -20,14 +20,14 @@ from .base import Encoded, Matrix, bits_dtype, component, float_view, meta_int, 
 @register
 class IndexMap(Encoded):
     format = "index_map"
-    stores_values = True  # its codebook holds every distinct value
+    options = ("bits",)
 
     @classmethod
     def lower_bound(cls, M: Matrix) -> int:
-        """The values, and an index of ceil(log2 k) bits or more for every entry."""
+        """The codebook (every distinct value), and an index of ceil(log2 k) bits or more for
+        every entry."""
         k = M.nonzero_k_at_least
         return k * M.dtype.itemsize + M.size * max(k - 1, 0).bit_length() // 8
-    options = ("bits",)
 
     def __init__(self, shape, dtype, codebook: np.ndarray, indices: np.ndarray, width: int):
         super().__init__(shape, dtype)

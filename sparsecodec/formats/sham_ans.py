@@ -283,16 +283,15 @@ def _choose(st: Statistics, forced_g: int | None, forced_v: int | None) -> _Choi
 @register
 class SHAMAns(Encoded):
     format = "sham_ans"
-    stores_values = True  # its value table holds every distinct nonzero value
+    options = ("block_symbols", "order", "gap_model", "value_model")
 
     @classmethod
     def lower_bound(cls, M: Matrix) -> int:
-        """The values, and their frequencies: one Exp-Golomb code (one bit at least) per
-        value in a value table. (Sizing this format means encoding it: this is what lets
-        ``auto`` skip that on unquantized floats.)"""
+        """The value table (every distinct nonzero value), and their frequencies: one
+        Exp-Golomb code (one bit at least) per value. (Sizing this format means encoding it:
+        this is what lets ``auto`` skip that on unquantized floats.)"""
         k = M.nonzero_k_at_least
         return k * M.dtype.itemsize + k // 8
-    options = ("block_symbols", "order", "gap_model", "value_model")
 
     def __init__(self, shape, dtype, symbols: np.ndarray, gap_freq: np.ndarray,
                  value_freq: np.ndarray, pos_cls: np.ndarray, line_cls: np.ndarray,

@@ -300,3 +300,20 @@ def test_a_value_off_the_grid_does_not_pull_in_a_finer_step():
         enc = sc.encode(W, format="grid", code_bits=8)
         assert same_bits(enc.decode(), W)
         assert enc.nx == 1, s
+
+
+def test_sizing_within_a_limit_stops_the_fit_early(monkeypatch):
+    """Unquantized values over 4 blocks of columns: asked for at most dense's bytes, the 8-bit
+    fit stops once its exceptions cost more (before the last block) and the 4-bit fit, whose
+    bound already exceeds the limit, is not started; the answer is None, as the full fit's
+    size says it must be."""
+    from sparsecodec.formats.base import Matrix
+
+    W = np.random.default_rng(3).standard_normal((384, 600)).astype(np.float32)
+    limit = W.nbytes
+    assert Grid.size_of(Matrix(W)) > limit
+    calls = []
+    fit = fg.kg.fit
+    monkeypatch.setattr(fg.kg, "fit", lambda V, *a: (calls.append(V.shape[0]), fit(V, *a)))
+    assert Grid.size_within(Matrix(W), limit) is None
+    assert 0 < sum(calls) < W.shape[1]

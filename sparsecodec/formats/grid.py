@@ -204,19 +204,27 @@ class Grid(Encoded):
         return (int(code_bits),)
 
     @classmethod
-    def _fits(cls, M: Matrix, code_bits: int | None) -> _Fit:
+    def _fits(cls, M: Matrix, code_bits: int | None, limit: float = float("inf")
+              ) -> _Fit | None:
         """The smallest fit among the allowed widths (4 bits on a tie), made once per matrix
-        and width."""
+        and width; None when every fit needs more than ``limit`` bytes. A width whose fit
+        cannot win (its bound, or its fit as it goes, exceeds the limit or the best so far)
+        is not finished: on unquantized values the 4-bit fit is not made, and with a finite
+        limit a fit stops at the first block of columns past it."""
         memo = M.memo.setdefault("grid", {})
         best = None
         for q in sorted(cls._widths(code_bits), reverse=True):
+            budget = limit if best is None else min(limit, best.nbytes(M))
             if q not in memo:
-                if best is not None and cls._at_least(M, q) > best.nbytes(M):
-                    continue  # cannot win: on unquantized values the 4-bit fit is not made
-                memo[q] = (8 in memo and memo[8].narrowed(q)) or _Fit(M, q)
-            if best is None or memo[q].nbytes(M) <= best.nbytes(M):
+                if cls._at_least(M, q) > budget:
+                    continue
+                try:
+                    memo[q] = (8 in memo and memo[8].narrowed(q)) or _Fit(M, q, budget)
+                except _OverBudget:
+                    continue  # stopped early: not kept
+            size = memo[q].nbytes(M)
+            if size <= limit and (best is None or size <= best.nbytes(M)):
                 best = memo[q]
-        assert best is not None
         return best
 
     @staticmethod
@@ -228,35 +236,23 @@ class Grid(Encoded):
     @classmethod
     def size_within(cls, M: Matrix, limit: float, code_bits: int | None = None
                     ) -> int | None:
-        """``size_of``, or None once a fit is sure to exceed ``limit`` bytes: each width's fit
-        stops at the first block of columns whose exceptions already cost more (on
-        unquantized values, after a block or two)."""
-        memo = M.memo.setdefault("grid", {})
-        best: int | None = None
-        for q in sorted(cls._widths(code_bits), reverse=True):
-            budget = limit if best is None else min(limit, best)
-            if q not in memo:
-                if cls._at_least(M, q) > budget:
-                    continue
-                try:
-                    memo[q] = (8 in memo and memo[8].narrowed(q)) or _Fit(M, q, budget)
-                except _OverBudget:
-                    continue
-            size = memo[q].nbytes(M)
-            if size <= limit and (best is None or size <= best):
-                best = size
-        return best
+        """``size_of``, or None once every fit is sure to exceed ``limit`` bytes."""
+        f = cls._fits(M, code_bits, limit)
+        return None if f is None else f.nbytes(M)
 
     @classmethod
     def _encode(cls, M: Matrix, code_bits: int | None = None) -> Grid:
         f = cls._fits(M, code_bits)
+        assert f is not None  # without a limit the first width is always fitted
         n, _ = M.shape
         return cls(M.shape, M.dtype, f.code_bits, f.packed_codes(), f.scales, f.zeros,
                    f.xvalues, pack(f.xptr, width_for(f.nx)), pack(f.xrows, width_for(n - 1)))
 
     @classmethod
     def size_of(cls, M: Matrix, code_bits: int | None = None) -> int:
-        return cls._fits(M, code_bits).nbytes(M)
+        size = cls.size_within(M, float("inf"), code_bits)
+        assert size is not None  # without a limit the first width is always fitted
+        return size
 
     @classmethod
     def lower_bound(cls, M: Matrix) -> int:

@@ -367,4 +367,4 @@ def open_source(x: Any, max_bytes: Budget = "auto") -> TensorSource:
         return HDF5Source(path, max_bytes)
     from . import adapters
 
-    return ArraySource(adapters.read(path), adapters.layouts(path))
+    return ArraySource(*adapters.read_with_layouts(path))

@@ -43,16 +43,16 @@ def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return READERS[ext](path)
 
 
-def layouts(path: str | os.PathLike) -> dict[str, str]:
-    """How a framework file stores each weight, where the file says it (``pack --layout
-    auto``): every tensor of a torch state dict is "torch"; an ONNX model's weights follow the
-    operators that use them (``onnx_file.layouts``); other files give nothing here."""
-    ext = Path(path).suffix.lower()
-    if ext in (".pt", ".pth"):
-        return dict.fromkeys(read(path), "torch")
+def read_with_layouts(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """``read``, and how the file stores each weight where it says (``pack --layout auto``):
+    every tensor of a torch state dict is "torch"; an ONNX model's weights follow the
+    operators that use them (``onnx_file.read_with_layouts``, one load of the model); other
+    files give no layouts here."""
+    ext = _kind(path, READERS)
     if ext == ".onnx":
-        return onnx_file.layouts(path)
-    return {}
+        return onnx_file.read_with_layouts(path)
+    tensors = read(path)
+    return tensors, dict.fromkeys(tensors, "torch") if ext in (".pt", ".pth") else {}
 
 
 def write(path: str | os.PathLike, tensors: Mapping[str, np.ndarray],
@@ -66,4 +66,4 @@ def write(path: str | os.PathLike, tensors: Mapping[str, np.ndarray],
         WRITERS[ext](path, tensors)
 
 
-__all__ = ["READERS", "WRITERS", "layouts", "read", "write"]
+__all__ = ["READERS", "WRITERS", "read", "read_with_layouts", "write"]

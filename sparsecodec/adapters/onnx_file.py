@@ -41,68 +41,66 @@ def _external_location(init: Any, folder: str, path: str | os.PathLike) -> None:
         raise FormatError(f"{at}: is missing or not a regular file")
 
 
-def weights(model: Any) -> Iterator[tuple[str, Any]]:
-    """(name, TensorProto) of every weight: initializers, then the ``value`` tensors of
-    ``Constant`` nodes (named by their output), for the main graph and every subgraph."""
+def _load(path: str | os.PathLike) -> Any:
     onnx = _lib()[0]
-    graphs = [model.graph]
-    while graphs:
-        g = graphs.pop(0)
-        for init in g.initializer:
-            yield init.name, init
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError and others from protobuf
+        raise FormatError(f"{path}: not a readable ONNX model ({exc})") from None
+
+
+def _graphs(model: Any) -> Iterator[Any]:
+    """The main graph, then every subgraph (``If``/``Loop`` bodies, nested), breadth first."""
+    onnx = _lib()[0]
+    todo = [model.graph]
+    while todo:
+        g = todo.pop(0)
+        yield g
         for node in g.node:
             for attr in node.attribute:
                 if attr.type == onnx.AttributeProto.GRAPH:
-                    graphs.append(attr.g)
+                    todo.append(attr.g)
                 elif attr.type == onnx.AttributeProto.GRAPHS:
-                    graphs.extend(attr.graphs)
-                elif (node.op_type == "Constant" and node.domain in ("", "ai.onnx")
-                      and attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR
-                      and len(node.output) == 1 and node.output[0]):
-                    yield node.output[0], attr.t
+                    todo.extend(attr.graphs)
 
 
-def layouts(path: str | os.PathLike) -> dict[str, str]:
+def weights(model: Any) -> Iterator[tuple[str, Any]]:
+    """(name, TensorProto) of every weight: initializers, then the ``value`` tensors of
+    ``Constant`` nodes (named by their output), graph by graph."""
+    onnx = _lib()[0]
+    for g in _graphs(model):
+        for init in g.initializer:
+            yield init.name, init
+        for node in g.node:
+            if (node.op_type == "Constant" and node.domain in ("", "ai.onnx")
+                    and len(node.output) == 1 and node.output[0]):
+                for attr in node.attribute:
+                    if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
+                        yield node.output[0], attr.t
+
+
+def _layouts(model: Any) -> dict[str, str]:
     """The layout of each weight, from the operators that use it: the B input of ``MatMul``
     is (inputs, outputs): "as-is"; of ``Gemm``, "torch" with ``transB=1`` (outputs, inputs),
     else "as-is"; the W input of ``Conv`` and ``ConvTranspose`` is OIHW: "torch". Weights no
     such operator uses are left out (they are packed as-is)."""
-    onnx = _lib()[0]
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError and others from protobuf
-        raise FormatError(f"{path}: not a readable ONNX model ({exc})") from None
     out: dict[str, str] = {}
-    graphs = [model.graph]
-    while graphs:
-        g = graphs.pop(0)
+    for g in _graphs(model):
         for node in g.node:
-            attrs = {a.name: a for a in node.attribute}
-            graphs.extend(a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH)
-            for a in node.attribute:
-                if a.type == onnx.AttributeProto.GRAPHS:
-                    graphs.extend(a.graphs)
             if len(node.input) < 2 or node.domain not in ("", "ai.onnx"):
                 continue
             if node.op_type == "MatMul":
                 out.setdefault(node.input[1], "as-is")
             elif node.op_type == "Gemm":
-                trans = attrs["transB"].i if "transB" in attrs else 0
+                trans = next((a.i for a in node.attribute if a.name == "transB"), 0)
                 out.setdefault(node.input[1], "torch" if trans else "as-is")
             elif node.op_type in ("Conv", "ConvTranspose"):
                 out.setdefault(node.input[1], "torch")
     return out
 
 
-def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """The weights (initializers and Constant-node tensors), by name. External data
-    (``location`` in the tensor) is read from the model's own folder, never from the current
-    one, and only from files inside it."""
+def _arrays(model: Any, path: str | os.PathLike) -> dict[str, np.ndarray]:
     onnx, numpy_helper = _lib()
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError and others from protobuf
-        raise FormatError(f"{path}: not a readable ONNX model ({exc})") from None
     folder = os.path.realpath(os.path.dirname(os.path.abspath(path)))
     out: dict[str, np.ndarray] = {}
     for name, tensor in weights(model):
@@ -118,6 +116,20 @@ def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return out
 
 
+def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The weights (initializers and Constant-node tensors), by name. External data
+    (``location`` in the tensor) is read from the model's own folder, never from the current
+    one, and only from files inside it."""
+    return _arrays(_load(path), path)
+
+
+def read_with_layouts(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """``read``, and the layout of each weight the operators tell (``_layouts``), from one
+    load of the model."""
+    model = _load(path)
+    return _arrays(model, path), _layouts(model)
+
+
 def write(path: str | os.PathLike, tensors: Mapping[str, np.ndarray],
           template: str | os.PathLike | None = None) -> None:
     """Write an ONNX model: ``template``'s graph with the weights named in ``tensors``
@@ -126,8 +138,8 @@ def write(path: str | os.PathLike, tensors: Mapping[str, np.ndarray],
     if template is None:
         raise FormatError("writing .onnx needs the original model as a template (the graph is "
                           "not stored in a packed file): unpack --template MODEL.onnx")
-    onnx, numpy_helper = _lib()
-    model = onnx.load(str(template), load_external_data=False)
+    numpy_helper = _lib()[1]
+    model = _load(template)
     by_name = dict(weights(model))
     for name, value in tensors.items():
         if name not in by_name:

@@ -16,6 +16,12 @@ def formats() -> list[str]:
     return list(registry())
 
 
+def _accepted(cls: type[Encoded], opts: dict[str, Any]) -> dict[str, Any]:
+    """The options of ``opts`` that format ``cls`` takes (``auto`` passes each option on to
+    the formats that accept it)."""
+    return {k: v for k, v in opts.items() if k in cls.options}
+
+
 def sizes(W: Any, **opts: Any) -> dict[str, int]:
     """Exact ``nbytes`` every format would take for ``W`` (formats that cannot hold it are left
     out). Options apply to the formats that accept them. Only ``sham_ans`` is encoded (an rANS
@@ -23,7 +29,7 @@ def sizes(W: Any, **opts: Any) -> dict[str, int]:
     M = W if isinstance(W, Matrix) else Matrix(W)
     out = {}
     for name, cls in registry().items():
-        size = cls.size_of(M, **{k: v for k, v in opts.items() if k in cls.options})
+        size = cls.size_of(M, **_accepted(cls, opts))
         if size is not None:
             out[name] = size
     return out
@@ -41,8 +47,7 @@ def candidate_sizes(M: Matrix, margin: int = 0, **opts: Any) -> dict[str, int]:
     for name, cls in registry().items():
         if cls.lower_bound(M) > best + margin:
             continue
-        size = cls.size_within(M, best + margin,
-                               **{k: v for k, v in opts.items() if k in cls.options})
+        size = cls.size_within(M, best + margin, **_accepted(cls, opts))
         if size is not None:
             out[name] = size
             best = min(best, size)
@@ -79,7 +84,7 @@ def encode(W: Any, format: str = "auto", objective: str = "size", **opts: Any) -
             return fastest(M, sizes(M, **opts), opts)
         table = candidate_sizes(M, **opts)
         format = min(table, key=table.__getitem__)
-        opts = {k: v for k, v in opts.items() if k in reg[format].options}
+        opts = _accepted(reg[format], opts)
     if format not in reg:
         raise EncodeError(f"unknown format {format!r}; choose one of {formats() + ['auto']}")
     return reg[format].encode(M, **opts)
@@ -92,7 +97,7 @@ def fastest(M: Matrix, table: dict[str, int], opts: dict[str, Any],
     reg = registry()
     n, m = M.shape
     small = [f for f, b in table.items() if 8 * b <= max_bits * max(n * m, 1)]
-    encs = {f: reg[f].encode(M, **{k: v for k, v in opts.items() if k in reg[f].options})
+    encs = {f: reg[f].encode(M, **_accepted(reg[f], opts))
             for f in (small or list(table))}
     x = np.random.default_rng(0).standard_normal(n).astype(np.float32)
     best = dict.fromkeys(encs, np.inf)

@@ -49,6 +49,7 @@ from .sources import TensorSource, open_source
 LAYOUTS = ("as-is", "torch", "keras")
 LAYOUT_CHOICES = ("auto", *LAYOUTS)  # auto: each tensor as its file says (TensorSource.layout)
 META_KEY = "sparsecodec.pack"
+FILE_COST_MARGIN = 2048  # bytes: how far a format's header entry and padding can move it
 
 
 class _HDF5Writer:
@@ -153,15 +154,16 @@ def _encode(M: Matrix, fmt: str, objective: str = "size") -> Encoded:
     """``encode``, except that ``auto`` judges a format by what it adds to the file (its
     components, its header entry and their alignment), not by its component bytes alone: on a
     small layer a format with more components or a longer meta loses what its components win.
-    Only the formats within 2 KiB of the smallest by component bytes are encoded to compare."""
+    Only the formats within ``FILE_COST_MARGIN`` bytes of the smallest by component bytes are
+    encoded to compare."""
     if fmt != "auto":
         return encode(M, format=fmt)
     if objective == "speed":
         return encode(M, objective="speed")
-    table = candidate_sizes(M, margin=2048)
+    table = candidate_sizes(M, margin=FILE_COST_MARGIN)
     best = min(table.values())
-    return min((encode(M, format=f) for f, size in table.items() if size <= best + 2048),
-               key=file_cost)
+    return min((encode(M, format=f) for f, size in table.items()
+                if size <= best + FILE_COST_MARGIN), key=file_cost)
 
 
 _POSITION_FREE = ("kmeans", "uniform", "optimal", "ecsq")  # probabilistic rounding is not
@@ -169,23 +171,23 @@ _POSITION_FREE = ("kmeans", "uniform", "optimal", "ecsq")  # probabilistic round
 
 def _compress(holder: list[np.ndarray], prune: float | None,
               quant: tuple[str, dict[str, int]] | None, fmt: str, objective: str = "size"
-              ) -> tuple[Encoded, Matrix | None] | tuple[Encoded, Matrix, str]:
+              ) -> tuple[Encoded, Matrix | None, str | None]:
     """The encoded matrix, and the exact matrix it holds, analysed once for both the encoder
     and the report (None for pq: it never exists), and a note when the quantizer could not be
     applied to this tensor and a fallback was (pq on a tensor with fewer sub-vectors than
-    codewords keeps the tensor unquantized). The matrix comes in a one-item list that is
-    emptied, so that it can be freed as soon as its pruned copy exists."""
+    codewords keeps the tensor unquantized; None otherwise). The matrix comes in a one-item
+    list that is emptied, so that it can be freed as soon as its pruned copy exists."""
     W = holder.pop()
     if prune:
         W = qz.prune(W, prune).weights
     if quant is None:
         M = Matrix(W)
-        return _encode(M, fmt, objective), M
+        return _encode(M, fmt, objective), M, None
     method, opts = quant
     if method == "pq":
         mask = W != 0 if prune else None
         try:
-            return qz.product_quantize(W, opts["d"], opts["k"], mask=mask, pad=True), None
+            return qz.product_quantize(W, opts["d"], opts["k"], mask=mask, pad=True), None, None
         except QuantizeError as exc:  # too small for the codebook: stored unquantized
             M = Matrix(W)
             return _encode(M, fmt, objective), M, f"pq refused ({exc}): not quantized"
@@ -209,7 +211,7 @@ def _compress(holder: list[np.ndarray], prune: float | None,
     else:
         M = Matrix(qz.quantize(W, method, opts["k"]).values)
     del W
-    return _encode(M, fmt, objective), M
+    return _encode(M, fmt, objective), M, None
 
 
 @dataclass(frozen=True)
@@ -254,17 +256,16 @@ def _pack_tensor(source: TensorSource, name: str, st: _Settings
         matrix = W.shape
         holder = [W]
         del W
-        enc, held, *note = _compress(holder, st.prune, st.quant, st.format, st.objective)
+        enc, held, note = _compress(holder, st.prune, st.quant, st.format, st.objective)
         k = limit = None
         if held is not None:
             limit = entropy_limits(held).sparse / 8
             k = held.nonzero_k
         row = PackedTensor(name, shape, matrix, enc.format, enc.nbytes, nbytes,
-                           1 - enc.nnz / (matrix[0] * matrix[1]), k, limit,
-                           note[0] if note else None)
+                           1 - enc.nnz / (matrix[0] * matrix[1]), k, limit, note)
         rec = {"shape": list(shape), "transform": transform}
-        if note:
-            rec["note"] = note[0]
+        if note is not None:
+            rec["note"] = note
         return enc, row, rec
     except PackError:
         raise

@@ -114,7 +114,6 @@ class SafetensorsSource(TensorSource):
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._header()
-        self.framework = self._framework  # kept when pickled for a worker
 
     def layout(self, name: str) -> str:
         """From the header's ``__metadata__`` "format" (the Hugging Face convention): "pt"
@@ -133,7 +132,8 @@ class SafetensorsSource(TensorSource):
                 if not isinstance(hdr, dict):
                     raise ValueError("the header is not an object")
                 meta = hdr.pop("__metadata__", None)
-                self._framework = meta.get("format") if isinstance(meta, dict) else None
+                # "pt", "tf", ... (public: kept when the source is pickled for a worker)
+                self.framework = meta.get("format") if isinstance(meta, dict) else None
                 for name, t in hdr.items():
                     self._check(name, t, size - 8 - n)
             except (OSError, ValueError, TypeError, KeyError) as exc:

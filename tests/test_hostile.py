@@ -632,6 +632,8 @@ def test_safetensors_shapes_are_checked_as_numbers(tmp_path, capsys, shape):
     ('{"tensors": {"w": {"shape": [5, 6], "transform": "eval"}}}', "transform"),
     ('{"tensors": {"w": {"shape": [1, 2, 3, 4], "transform": "oihw"}}}', "do not fit"),
     ('{"tensors": {"w": {"shape": [7, 7], "transform": "flatten"}}}', "do not fit"),
+    ('{"tensors": {"w": {"shape": [6, 5], "transform": "none", "note": 3}}}', "note"),
+    ('{"tensors": {"w": {"shape": [6, 5], "transform": "none", "why": "x"}}}', "exactly"),
     ('{"tensors": ' + "[" * 50000 + "]" * 50000 + "}", "JSON"),
 ])
 def test_hostile_pack_records_are_one_line_errors(tmp_path, capsys, record, msg):

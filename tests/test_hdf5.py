@@ -54,6 +54,9 @@ def test_hostile_attributes(tmp_path, attr, value, msg):
         f["tensors/0"].attrs[attr] = value
     with pytest.raises(sc.FormatError, match=msg):
         sc.load(path)
+    if attr in ("format", "shape"):  # what info reads: refused there too, from the header
+        with sc.open(path) as f, pytest.raises(sc.FormatError, match=msg):
+            f.info("w")
 
 
 def test_hostile_datasets(tmp_path):

@@ -8,7 +8,7 @@ import numpy as np
 from conftest import NOTES, interleaved_best, layer
 
 from sparsecodec.coding import huffman as hf
-from sparsecodec.coding import rans
+from sparsecodec.coding import rans, rans_static
 from sparsecodec.formats.base import Matrix
 
 N = 1 << 24
@@ -22,15 +22,15 @@ def test_rans_vs_huffman():
     starts = np.arange(0, N + 1, 1 << 16).astype(np.int64)
     freq = rans.quantize_freqs(counts, 12)
     cum = rans.cumulative(freq)
-    words, offsets = rans.encode_blocks(sym, starts, freq, cum, 12)
-    table = rans.slot_table(freq, cum, 12)
+    words, offsets = rans_static.encode_blocks(sym, starts, freq, cum, 12)
+    table = rans_static.table(freq, 12)
     out = np.empty(N, np.int32)
     part = hf.HuffmanPart.encode(np.arange(d.k), counts, sym.astype(np.int32), starts,
                                  hf.MAX_CODE_LENGTH)
     hout = np.empty(N, np.uint32)
     args = part.kernel_args()
     best = interleaved_best({
-        "rans": lambda: rans.decode_blocks(words, offsets, starts, freq, cum, table, 12, out),
+        "rans": lambda: rans_static.decode_blocks(words, offsets, starts, table, 12, out),
         "huffman": lambda: hf.decode_all(args[0], args[1], starts, *args[2:], hout)}, rounds=5)
     assert np.array_equal(out, sym)
     h0 = float(-(p * np.log2(p)).sum())

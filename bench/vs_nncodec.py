@@ -50,7 +50,7 @@ from conftest import interleaved_best
 from figures import pyplot, write_csv
 
 import sparsecodec as sc
-from sparsecodec.coding import rans
+from sparsecodec.coding import rans, rans_static
 from sparsecodec.formats.base import Matrix
 from sparsecodec.progress import progress
 from sparsecodec.quantize import kmeans, prune
@@ -119,11 +119,11 @@ def rans_h0_bytes(Q: np.ndarray) -> int:
     freq = rans.quantize_freqs(d.counts, scale)
     block = 1 << 16
     starts = np.append(np.arange(0, d.symbols.size, block), d.symbols.size).astype(np.int64)
-    words, offsets = rans.encode_blocks(d.symbols, starts, freq, rans.cumulative(freq), scale)
+    words, offsets = rans_static.encode_blocks(d.symbols, starts, freq, rans.cumulative(freq),
+                                               scale)
     out = np.empty(d.symbols.size, np.int32)
-    table = rans.slot_table(freq, rans.cumulative(freq), scale)
-    assert rans.decode_blocks(words, offsets, starts, freq, rans.cumulative(freq), table, scale,
-                              out) == -1 and np.array_equal(out, d.symbols)
+    assert rans_static.decode_blocks(words, offsets, starts, rans_static.table(freq, scale),
+                                     scale, out) == -1 and np.array_equal(out, d.symbols)
     return 2 * words.size + 8 * offsets.size + 2 * d.k + 4 * d.k
 
 

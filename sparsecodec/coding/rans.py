@@ -1,30 +1,42 @@
-"""Static rANS (range asymmetric numeral systems) with interleaved states, in numba: the entropy
-coder that ``sham_ans`` builds on (its kernels in ``kernels/ans_columns.py`` use the same state,
-renormalization and lanes, with context-selected tables).
+"""rANS (range asymmetric numeral systems) in numba: the coder primitives and the static
+tables that ``sham_ans`` builds its context model on (``kernels/ans_columns.py``).
 
-- **Model**: symbol frequencies are quantized to sum to 2^``scale_bits`` (every symbol that
-  occurs keeps at least 1), so a symbol of probability p costs about -log2 p bits. That beats
-  Huffman whenever p is far from a power of 1/2.
-- **State and words**: each state is 32 bits, kept in [2^16, 2^32), and renormalizes 16 bits
-  at a time.
-- **Interleaving**: ``LANES`` states, symbol i using state i % LANES, share one word stream, so
-  a decoder keeps four independent dependency chains busy.
-- **Blocks**: streams are cut into blocks coded independently (offsets in words), as the
-  Huffman streams are.
-- **Hostile input**: decoding stops at the end of its block's words and reports failure on
-  truncated or corrupt input. It never reads outside the array, and every loop has a fixed
-  trip count.
+The coder (after ryg_rans' 32-bit state with 16-bit renormalization):
+
+- **State and words**: a state is 32 bits, kept in [2^16, 2^32) (``RANS_L`` = 2^16 is also
+  every state's start), and renormalizes 16 bits at a time. A step with a frequency table that
+  sums to 2^s moves at most one word.
+- **Encoding runs backwards**: :func:`put` codes one symbol (start, freq) into a state,
+  writing a word downwards into ``words`` first when the state would overflow; :func:`flush`
+  writes a state's 32 bits last, so the decoder reads them first (:func:`init`).
+- **Decoding**: :func:`get` gives the slot of the next symbol (a state's low s bits),
+  :func:`advance` removes the symbol found in that slot, and :func:`renorm` reads a word when
+  the state fell below 2^16. ``renorm`` is branch-free and never reads outside the block: a
+  read past its end shows as a position past the block's last word.
+- **Interleaving** is the caller's: ``LANES`` states, op i using state i % LANES, share one
+  word stream so a decoder keeps four independent dependency chains busy.
+
+Every primitive is ``inline="always"``: it compiles into the caller's loop as if written
+there. The table layer quantizes counts to frequencies (:func:`quantize_freqs`) and packs, per
+context, the decoding entry of every slot (:func:`slot_tables`, :func:`table_get`).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from .huffman import first_bad
+from ..errors import EncodeError
 
 LANES = 4
 RANS_L = np.uint64(1 << 16)  # lower bound of a normalized state, and every state's start
+_U16 = np.uint64(16)
+_MASK16 = np.uint64(0xFFFF)
+# a decoding entry: symbol | freq << FREQ_SHIFT | cum << CUM_SHIFT (uint64)
+FREQ_SHIFT = np.uint64(20)
+CUM_SHIFT = np.uint64(37)
+_SYMBOL_MASK = np.uint64((1 << 20) - 1)
+_FREQ_MASK = np.uint64((1 << 17) - 1)
 
 
 def quantize_freqs(counts: np.ndarray, scale_bits: int = 12) -> np.ndarray:
@@ -38,7 +50,7 @@ def quantize_freqs(counts: np.ndarray, scale_bits: int = 12) -> np.ndarray:
     if k == 0:
         return np.zeros(counts.shape[0], np.int64)
     if k > total:
-        raise ValueError(f"{k} symbols do not fit a {scale_bits}-bit frequency table")
+        raise EncodeError(f"{k} symbols do not fit a {scale_bits}-bit frequency table")
     exact = counts * (total / counts.sum())
     freq = np.where(present, np.maximum(np.floor(exact), 1), 0).astype(np.int64)
     diff = total - int(freq.sum())
@@ -54,114 +66,95 @@ def quantize_freqs(counts: np.ndarray, scale_bits: int = 12) -> np.ndarray:
 
 
 def cumulative(freq: np.ndarray) -> np.ndarray:
-    cum = np.zeros(freq.shape[0] + 1, np.int64)
-    np.cumsum(freq, out=cum[1:])
+    """Start of each symbol's slots along the last axis: 0, f0, f0 + f1, ... (one more)."""
+    freq = np.asarray(freq, np.int64)
+    cum = np.zeros(freq.shape[:-1] + (freq.shape[-1] + 1,), np.int64)
+    np.cumsum(freq, axis=-1, out=cum[..., 1:])
     return cum
 
 
-@njit(cache=True, nogil=True)
-def _encode_block(symbols, lo, hi, freq, cum, scale_bits, out):
-    """Encode symbols[lo:hi] into ``out`` (uint16, filled from the end); returns the number of
-    words written, which are out[len(out) - count:]."""
-    n = hi - lo
-    states = np.full(LANES, RANS_L, np.uint64)
-    pos = out.shape[0]
-    for i in range(n - 1, -1, -1):
-        s = symbols[lo + i]
-        lane = i % LANES
-        x = states[lane]
-        f = np.uint64(freq[s])
-        x_max = ((RANS_L >> np.uint64(scale_bits)) << np.uint64(16)) * f
-        while x >= x_max:
-            pos -= 1
-            out[pos] = np.uint16(x & np.uint64(0xFFFF))
-            x >>= np.uint64(16)
-        x = ((x // f) << np.uint64(scale_bits)) + (x % f) + np.uint64(cum[s])
-        states[lane] = x
-    for lane in range(LANES - 1, -1, -1):  # flush: the decoder reads lane 0's state first
-        x = states[lane]
+# ------------------------------------------------------------------ encoder primitives
+
+
+@njit(cache=True, nogil=True, inline="always")
+def put(x, freq, start, scale, words, pos):
+    """Code the symbol with slots [start, start + freq) of a table summing to 2^scale (all
+    uint64, scale <= 16) into state ``x``; a word goes to words[pos - 1] first if the state
+    would overflow. Returns (the new state, the new pos)."""
+    if x >= ((RANS_L >> scale) << _U16) * freq:  # at most one word: x < 2^32, bound >= 2^16
         pos -= 1
-        out[pos] = np.uint16(x & np.uint64(0xFFFF))
-        pos -= 1
-        out[pos] = np.uint16(x >> np.uint64(16))
-    return out.shape[0] - pos
+        words[pos] = np.uint16(x & _MASK16)
+        x >>= _U16
+    return ((x // freq) << scale) + (x % freq) + start, pos
+
+
+@njit(cache=True, nogil=True, inline="always")
+def flush(x, words, pos):
+    """Write a final state's 32 bits below ``pos`` (high word first); returns the new pos."""
+    words[pos - 1] = np.uint16(x & _MASK16)
+    words[pos - 2] = np.uint16(x >> _U16)
+    return pos - 2
+
+
+# ------------------------------------------------------------------ decoder primitives
+
+
+@njit(cache=True, nogil=True, inline="always")
+def init(words, p):
+    """The state :func:`flush` wrote at words[p:p + 2] (below RANS_L means corrupt)."""
+    return (np.uint64(words[p]) << _U16) | np.uint64(words[p + 1])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def get(x, mask):
+    """The slot of the next symbol: the state's low bits (``mask`` = 2^scale - 1, uint64)."""
+    return x & mask
+
+
+@njit(cache=True, nogil=True, inline="always")
+def advance(x, freq, start, slot, scale):
+    """Remove the symbol with slots [start, start + freq) found in ``slot`` from the state
+    (before :func:`renorm`)."""
+    return freq * (x >> scale) + slot - start
+
+
+@njit(cache=True, nogil=True, inline="always")
+def renorm(words, p, w1, x):
+    """Branch-free: read words[p] into the state when it fell below 2^16. Reads are clamped to
+    the block words[:w1], and a read past its end shows as p > w1 when the block is done.
+    Returns (the state, the new p)."""
+    need = np.uint64(x < RANS_L)
+    w = np.uint64(words[min(p, w1 - 1)])
+    x = (x << (need << np.uint64(4))) | (w & (np.uint64(0) - need))
+    return x, p + np.int64(need)
+
+
+# ------------------------------------------------------------------ static tables
 
 
 @njit(cache=True, nogil=True)
-def encode_blocks(symbols, starts, freq, cum, scale_bits):
-    """Code each block symbols[starts[b]:starts[b+1]]; returns (words uint16, word offsets of
-    the blocks, length nblocks + 1)."""
-    nblocks = starts.shape[0] - 1
-    n = symbols.shape[0]
-    scratch = np.empty(2 * n + 2 * LANES + 16, np.uint16)  # at most 2 words per symbol
-    parts = []
-    offsets = np.zeros(nblocks + 1, np.int64)
-    for b in range(nblocks):
-        used = _encode_block(symbols, starts[b], starts[b + 1], freq, cum, scale_bits, scratch)
-        parts.append(scratch[scratch.shape[0] - used:].copy())
-        offsets[b + 1] = offsets[b] + used
-    words = np.empty(offsets[nblocks], np.uint16)
-    for b in range(nblocks):
-        words[offsets[b]:offsets[b + 1]] = parts[b]
-    return words, offsets
+def slot_tables(freq, cum, sb):
+    """Per context (row of ``freq``), the decoding entry of every slot (symbol | freq << 20 |
+    cum << 37); an unused context (all-zero row) gets entries of frequency 0, which
+    :func:`table_get` returns for the caller to treat as corrupt."""
+    nctx = freq.shape[0]
+    size = 1 << sb
+    tab = np.zeros(nctx * size, np.uint64)
+    for c in range(nctx):
+        for s in range(freq.shape[1]):
+            e = (np.uint64(s) | (np.uint64(freq[c, s]) << FREQ_SHIFT)
+                 | (np.uint64(cum[c, s]) << CUM_SHIFT))
+            for t in range(cum[c, s], cum[c, s] + freq[c, s]):
+                tab[c * size + t] = e
+    return tab
 
 
-@njit(cache=True, nogil=True)
-def slot_table(freq, cum, scale_bits):
-    """Symbol of every slot 0 .. 2^scale_bits - 1."""
-    table = np.empty(1 << scale_bits, np.int32)
-    for s in range(freq.shape[0]):
-        for t in range(cum[s], cum[s] + freq[s]):
-            table[t] = s
-    return table
-
-
-@njit(cache=True, nogil=True)
-def decode_block(words, w0, w1, count, freq, cum, table, scale_bits, out):
-    """Decode ``count`` symbols from words[w0:w1] into out[:count]; False when the words run
-    out, a state is out of range, or words are left over."""
-    if w1 - w0 < 2 * LANES:
-        return count == 0 and w1 == w0
-    p = w0
-    states = np.empty(LANES, np.uint64)
-    for lane in range(LANES):
-        x = (np.uint64(words[p]) << np.uint64(16)) | np.uint64(words[p + 1])
-        p += 2
-        if x < RANS_L:
-            return False
-        states[lane] = x
-    mask = np.uint64((1 << scale_bits) - 1)
-    sb = np.uint64(scale_bits)
-    for i in range(count):
-        lane = i % LANES
-        x = states[lane]
-        slot = x & mask
-        s = table[slot]
-        out[i] = s
-        x = np.uint64(freq[s]) * (x >> sb) + slot - np.uint64(cum[s])
-        if x < RANS_L:
-            if p >= w1:
-                return False
-            x = (x << np.uint64(16)) | np.uint64(words[p])
-            p += 1
-        states[lane] = x
-    if p != w1:
-        return False
-    for lane in range(LANES):  # the encoder started every state at RANS_L
-        if states[lane] != RANS_L:
-            return False
-    return True
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def decode_blocks(words, offsets, starts, freq, cum, table, scale_bits, out):
-    """Decode every block in parallel; returns the first corrupt block or -1."""
-    nblocks = starts.shape[0] - 1
-    bad = np.full(max(nblocks, 1), -1, np.int64)
-    for b in prange(nblocks):
-        lo = starts[b]
-        ok = decode_block(words, offsets[b], offsets[b + 1], starts[b + 1] - lo, freq, cum,
-                          table, scale_bits, out[lo:])
-        if not ok:
-            bad[b] = b
-    return first_bad(bad)
+@njit(cache=True, nogil=True, inline="always")
+def table_get(words, p, w1, x, tab, base, scale, mask):
+    """Decode one symbol with the table of the context starting at ``tab[base]``: returns
+    (the renormalized state, the new p, the symbol, its frequency; 0 means corrupt)."""
+    slot = get(x, mask)
+    e = tab[base + np.int64(slot)]
+    f = (e >> FREQ_SHIFT) & _FREQ_MASK
+    x, p = renorm(words, p, w1, advance(x, f, e >> CUM_SHIFT, slot, scale))
+    return x, p, np.int64(e & _SYMBOL_MASK), f

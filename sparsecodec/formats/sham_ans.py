@@ -35,7 +35,7 @@ from ..coding.bits import (
     unpack,
     width_for,
 )
-from ..coding.rans import quantize_freqs
+from ..coding.rans import cumulative, quantize_freqs, slot_tables
 from ..errors import EncodeError, FormatError
 from ..kernels import ans_columns as ka
 from ..kernels import compressed as kc
@@ -188,12 +188,6 @@ def value_counts(hv: np.ndarray, value_model: int) -> np.ndarray:
     return _rows(h)
 
 
-def _cum(freq: np.ndarray) -> np.ndarray:
-    cum = np.zeros((freq.shape[0], freq.shape[1] + 1), np.int64)
-    np.cumsum(freq, axis=1, out=cum[:, 1:])
-    return cum
-
-
 @dataclass(frozen=True)
 class Statistics:
     """What the encoder decides from, for one order: the coded matrix's structure (``ptr``,
@@ -312,8 +306,8 @@ class SHAMAns(Encoded):
         self.gap_scale, self.value_scale = gap_scale, value_scale
         self.gap_order, self.value_order = gap_order, value_order  # of the tables' codes
         self.info = info or {}
-        self._gtab = ka.slot_tables(gap_freq, _cum(gap_freq), gap_scale)
-        self._vtab = ka.slot_tables(value_freq, _cum(value_freq), value_scale)
+        self._gtab = slot_tables(gap_freq, cumulative(gap_freq), gap_scale)
+        self._vtab = slot_tables(value_freq, cumulative(value_freq), value_scale)
 
     @property
     def coded_shape(self) -> tuple[int, int]:
@@ -362,8 +356,8 @@ class SHAMAns(Encoded):
         op_off = np.zeros(ops.shape[0] + 1, np.int64)
         np.cumsum(ops, out=op_off[1:])
         words, used = ka.encode(st.ptr, st.rows, st.vsym, st.runs, n, g, v, _kernel_classes(pc, n),
-                                _kernel_classes(lc, m), gfreq, _cum(gfreq), gsb, vfreq,
-                                _cum(vfreq), vsb, bc, op_off)
+                                _kernel_classes(lc, m), gfreq, cumulative(gfreq), gsb, vfreq,
+                                cumulative(vfreq), vsb, bc, op_off)
         if (used < 0).any():  # pragma: no cover - the capacity is proven sufficient
             raise EncodeError(f"{fmt}: internal error: a block overflowed its buffer")
         stream, offsets = ka.compact(words, used, op_off)

@@ -6,8 +6,9 @@ Per column: for each nonzero, a gap symbol (the run of zeros before it: ``1 + ru
 run < R, else an escape class ``1 + R + nb`` followed by ``nb`` raw bits of
 ``run - R + 1 - 2^nb``, in chunks of at most 16 bits, low chunk first), then its value symbol;
 the column ends with gap symbol 0. Every coding step (table symbol or raw chunk) is an "op";
-op i of a block uses rANS state i % 4. States are 32 bits in [2^16, 2^32) and renormalize 16 bits
-at a time, as in :mod:`sparsecodec.coding.rans`.
+op i of a block uses rANS state i % 4. The coder is :mod:`sparsecodec.coding.rans` (its
+inlined primitives and slot tables); this module is the model: the symbols, their contexts
+and the walks that decode, check or multiply.
 
 Contexts (see ``formats/sham_ans.md``), with "line" the coded column and "position" the row:
 - gap table = (class of the previous run in the line, if ``gap_model & PREV``)
@@ -16,8 +17,8 @@ Contexts (see ``formats/sham_ans.md``), with "line" the coded column and "positi
 - value table = (previous entry nonzero, if ``value_model & SIG``)
   x (class of the position, if ``POS``) x (class of the line, if ``VLINE``).
 
-A decoding table entry packs symbol | freq << 20 | cum << 37 (uint64); an all-zero frequency
-row (a context the encoder never used) decodes to freq 0, which every walker treats as corrupt.
+A context the encoder never used decodes to frequency 0 (see ``rans.slot_tables``), which
+every walker treats as corrupt.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ..coding import rans
 from ..coding.huffman import first_bad
 from ..coding.rans import LANES, RANS_L
 
@@ -39,9 +41,7 @@ CORRUPT = -1
 ROW_OUT_OF_RANGE = -2
 MODE_CHECK, MODE_SCATTER, MODE_DOT1, MODE_DOT, MODE_TDOT = 0, 1, 2, 3, 4
 
-_U16 = np.uint64(16)
 _PREV_CLASS = np.array([1, 2, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 6], np.int64)
-_MASK16 = np.uint64(0xFFFF)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -165,7 +165,7 @@ def count_ops(ptr, rows, R, block_cols):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _put(st, fq, sc, i, start, freq, scale):
+def _queue(st, fq, sc, i, start, freq, scale):
     st[i] = np.uint64(start)
     fq[i] = np.uint64(freq)
     sc[i] = scale
@@ -199,19 +199,19 @@ def encode(ptr, rows, vsym, R, n, gap_model, value_model, poscls, linecls,
                 run = rows[t] - prev - 1
                 s, nb, e = gap_symbol(run, R)
                 g = gap_context(gap_model, prev_class(prev_run), cc, n - 1 - prev, q, nm)
-                i = _put(st, fq, sc, i, gcum[g, s], gfreq[g, s], gsb)
+                i = _queue(st, fq, sc, i, gcum[g, s], gfreq[g, s], gsb)
                 left = nb
                 while left > 0:
                     w = min(RAW_CHUNK, left)
-                    i = _put(st, fq, sc, i, e & ((1 << w) - 1), 1, w)
+                    i = _queue(st, fq, sc, i, e & ((1 << w) - 1), 1, w)
                     e >>= w
                     left -= w
                 v = value_context(value_model, 1 if run == 0 else 0, poscls[rows[t]], cc)
-                i = _put(st, fq, sc, i, vcum[v, vsym[t]], vfreq[v, vsym[t]], vsb)
+                i = _queue(st, fq, sc, i, vcum[v, vsym[t]], vfreq[v, vsym[t]], vsb)
                 prev = rows[t]
                 prev_run = run
             g = gap_context(gap_model, prev_class(prev_run), cc, n - 1 - prev, q, nm)
-            i = _put(st, fq, sc, i, gcum[g, 0], gfreq[g, 0], gsb)
+            i = _queue(st, fq, sc, i, gcum[g, 0], gfreq[g, 0], gsb)
         # code the block's ops backwards into its slice of ``words``, filled from the end
         lo = op_off[b]
         hi = op_off[b + 1]
@@ -220,21 +220,10 @@ def encode(ptr, rows, vsym, R, n, gap_model, value_model, poscls, linecls,
         states = np.full(LANES, RANS_L, np.uint64)
         for o in range(hi - 1, lo - 1, -1):
             lane = (o - lo) % LANES
-            x = states[lane]
-            f = fq[o]
-            s = np.uint64(sc[o])
-            x_max = ((RANS_L >> s) << _U16) * f
-            if x >= x_max:  # at most one word: x < 2^32 and x_max >= 2^16
-                pos -= 1
-                words[pos] = np.uint16(x & _MASK16)
-                x >>= _U16
-            states[lane] = ((x // f) << s) + (x % f) + st[o]
-        for lane in range(LANES - 1, -1, -1):
-            x = states[lane]
-            pos -= 1
-            words[pos] = np.uint16(x & _MASK16)
-            pos -= 1
-            words[pos] = np.uint16(x >> _U16)
+            states[lane], pos = rans.put(states[lane], fq[o], st[o], np.uint64(sc[o]), words,
+                                         pos)
+        for lane in range(LANES - 1, -1, -1):  # the decoder reads lane 0's state first
+            pos = rans.flush(states[lane], words, pos)
         used[b] = hi + LANES * 2 * (b + 1) - pos
         if pos < w_lo:  # cannot happen: at most one word per op
             used[b] = -1
@@ -258,42 +247,6 @@ def compact(words, used, op_off):
 # ------------------------------------------------------------------ decoding
 
 
-@njit(cache=True, nogil=True)
-def slot_tables(freq, cum, sb):
-    """Per context, the decoding entry of every slot (symbol | freq << 20 | cum << 37); an
-    unused context (all-zero row) gets entries of frequency 0."""
-    nctx = freq.shape[0]
-    size = 1 << sb
-    tab = np.zeros(nctx * size, np.uint64)
-    for c in range(nctx):
-        for s in range(freq.shape[1]):
-            e = np.uint64(s) | (np.uint64(freq[c, s]) << np.uint64(20)) | (
-                np.uint64(cum[c, s]) << np.uint64(37))
-            for t in range(cum[c, s], cum[c, s] + freq[c, s]):
-                tab[c * size + t] = e
-    return tab
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _renorm(words, p, w1, x):
-    """Branch-free: read one word when x fell below 2^16. Reads are clamped to the block, and
-    a read past its end shows as p > w1 when the block is done."""
-    need = np.uint64(x < RANS_L)
-    w = np.uint64(words[min(p, w1 - 1)])
-    x = (x << (need << np.uint64(4))) | (w & (np.uint64(0) - need))
-    return x, p + np.int64(need)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _table_op(words, p, w1, x, tab, base, sb, mask):
-    slot = x & mask
-    e = tab[base + np.int64(slot)]
-    f = (e >> np.uint64(20)) & np.uint64(0x1FFFF)
-    x = f * (x >> sb) + slot - (e >> np.uint64(37))
-    x, p = _renorm(words, p, w1, x)
-    return x, p, np.int64(e & np.uint64(0xFFFFF)), f
-
-
 @njit(cache=True, nogil=True, inline="always")
 def _walk(mode, words, w0, w1, gtab, gsb, vtab, vsb, R, gap_model, value_model, poscls,
           linecls, n, nm, q, c0, c1, vals, out, out_c0, cbf, Xt, Yt):
@@ -307,10 +260,10 @@ def _walk(mode, words, w0, w1, gtab, gsb, vtab, vsb, R, gap_model, value_model, 
     if w1 - w0 < 2 * LANES:
         return CORRUPT
     p = w0
-    x0 = (np.uint64(words[p]) << _U16) | np.uint64(words[p + 1])
-    x1 = (np.uint64(words[p + 2]) << _U16) | np.uint64(words[p + 3])
-    x2 = (np.uint64(words[p + 4]) << _U16) | np.uint64(words[p + 5])
-    x3 = (np.uint64(words[p + 6]) << _U16) | np.uint64(words[p + 7])
+    x0 = rans.init(words, p)
+    x1 = rans.init(words, p + 2)
+    x2 = rans.init(words, p + 4)
+    x3 = rans.init(words, p + 6)
     p += 2 * LANES
     if x0 < RANS_L or x1 < RANS_L or x2 < RANS_L or x3 < RANS_L:
         return CORRUPT
@@ -330,7 +283,7 @@ def _walk(mode, words, w0, w1, gtab, gsb, vtab, vsb, R, gap_model, value_model, 
         acc = 0.0
         while True:  # ends: every nonzero moves r forward and r < n is checked
             g = gap_context(gap_model, prev_class(prev_run), cc, n - 1 - r, q, nm)
-            x, p, s, f = _table_op(words, p, w1, x0, gtab, g * gsize, gs, gmask)
+            x, p, s, f = rans.table_get(words, p, w1, x0, gtab, g * gsize, gs, gmask)
             x0, x1, x2, x3 = x1, x2, x3, x
             if f == zero:
                 return CORRUPT
@@ -346,7 +299,7 @@ def _walk(mode, words, w0, w1, gtab, gsb, vtab, vsb, R, gap_model, value_model, 
                     w = min(RAW_CHUNK, nb - shift)
                     x = x0
                     v = np.int64(x & np.uint64((1 << w) - 1))
-                    x, p = _renorm(words, p, w1, x >> np.uint64(w))
+                    x, p = rans.renorm(words, p, w1, x >> np.uint64(w))
                     x0, x1, x2, x3 = x1, x2, x3, x
                     e += v << shift
                     shift += w
@@ -355,7 +308,7 @@ def _walk(mode, words, w0, w1, gtab, gsb, vtab, vsb, R, gap_model, value_model, 
             if r >= n:
                 return ROW_OUT_OF_RANGE
             vc = value_context(value_model, 1 if run == 0 else 0, poscls[r], cc)
-            x, p, s, f = _table_op(words, p, w1, x0, vtab, vc * vsize, vs, vmask)
+            x, p, s, f = rans.table_get(words, p, w1, x0, vtab, vc * vsize, vs, vmask)
             x0, x1, x2, x3 = x1, x2, x3, x
             if f == zero:
                 return CORRUPT

@@ -17,9 +17,12 @@ from .errors import (
     DTypeError,
     EncodeError,
     FormatError,
+    OptionError,
+    PackError,
     QuantizeError,
     ShapeError,
     SparseCodecError,
+    UnknownFormatError,
 )
 
 __version__ = "0.1.0"
@@ -89,9 +92,12 @@ __all__ = [
     "EncodeError",
     "Encoded",
     "FormatError",
+    "OptionError",
+    "PackError",
     "QuantizeError",
     "ShapeError",
     "SparseCodecError",
+    "UnknownFormatError",
     "encode",
     "formats",
     "load",

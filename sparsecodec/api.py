@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import EncodeError
+from .errors import OptionError, UnknownFormatError
 from .formats.base import Encoded, Matrix, registry
 
 
@@ -74,19 +74,20 @@ def encode(W: Any, format: str = "auto", objective: str = "size", **opts: Any) -
     reg = registry()
     M = W if isinstance(W, Matrix) else Matrix(W)
     if objective not in OBJECTIVES:
-        raise EncodeError(f"objective must be one of {OBJECTIVES}, found {objective!r}")
+        raise OptionError(f"objective must be one of {OBJECTIVES}, found {objective!r}")
     if format == "auto":
         known = {o for cls in reg.values() for o in cls.options}
         unknown = sorted(set(opts) - known)
         if unknown:
-            raise EncodeError(f"auto: unknown option(s) {unknown}")
+            raise OptionError(f"auto: unknown option(s) {unknown}")
         if objective == "speed":
             return fastest(M, sizes(M, **opts), opts)
         table = candidate_sizes(M, **opts)
         format = min(table, key=table.__getitem__)
         opts = _accepted(reg[format], opts)
     if format not in reg:
-        raise EncodeError(f"unknown format {format!r}; choose one of {formats() + ['auto']}")
+        raise UnknownFormatError(f"unknown format {str(format)[:40]!r}; choose one of "
+                                 f"{formats() + ['auto']}")
     return reg[format].encode(M, **opts)
 
 

@@ -31,10 +31,9 @@ import numpy as np
 
 from .coding.bits import width_for, words_for
 from .coding.huffman import code_lengths, default_max_length, offsets_width, stream_bits
-from .errors import ShapeError
+from .errors import OptionError, ShapeError, UnknownFormatError
 from .formats.base import Encoded, Matrix, registry
-from .formats.ham import BLOCK_SYMBOLS, HAM
-from .formats.sham import SHAM
+from .formats.blocked import BLOCK_SYMBOLS, dense_block_cols, sparse_block_cols
 
 DICTIONARIES = ("paper", "stored")
 ROLES = ("payload", "codebook", "indices", "pointers", "padding")
@@ -47,12 +46,12 @@ def _check(n: int, m: int, q: int = 0, k: int = 1, B: int = 32) -> None:
     if q > n * m:
         raise ShapeError(f"q = {q} nonzeros do not fit an {n}x{m} matrix")
     if B < 1:
-        raise ShapeError(f"B must be at least 1 bit, got {B}")
+        raise OptionError(f"B must be at least 1 bit, got {B}")
 
 
 def _dictionary(dictionary: str) -> bool:
     if dictionary not in DICTIONARIES:
-        raise ShapeError(f"dictionary must be one of {DICTIONARIES}, got {dictionary!r}")
+        raise OptionError(f"dictionary must be one of {DICTIONARIES}, got {dictionary!r}")
     return dictionary == "stored"
 
 
@@ -116,7 +115,7 @@ def psi_ham(n: int, m: int, k: int, B: int = 32, dictionary: str = "paper",
     payload = n * m * (1 + math.log2(max(k, 1)))
     if not _dictionary(dictionary):
         return payload / (n * m * B) + 6 * k / (n * m)
-    bc = HAM._block_cols(n, m, block_symbols)
+    bc = dense_block_cols(n, m, block_symbols)
     nblocks = -(-m // bc)
     whole = math.ceil(payload)
     return _psi(whole + _huffman_extra(k, B, whole, nblocks, max_code_length), n, m, B)
@@ -136,7 +135,7 @@ def _sham(n: int, m: int, q: int, k: int, B: int, dictionary: str, rows: float,
     payload = q * (1 + math.log2(max(k, 1)))
     if not _dictionary(dictionary):
         return payload / (n * m * B) + 6 * k / (n * m) + rows / (n * m * B)
-    bc = SHAM._block_cols(m, q, block_symbols)
+    bc = sparse_block_cols(m, q, block_symbols)
     nblocks = -(-m // bc)
     whole = math.ceil(payload)
     bits = (whole + _huffman_extra(k if q else 0, B, whole, nblocks, max_code_length)
@@ -212,7 +211,7 @@ def psi_pq(n: int, m: int, d: int, k: int, B: int = 32, codebook_bits: int = 32,
     word padding, exactly our bytes."""
     _check(n, m, 0, k, B)
     if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
-        raise ShapeError(f"d must be a positive integer, got {d!r}")
+        raise OptionError(f"d must be a positive integer, got {d!r}")
     if n * m == 0:
         return math.nan
     bits = width_for(k - 1) if index_bits is None else float(index_bits)
@@ -316,7 +315,7 @@ def context_entropy(x: Any, order: str | None = None, gap_model: str | None = No
         return _context_entropy(M, sa.SHAMAns.encode(M))
     order = order or "columns"
     if order not in sa.ORDERS:
-        raise ShapeError(f"order must be 'columns' or 'rows', found {order!r}")
+        raise OptionError(f"order must be 'columns' or 'rows', found {order!r}")
     g = sa._parse_model(gap_model or "none", sa.GAP_FEATURES, "gap_model") or 0
     v = sa._parse_model(value_model or "none", sa.VALUE_FEATURES, "value_model") or 0
     return _model_entropy(M, order, g, v)
@@ -381,9 +380,9 @@ def relative_index_csr(W: np.ndarray | Matrix, index_bits: int = 5, value_bits: 
     distinct nonzero values plus the filler zero; the codebook costs k B bits."""
     if isinstance(index_bits, bool) or not isinstance(index_bits, int) or \
             not 1 <= index_bits <= 32:
-        raise ShapeError(f"index_bits must be an integer in [1, 32], got {index_bits!r}")
+        raise OptionError(f"index_bits must be an integer in [1, 32], got {index_bits!r}")
     if order not in ("row", "col"):
-        raise ShapeError(f"order must be 'row' or 'col', got {order!r}")
+        raise OptionError(f"order must be 'row' or 'col', got {order!r}")
     M = W if isinstance(W, Matrix) else Matrix(W)
     n, m = M.shape
     ptr, idx, vals = M.csr if order == "row" else M.csc
@@ -581,7 +580,7 @@ def report(x: Any, formats: list[str] | None = None) -> Report:
     names = list(registry()) if formats is None else list(formats)
     unknown = sorted(set(names) - set(registry()))
     if unknown:
-        raise ShapeError(f"unknown format(s) {unknown}; known: {', '.join(registry())}")
+        raise UnknownFormatError(f"unknown format(s) {unknown}; known: {', '.join(registry())}")
     rows = []
     for fmt in names:
         if given is not None and fmt == given.format:

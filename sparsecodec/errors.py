@@ -35,6 +35,26 @@ class QuantizeError(SparseCodecError, ValueError):
     weights, more levels asked than the weights have distinct values, ...)."""
 
 
+class OptionError(SparseCodecError, ValueError):
+    """An option or argument outside what it accepts: an unknown name (an order, a layout, a
+    dictionary, an activation) or a value out of range (``block_symbols=0``)."""
+
+
+class UnknownFormatError(OptionError, FormatError):
+    """No registered format has this name. Raised for an argument (``encode(W, "nope")``) and
+    for a file naming a format this version does not know, so it is both an
+    :class:`OptionError` and a :class:`FormatError`."""
+
+
+class PackError(SparseCodecError):
+    """A tensor failed to pack; the message names it. No output file was written."""
+
+
+__all__ = ["DTypeError", "EncodeError", "FormatError", "OptionError", "PackError",
+           "QuantizeError", "ShapeError", "SparseCodecError", "UnknownFormatError",
+           "converted"]
+
+
 @contextmanager
 def converted(what: str, kinds: tuple[type[BaseException], ...]) -> Iterator[None]:
     """Turn what a foreign reader (h5py, zipfile, numpy's .npy header parser) raises on damaged

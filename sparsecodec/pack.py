@@ -36,7 +36,7 @@ import numpy as np
 from . import quantize as qz
 from .api import OBJECTIVES, candidate_sizes, encode
 from .bounds import entropy_limits
-from .errors import FormatError, QuantizeError, ShapeError, SparseCodecError
+from .errors import FormatError, OptionError, PackError, QuantizeError, SparseCodecError
 from .formats.base import Encoded, Matrix
 from .io import ContainerWriter, open_file, save
 from .io.container import file_cost
@@ -96,7 +96,7 @@ class PackedTensor:
 def to_matrix(a: np.ndarray, layout: str) -> tuple[np.ndarray, str]:
     """The (inputs, outputs) matrix of a weight tensor and the name of the transform used."""
     if layout not in LAYOUTS:
-        raise ShapeError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        raise OptionError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     if a.ndim == 2:
         return (np.ascontiguousarray(a.T), "T") if layout == "torch" else (a, "none")
     if a.ndim == 4 and layout == "torch":
@@ -235,10 +235,6 @@ class _Settings:
         if self.objective != "size":  # files packed for size keep their metadata unchanged
             out["objective"] = self.objective
         return out
-
-
-class PackError(SparseCodecError):
-    """A tensor failed to pack; the message names it. No output file was written."""
 
 
 def _pack_tensor(source: TensorSource, name: str, st: _Settings
@@ -550,7 +546,7 @@ def pack(tensors: Mapping[str, Any] | str | os.PathLike, path: str | os.PathLike
     if objective not in OBJECTIVES:
         raise PackError(f"objective must be one of {OBJECTIVES}, found {objective!r}")
     if layout not in LAYOUT_CHOICES:
-        raise ShapeError(f"layout must be one of {LAYOUT_CHOICES}, got {layout!r}")
+        raise OptionError(f"layout must be one of {LAYOUT_CHOICES}, got {layout!r}")
     if layers is not None:
         re.compile(layers)
     if not isinstance(workers, int) or workers < 1:

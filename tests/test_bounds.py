@@ -60,7 +60,7 @@ def test_formulas_by_hand():
         0.2 * 3 / 32 + 0.24 + (20 * 4 + 11 * 32) / 3200)
     with pytest.raises(sc.ShapeError, match="do not fit"):
         bd.psi_csc(2, 2, 5)
-    with pytest.raises(sc.ShapeError, match="dictionary"):
+    with pytest.raises(sc.OptionError, match="dictionary"):
         bd.psi_ham(2, 2, 2, dictionary="btree")
 
 
@@ -132,7 +132,7 @@ def test_relative_index_csr_fillers():
     assert r.total_bits == 4 * (3 + 2) + 2 * 32
     col = bd.relative_index_csr(W.T.copy(), index_bits=3, order="col")
     assert col.entries == 4
-    with pytest.raises(sc.ShapeError):
+    with pytest.raises(sc.OptionError, match="index_bits"):
         bd.relative_index_csr(W, index_bits=0)
 
 
@@ -144,7 +144,7 @@ def test_report_marks_the_given_encoding_and_filters():
     assert r.row("sham").given and r.row("sham").nbytes == enc.nbytes
     text = str(r)
     assert "sham*" in text and "printed" in text and "deep-comp." in text
-    with pytest.raises(sc.ShapeError, match="unknown format"):
+    with pytest.raises(sc.UnknownFormatError, match="unknown format"):
         bd.report(W, formats=["zip"])
 
 

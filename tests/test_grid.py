@@ -10,7 +10,7 @@ from strategies import same_bits
 import sparsecodec as sc
 from sparsecodec import quantize as qz
 from sparsecodec.coding.bits import width_for, words_for
-from sparsecodec.errors import EncodeError, FormatError, QuantizeError
+from sparsecodec.errors import EncodeError, FormatError, OptionError, QuantizeError
 from sparsecodec.formats import grid as fg
 from sparsecodec.formats.base import registry
 from sparsecodec.kernels import threads
@@ -227,7 +227,7 @@ def test_auto_for_speed_picks_a_small_exact_encoding():
     assert same_bits(enc.decode(), W)
     assert enc.bits_per_weight <= sc.api.SPEED_MAX_BITS
     assert sc.encode(W).nbytes <= enc.nbytes  # "size" stays the smallest
-    with pytest.raises(EncodeError, match="objective"):
+    with pytest.raises(OptionError, match="objective"):
         sc.encode(W, objective="fast")
 
 

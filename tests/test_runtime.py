@@ -62,7 +62,7 @@ def test_pool_flatten_activations():
     assert s.sum() == pytest.approx(1.0) and s.argmax() == 2
     assert rt.activate(np.array([1.0]), "gelu")[0] == pytest.approx(
         0.5 * (1 + math.erf(1 / math.sqrt(2))))
-    with pytest.raises(sc.ShapeError, match="unknown activation"):
+    with pytest.raises(sc.OptionError, match="unknown activation"):
         rt.Activation("swish")
 
 

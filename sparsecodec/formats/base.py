@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import inspect
 import math
+import warnings
+from abc import ABC, abstractmethod
 from functools import cached_property
 from typing import Any, ClassVar
 
 import numpy as np
 
 from ..coding.huffman import MAX_SYMBOLS
-from ..errors import DTypeError, EncodeError, FormatError, ShapeError
+from ..errors import (
+    DTypeError,
+    EncodeError,
+    FormatError,
+    OptionError,
+    ShapeError,
+    UnknownFormatError,
+)
 from ..kernels import analysis as ak
 from ..kernels import threads
 
@@ -194,23 +204,76 @@ class Matrix:
 
 
 _REGISTRY: dict[str, type[Encoded]] = {}
+_PLUGINS_LOADED = False
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def register(cls: type[Encoded]) -> type[Encoded]:
-    """Class decorator adding a format to the registry under ``cls.format``."""
-    _REGISTRY[cls.format] = cls
+    """Class decorator adding a format to the registry under ``cls.format``. Names are
+    written into files, so a name is never taken twice: registering another class under a
+    registered name raises :class:`OptionError` (the same class again, as on a module reload,
+    is accepted). A class that leaves a required hook abstract is refused (``TypeError``)."""
+    if not (isinstance(cls, type) and issubclass(cls, Encoded)):
+        raise TypeError(f"register takes an Encoded subclass, found {cls!r}")
+    name = getattr(cls, "format", None)
+    if not isinstance(name, str) or not name.isidentifier() or len(name) > 40:
+        raise TypeError(f"{cls.__qualname__}.format must be a name of at most 40 letters, "
+                        f"digits and underscores, found {name!r}")
+    if inspect.isabstract(cls):
+        missing = ", ".join(sorted(cls.__abstractmethods__))
+        raise TypeError(f"{name}: {cls.__qualname__} does not implement {missing}")
+    old = _REGISTRY.get(name)
+    if old is not None and _qualified(old) != _qualified(cls):
+        raise OptionError(f"format {name!r} is already registered by {_qualified(old)}; "
+                          f"{_qualified(cls)} needs another name")
+    _REGISTRY[name] = cls
     return cls
 
 
+def _load_plugins() -> None:
+    """Register the formats of the ``sparsecodec.formats`` entry points, once. A plugin that
+    fails to load, or whose class is not a valid format, is skipped with a warning."""
+    global _PLUGINS_LOADED
+    if _PLUGINS_LOADED:
+        return
+    _PLUGINS_LOADED = True
+    from ..plugins import format_entry_points
+
+    for ep in format_entry_points():
+        try:
+            cls = ep.load()
+            if getattr(cls, "format", None) != ep.name:
+                raise TypeError(f"it loads {cls!r}, whose format is not {ep.name!r}")
+            register(cls)
+        except Exception as exc:  # a broken plugin must not break the library
+            warnings.warn(f"sparsecodec: format plugin {ep.name!r} ({ep.value}) not loaded: "
+                          f"{type(exc).__name__}: {exc}", RuntimeWarning, stacklevel=2)
+
+
 def registry() -> dict[str, type[Encoded]]:
+    """Every registered format by name: the built-in ones in their order, then plugins."""
+    _load_plugins()
     return dict(_REGISTRY)
 
 
-class Encoded:
+def get_format(name: Any) -> type[Encoded]:
+    """The format class registered as ``name``; :class:`UnknownFormatError` otherwise."""
+    reg = registry()
+    if not isinstance(name, str) or name not in reg:
+        raise UnknownFormatError(f"unknown format {str(name)[:40]!r}; known: {', '.join(reg)}")
+    return reg[name]
+
+
+class Encoded(ABC):
     """An immutable encoded matrix ``W`` of shape (n, m): the protocol every format implements.
 
-    Subclasses provide ``_encode``, ``size_of``, ``components``, ``_meta``, ``_from_parts``,
-    ``decode``, ``_rmatmul`` and ``nnz``.
+    Subclasses must implement the abstract hooks ``_encode``, ``size_of``,
+    ``component_names``, ``_from_parts``, ``components``, ``layout``, ``nnz``, ``decode`` and
+    ``_rmatmul``; they may override ``_meta``, ``lower_bound``, ``size_within`` and
+    ``decode_columns``. ``docs/architecture.md`` describes each hook.
     """
 
     format: ClassVar[str]
@@ -235,16 +298,17 @@ class Encoded:
         unknown = sorted(set(opts) - set(cls.options))
         if unknown:
             allowed = ", ".join(cls.options) or "none"
-            raise EncodeError(f"{cls.format}: unknown option(s) {unknown}; allowed: {allowed}")
+            raise OptionError(f"{cls.format}: unknown option(s) {unknown}; allowed: {allowed}")
 
     @classmethod
+    @abstractmethod
     def _encode(cls, M: Matrix, **opts: Any) -> Encoded:
-        raise NotImplementedError
+        """Encode ``M`` with options already checked against ``options`` by name."""
 
     @classmethod
+    @abstractmethod
     def size_of(cls, M: Matrix, **opts: Any) -> int | None:
         """Exact ``nbytes`` the encoding of ``M`` would have, or None if it cannot be encoded."""
-        raise NotImplementedError
 
     @classmethod
     def size_within(cls, M: Matrix, limit: float, **opts: Any) -> int | None:
@@ -299,18 +363,21 @@ class Encoded:
         return enc
 
     @classmethod
+    @abstractmethod
     def component_names(cls, meta: dict[str, Any]) -> tuple[str, ...]:
-        raise NotImplementedError
+        """The names of the components a file must hold for this ``meta``."""
 
     @classmethod
+    @abstractmethod
     def _from_parts(cls, shape: tuple[int, int], dtype: np.dtype, meta: dict[str, Any],
                     comps: dict[str, np.ndarray]) -> Encoded:
-        raise NotImplementedError
+        """Rebuild from checked shape and dtype, validating the format's own meta and
+        components (bounds, lengths, pointers) so that no later access can fail unsafely."""
 
     # ---- storage
+    @abstractmethod
     def components(self) -> dict[str, np.ndarray]:
         """The named arrays that are stored; their bytes are exactly ``nbytes``."""
-        raise NotImplementedError
 
     def _meta(self) -> dict[str, Any]:
         return {}
@@ -326,11 +393,11 @@ class Encoded:
         """Exact bytes of every stored component (payload, codebook, indices, pointers)."""
         return int(sum(a.nbytes for a in self.components().values()))
 
+    @abstractmethod
     def layout(self) -> dict[str, tuple[str, int]]:
         """For each component: its role (``payload``, ``codebook``, ``indices`` or ``pointers``)
         and how many of its bits carry content; the rest of its bytes is word padding.
         ``sparsecodec.bounds.account`` sums these into the exact byte split."""
-        raise NotImplementedError
 
     @property
     def bits_per_weight(self) -> float:
@@ -338,14 +405,14 @@ class Encoded:
         return 8.0 * self.nbytes / (n * m) if n * m else math.nan
 
     @property
+    @abstractmethod
     def nnz(self) -> int:
         """Number of entries whose bit pattern is not +0.0."""
-        raise NotImplementedError
 
     # ---- computation
+    @abstractmethod
     def decode(self) -> np.ndarray:
         """The original matrix, bit for bit (same dtype, -0.0, inf and NaN payloads kept)."""
-        raise NotImplementedError
 
     def decode_columns(self, start: int, stop: int) -> np.ndarray:
         """``W[:, start:stop]`` bit for bit. Blocked formats decode only the blocks needed."""
@@ -360,9 +427,9 @@ class Encoded:
                              f"{m}, found {start!r}:{stop!r}")
         return int(start), int(stop)
 
+    @abstractmethod
     def _rmatmul(self, Xt: np.ndarray) -> np.ndarray:
         """``(X @ W).T`` as float64 (m, b) from ``Xt = X.T``, float64 C-contiguous (n, b)."""
-        raise NotImplementedError
 
     def _operand(self, X: Any, ndim: int) -> tuple[np.ndarray, np.dtype]:
         X = np.asarray(X)

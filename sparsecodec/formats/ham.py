@@ -12,88 +12,18 @@ from typing import Any
 
 import numpy as np
 
-from ..coding.huffman import (
-    MAX_CODE_LENGTH,
-    HuffmanPart,
-    code_lengths,
-    count_symbol,
-    default_max_length,
-    stream_bits,
-    stream_nbytes,
-)
-from ..errors import EncodeError, FormatError
+from ..coding.huffman import HuffmanPart, code_lengths, count_symbol, stream_bits, stream_nbytes
+from ..errors import FormatError
 from ..kernels import entropy as ke
-from .base import Encoded, Matrix, bits_dtype, component, float_view, meta_int, register
-
-BLOCK_SYMBOLS = 1 << 14
-"""Default number of symbols per block: 64 KiB of int32 scratch, and plenty of parallel tasks."""
-
-
-def check_coder_options(fmt: str, block_symbols: Any, max_code_length: Any) -> None:
-    for name, v, lo, hi in (("block_symbols", block_symbols, 1, 1 << 30),
-                            ("max_code_length", max_code_length, 1, MAX_CODE_LENGTH)):
-        if v is None and name == "max_code_length":
-            continue
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= v <= hi:
-            raise EncodeError(f"{fmt}: {name} must be an integer in {lo}..{hi}, found {v!r}")
-
-
-def limit_for(k: int, max_code_length: int | None) -> int:
-    """The code length limit for ``k`` symbols: as asked, or the default."""
-    return default_max_length(k) if max_code_length is None else int(max_code_length)
-
-
-def block_starts(per_col: np.ndarray | int, m: int, block_cols: int, ptr: np.ndarray | None
-                 ) -> np.ndarray:
-    """First symbol of each block of ``block_cols`` columns, plus the total."""
-    cols = np.minimum(np.arange(0, m + block_cols, block_cols), m)
-    if m == 0:
-        cols = np.zeros(1, np.int64)
-    return (cols * per_col if ptr is None else ptr[cols]).astype(np.int64)
-
-
-def block_range(start: int, stop: int, block_cols: int, m: int) -> tuple[int, int, int, int]:
-    """Blocks ``[b_lo, b_hi)`` covering columns ``[start, stop)`` and the columns they span."""
-    if start == stop:
-        return 0, 0, start, start
-    b_lo, b_hi = start // block_cols, -(-stop // block_cols)
-    return b_lo, b_hi, b_lo * block_cols, min(m, b_hi * block_cols)
-
-
-class BlockedStream(Encoded):
-    """What ``ham`` and ``sham`` share: a Huffman part cut into blocks of ``block_cols``
-    columns, decoded (whole or by column range) one block per parallel task."""
-
-    part: HuffmanPart
-    block_cols: int
-
-    @classmethod
-    def lower_bound(cls, M: Matrix) -> int:
-        """The distinct values (its Huffman symbols), and at least one bit per coded nonzero
-        when there are two symbols or more (a Huffman code is never shorter)."""
-        k = M.nonzero_k_at_least
-        return k * M.dtype.itemsize + (M.nnz // 8 if k >= 2 else 0)
-
-    def _decode_blocks(self, b_lo: int, b_hi: int, flat: np.ndarray) -> int:
-        """Decode blocks b_lo..b_hi into the zero-filled column-major ``flat``; returns the
-        first corrupt block or -1."""
-        raise NotImplementedError
-
-    def _check(self, bad: int) -> None:
-        if bad >= 0:
-            raise FormatError(f"{self.format}: block {bad} of the stream is corrupt")
-
-    def decode(self) -> np.ndarray:
-        return self.decode_columns(0, self.shape[1])
-
-    def decode_columns(self, start: int, stop: int) -> np.ndarray:
-        start, stop = self._column_range(start, stop)
-        n, m = self.shape
-        b_lo, b_hi, c_lo, c_hi = block_range(start, stop, self.block_cols, m)
-        flat = np.zeros(n * (c_hi - c_lo), bits_dtype(self.dtype))
-        self._check(self._decode_blocks(b_lo, b_hi, flat))
-        out = flat.view(self.dtype).reshape(c_hi - c_lo, n).T
-        return out[:, start - c_lo:stop - c_lo]
+from .base import Matrix, bits_dtype, component, float_view, meta_int, register
+from .blocked import (
+    BLOCK_SYMBOLS,
+    BlockedStream,
+    block_starts,
+    check_coder_options,
+    dense_block_cols,
+    limit_for,
+)
 
 
 @register
@@ -107,17 +37,13 @@ class HAM(BlockedStream):
         self.block_cols = block_cols
         self._nnz: int | None = None
 
-    @staticmethod
-    def _block_cols(n: int, m: int, block_symbols: int) -> int:
-        return max(1, min(max(m, 1), -(-block_symbols // max(n, 1))))
-
     @classmethod
     def _encode(cls, M: Matrix, block_symbols: int = BLOCK_SYMBOLS,
                 max_code_length: int | None = None) -> HAM:
         check_coder_options(cls.format, block_symbols, max_code_length)
         d = M.require_distinct("all", cls.format)
         n, m = M.shape
-        bc = cls._block_cols(n, m, block_symbols)
+        bc = dense_block_cols(n, m, block_symbols)
         part = HuffmanPart.encode(d.values.view(M.dtype), d.counts, d.symbols,
                                   block_starts(n, m, bc, None), limit_for(d.k, max_code_length))
         return cls(M.shape, M.dtype, part, bc)
@@ -131,7 +57,7 @@ class HAM(BlockedStream):
             return None
         n, m = M.shape
         lengths = code_lengths(d.counts, limit_for(d.k, max_code_length))
-        nblocks = -(-m // cls._block_cols(n, m, block_symbols))
+        nblocks = -(-m // dense_block_cols(n, m, block_symbols))
         return stream_nbytes(d.k, M.dtype.itemsize, int(lengths.max(initial=0)),
                              stream_bits(d.counts, lengths), nblocks)
 

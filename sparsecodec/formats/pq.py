@@ -25,7 +25,7 @@ from ..errors import EncodeError, FormatError
 from ..kernels import entropy as ke
 from ..kernels import pq as kp
 from .base import Encoded, Matrix, bits_dtype, component, meta_int, register, widened
-from .ham import BLOCK_SYMBOLS, HAM, block_starts, check_coder_options, limit_for
+from .blocked import BLOCK_SYMBOLS, block_starts, check_coder_options, dense_block_cols, limit_for
 
 CODINGS = ("auto", "packed", "huffman")
 MAX_CODEWORDS = 1 << 16
@@ -109,7 +109,7 @@ class PQ(Encoded):
             raise EncodeError(f"pq: index_coding must be one of {CODINGS}, found "
                               f"{index_coding!r}")
         check_coder_options("pq", block_symbols, None)
-        bc = HAM._block_cols(G, m, block_symbols)
+        bc = dense_block_cols(G, m, block_symbols)
         packed = 8 * words_for(codes.size * width_for(k - 1))
         if index_coding == "packed":
             return False, packed, None, bc

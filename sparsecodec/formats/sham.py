@@ -15,15 +15,12 @@ import numpy as np
 from ..coding.bits import check_packed, pack, width_for, words_for
 from ..coding.huffman import (
     HuffmanPart,
-    code_lengths,
-    stream_bits,
-    stream_nbytes,
 )
 from ..errors import FormatError
 from ..kernels import compressed as kc
 from ..kernels import entropy as ke
 from .base import Matrix, bits_dtype, component, float_view, meta_int, register
-from .ham import BLOCK_SYMBOLS, BlockedStream, block_starts, check_coder_options, limit_for
+from .blocked import BLOCK_SYMBOLS, BlockedStream, nonzero_part, nonzero_part_nbytes
 
 
 @register
@@ -40,46 +37,10 @@ class SHAM(BlockedStream):
         self._nnz = nnz
         self.block_cols = block_cols
 
-    @staticmethod
-    def _block_cols(m: int, nnz: int, block_symbols: int) -> int:
-        per_col = max(nnz, 1) / max(m, 1)
-        return max(1, min(max(m, 1), int(np.ceil(block_symbols / per_col))))
-
-    @classmethod
-    def value_part(cls, M: Matrix, block_symbols: int, max_code_length: int | None
-                   ) -> tuple[HuffmanPart, np.ndarray, int, int, np.ndarray]:
-        """The nonzero values' Huffman part, blocked by columns: (part, column pointers, nnz,
-        block_cols, block starts). Shared with ``sham_gap``."""
-        check_coder_options(cls.format, block_symbols, max_code_length)
-        d = M.require_distinct("nonzero", cls.format)
-        ptr = M.csc[0]
-        nnz = int(ptr[-1])
-        bc = SHAM._block_cols(M.shape[1], nnz, block_symbols)
-        starts = block_starts(0, M.shape[1], bc, ptr)
-        part = HuffmanPart.encode(d.values.view(M.dtype), d.counts, d.symbols, starts,
-                                  limit_for(d.k, max_code_length))
-        return part, ptr, nnz, bc, starts
-
-    @classmethod
-    def value_part_nbytes(cls, M: Matrix, block_symbols: int, max_code_length: int | None
-                          ) -> tuple[int, int] | None:
-        """(bytes of the values' Huffman part plus the packed column pointers, the number of
-        blocks), or None with too many distinct values."""
-        check_coder_options(cls.format, block_symbols, max_code_length)
-        d = M.nonzero_distinct
-        if d is None:
-            return None
-        m, nnz = M.shape[1], M.nnz
-        lengths = code_lengths(d.counts, limit_for(d.k, max_code_length))
-        nblocks = -(-m // SHAM._block_cols(m, nnz, block_symbols))
-        return (stream_nbytes(d.k, M.dtype.itemsize, int(lengths.max(initial=0)),
-                              stream_bits(d.counts, lengths), nblocks)
-                + 8 * words_for((m + 1) * width_for(nnz))), nblocks
-
     @classmethod
     def _encode(cls, M: Matrix, block_symbols: int = BLOCK_SYMBOLS,
                 max_code_length: int | None = None) -> SHAM:
-        part, ptr, nnz, bc, _ = cls.value_part(M, block_symbols, max_code_length)
+        part, ptr, nnz, bc, _ = nonzero_part(M, cls.format, block_symbols, max_code_length)
         rows = M.csc[1]
         return cls(M.shape, M.dtype, part, pack(ptr, width_for(nnz)),
                    pack(rows, width_for(M.shape[0] - 1)), nnz, bc)
@@ -87,7 +48,7 @@ class SHAM(BlockedStream):
     @classmethod
     def size_of(cls, M: Matrix, block_symbols: int = BLOCK_SYMBOLS,
                 max_code_length: int | None = None) -> int | None:
-        got = cls.value_part_nbytes(M, block_symbols, max_code_length)
+        got = nonzero_part_nbytes(M, cls.format, block_symbols, max_code_length)
         if got is None:
             return None
         return got[0] + 8 * words_for(M.nnz * width_for(M.shape[0] - 1))

@@ -48,7 +48,7 @@ from .base import (
     meta_int,
     register,
 )
-from .ham import BLOCK_SYMBOLS, block_range, check_coder_options
+from .blocked import BLOCK_SYMBOLS, block_range, check_coder_options
 
 MAX_RUNS = 1 << 12
 MAX_SCALE = 16

@@ -21,8 +21,7 @@ from ..errors import FormatError
 from ..kernels import compressed as kc
 from ..kernels import gaps as kg
 from .base import Matrix, bits_dtype, component, float_view, meta_int, register
-from .ham import BLOCK_SYMBOLS, BlockedStream, limit_for
-from .sham import SHAM
+from .blocked import BLOCK_SYMBOLS, BlockedStream, limit_for, nonzero_part, nonzero_part_nbytes
 
 _GAP_NAMES = ("gap_symbols", "gap_code_counts", "gap_stream", "gap_offsets")
 
@@ -53,7 +52,7 @@ class SHAMGap(BlockedStream):
     @classmethod
     def _encode(cls, M: Matrix, block_symbols: int = BLOCK_SYMBOLS,
                 max_code_length: int | None = None) -> SHAMGap:
-        part, ptr, nnz, bc, starts = SHAM.value_part(M, block_symbols, max_code_length)
+        part, ptr, nnz, bc, starts = nonzero_part(M, cls.format, block_symbols, max_code_length)
         gaps, alphabet, counts = cls._gap_stats(M)
         rank = np.zeros(int(alphabet[-1]) + 1 if alphabet.size else 1, np.int32)
         rank[alphabet] = np.arange(alphabet.size, dtype=np.int32)
@@ -64,7 +63,7 @@ class SHAMGap(BlockedStream):
     @classmethod
     def size_of(cls, M: Matrix, block_symbols: int = BLOCK_SYMBOLS,
                 max_code_length: int | None = None) -> int | None:
-        got = SHAM.value_part_nbytes(M, block_symbols, max_code_length)
+        got = nonzero_part_nbytes(M, cls.format, block_symbols, max_code_length)
         if got is None:
             return None
         total, nblocks = got

@@ -23,17 +23,16 @@ import numpy as np
 from ..errors import FormatError, SparseCodecError
 from .files import atomic_output, check_unchanged, open_regular, read_at
 from .tensors import (
-    ARRAY,
     DTYPES,
     MAX_NAME,
     Budget,
     TensorInfo,
     build,
     check_budget,
+    check_format_name,
     check_name,
     check_shape,
     describe,
-    known_formats,
     parse_json,
     storable,
 )
@@ -253,7 +252,6 @@ class ContainerFile(Mapping[str, Any]):
         if not isinstance(tensors, dict):
             raise FormatError(f"{where}: tensors must be an object")
         spans = []
-        formats = known_formats()
         for name, t in tensors.items():
             at = f"{where}: tensor {name!r}"
             if not 0 < len(name) <= MAX_NAME:
@@ -263,8 +261,7 @@ class ContainerFile(Mapping[str, Any]):
                 raise FormatError(f"{at}: needs exactly format, shape, dtype, meta, components")
             if not isinstance(t["format"], str) or not isinstance(t["dtype"], str):
                 raise FormatError(f"{at}: format and dtype must be strings")
-            if t["format"] != ARRAY and t["format"] not in formats:
-                raise FormatError(f"{at}: unknown format {t['format']!r}")
+            check_format_name(at, t["format"])
             check_shape(f"{at}: shape", t["shape"])
             if not isinstance(t["meta"], dict) or not isinstance(t["components"], dict):
                 raise FormatError(f"{at}: meta and components must be objects")

@@ -31,17 +31,16 @@ import numpy as np
 from ..errors import FormatError, SparseCodecError, converted
 from .files import atomic_output, check_unchanged, open_regular, read_at
 from .tensors import (
-    ARRAY,
     DTYPES,
     Budget,
     TensorInfo,
     budget_limit,
     build,
     check_budget,
+    check_format_name,
     check_name,
     check_shape,
     describe,
-    known_formats,
     parse_json,
     storable,
 )
@@ -335,8 +334,7 @@ class HDF5File(Mapping[str, Any]):
         g, at = self._groups[name], f"{self.path}: tensor {name!r}"
         with h5_errors(at):
             fmt, dtype = _str_attr(g, "format", at), _str_attr(g, "dtype", at)
-            if fmt != ARRAY and fmt not in known_formats():
-                raise FormatError(f"{at}: unknown format {fmt[:40]!r}")
+            check_format_name(at, fmt)
             shape = [int(s) for s in np.asarray(_attr(g, "shape", at)).ravel()]
             check_shape(f"{at}: shape", shape)
             dataset = load_h5py().Dataset

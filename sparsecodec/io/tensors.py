@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import numpy as np
 
-from ..errors import FormatError, SparseCodecError
+from ..errors import FormatError, SparseCodecError, UnknownFormatError
+from ..plugins import format_entry_points
 
 if TYPE_CHECKING:
     from ..formats.base import Encoded
@@ -95,10 +96,21 @@ def parse_json(raw: bytes | str, what: str) -> Any:
 
 
 def known_formats() -> set[str]:
-    """Format names a header may use: the built-in ones, and any registered since (formats
-    registered by other code are known once their module is imported)."""
+    """Format names a header may use: the built-in ones, any registered since, and those of
+    installed plugins (``sparsecodec.formats`` entry points: listed, not imported)."""
     base = sys.modules.get(__name__.rsplit(".", 2)[0] + ".formats.base")
-    return set(BUILTIN_FORMATS) | (set(base.registry()) if base is not None else set())
+    registered = set(base._REGISTRY) if base is not None else set()
+    return (set(BUILTIN_FORMATS) | registered
+            | {ep.name for ep in format_entry_points()})
+
+
+def check_format_name(at: str, fmt: Any) -> None:
+    """:class:`UnknownFormatError` unless ``fmt`` is a known format name or ``array`` (the
+    plugins are listed only for a name that is not built in)."""
+    if fmt == ARRAY or fmt in BUILTIN_FORMATS:
+        return
+    if not isinstance(fmt, str) or fmt not in known_formats():
+        raise UnknownFormatError(f"{at}: unknown format {str(fmt)[:40]!r}")
 
 
 class TensorInfo(NamedTuple):
@@ -190,12 +202,10 @@ def build(at: str, fmt: Any, shape: Any, dtype: Any, meta: Any,
         if values.dtype.name != dtype:
             raise FormatError(f"{at}: dtype {dtype!r} does not match its values")
         return values.reshape(()) if scalar else values  # a 0-d array is stored as (1,)
-    from ..formats.base import registry
+    from ..formats.base import get_format
 
-    if fmt not in registry():
-        raise FormatError(f"{at}: unknown format {fmt!r}")
     try:
-        return registry()[fmt].from_components(
+        return get_format(fmt).from_components(
             {**meta, "format": fmt, "shape": list(shape), "dtype": dtype}, comps)
     except FormatError as exc:
         raise FormatError(f"{at}: {exc}") from None

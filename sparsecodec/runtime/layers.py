@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from scipy.special import erf
 
-from ..errors import ShapeError
+from ..errors import OptionError, ShapeError
 from ..formats.base import Encoded
 
 ACTIVATIONS = ("linear", "relu", "softmax", "gelu", "tanh", "sigmoid")
@@ -35,13 +35,13 @@ def activate(x: np.ndarray, name: str) -> np.ndarray:
         return np.tanh(x)
     if name == "sigmoid":
         return 1 / (1 + np.exp(-x))
-    raise ShapeError(f"unknown activation {name!r}; known: {', '.join(ACTIVATIONS)}")
+    raise OptionError(f"unknown activation {name!r}; known: {', '.join(ACTIVATIONS)}")
 
 
 def _pair(v: Any, name: str) -> tuple[int, int]:
     a, b = (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
     if min(a, b) < 0 or (name != "padding" and min(a, b) < 1):
-        raise ShapeError(f"{name} must be positive integers, got {v!r}")
+        raise OptionError(f"{name} must be positive integers, got {v!r}")
     return int(a), int(b)
 
 
@@ -122,7 +122,7 @@ class Pool2d:
 
     def __init__(self, kind: str, kernel_size: Any, stride: Any = None):
         if kind not in ("max", "avg"):
-            raise ShapeError(f"pooling kind must be 'max' or 'avg', got {kind!r}")
+            raise OptionError(f"pooling kind must be 'max' or 'avg', got {kind!r}")
         self.kind = kind
         self.k = _pair(kernel_size, "kernel_size")
         self.stride = _pair(stride if stride is not None else kernel_size, "stride")

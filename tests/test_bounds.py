@@ -181,7 +181,7 @@ def test_context_entropy_is_the_model_limit_of_sham_ans():
     rich = sc.bounds.context_entropy(W, order="columns", gap_model="prev+line",
                                      value_model="sig+pos+line")
     assert rich.total <= ce.total + 1e-6
-    with pytest.raises(sc.EncodeError):
+    with pytest.raises(sc.OptionError):
         sc.bounds.context_entropy(W, gap_model="sig")
 
 

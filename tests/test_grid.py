@@ -135,7 +135,7 @@ def test_the_smaller_width_is_chosen_and_bits_can_be_forced():
     assert sc.encode(W8, format="grid").code_bits == 8
     assert sc.encode(W8, format="grid").nx == 0
     assert sc.encode(W8, format="grid", code_bits=4).nx > 0  # levels past 4 bits: exceptions
-    with pytest.raises(EncodeError, match="code_bits must be 4 or 8"):
+    with pytest.raises(OptionError, match="code_bits must be 4 or 8"):
         sc.encode(W, format="grid", code_bits=5)
 
 

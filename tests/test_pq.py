@@ -161,7 +161,7 @@ def test_conv_reshaping_round_trips():
     (lambda W: qz.product_quantize(W, 4, 4, importance=-np.ones(W.shape)), sc.QuantizeError,
      "nonnegative"),
     (lambda W: qz.product_quantize(W[0], 4, 4), sc.ShapeError, "2-D"),
-    (lambda W: qz.product_quantize(W, 4, 4, index_coding="zip"), sc.EncodeError, "index_coding"),
+    (lambda W: qz.product_quantize(W, 4, 4, index_coding="zip"), sc.OptionError, "index_coding"),
     (lambda W: qz.conv_to_matrix(W), sc.ShapeError, "4 dimensions"),
 ])
 def test_invalid_arguments(call, error, match):

@@ -142,7 +142,7 @@ def test_options_are_checked():
     W = pruned_quantized_layer(32, 16, 0.2, 4)
     for opts in ({"gap_model": "sig"}, {"value_model": "prev"}, {"order": "diagonal"},
                  {"gap_model": 3}, {"block_symbols": 0}):
-        with pytest.raises(sc.EncodeError):
+        with pytest.raises(sc.OptionError):
             sc.encode(W, format="sham_ans", **opts)
 
 

@@ -33,7 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-from ..errors import EncodeError, FormatError
+from .. import status
+from ..errors import EncodeError, FormatError, OptionError
 from .bits import (
     check_packed,
     check_padding,
@@ -153,7 +154,7 @@ def code_lengths(counts: np.ndarray, max_length: int = MAX_CODE_LENGTH) -> np.nd
     if k == 1:
         return np.zeros(1, np.uint8)
     if not 1 <= max_length <= MAX_CODE_LENGTH:
-        raise EncodeError(f"max_length must be in 1..{MAX_CODE_LENGTH}, got {max_length}")
+        raise OptionError(f"max_length must be in 1..{MAX_CODE_LENGTH}, got {max_length}")
     if k > 1 << max_length:
         raise EncodeError(f"{k} symbols cannot be coded with codes of at most {max_length} bits")
     order = np.argsort(counts, kind="stable")
@@ -555,26 +556,24 @@ def decode_all(words, lane_off, block_starts, table, limit, base, first, bits, m
 
 @njit(cache=True, nogil=True, parallel=True)
 def count_symbol(words, lane_off, block_starts, table, limit, base, first, bits, maxlen, sym):
-    """How many times canonical index ``sym`` occurs (block by block, nothing kept); -1 when a
-    block is corrupt."""
+    """(first corrupt block or -1, how many times canonical index ``sym`` occurs), counted
+    block by block with nothing kept."""
     nblocks = block_starts.shape[0] - 1
     counts = np.zeros(max(nblocks, 1), np.int64)
+    bad = np.full(max(nblocks, 1), -1, np.int64)
     for b in prange(nblocks):
         cnt = block_starts[b + 1] - block_starts[b]
         scratch = np.empty(cnt, np.uint32)
         if not decode_block(words, lane_off, b, cnt, table, limit, base, first, bits, maxlen,
                             scratch):
-            counts[b] = -1
+            bad[b] = b
             continue
         c = 0
         for t in range(cnt):
             if scratch[np.uint64(t)] == sym:
                 c += 1
         counts[b] = c
-    for b in range(nblocks):
-        if counts[b] < 0:
-            return -1
-    return counts.sum()
+    return first_bad(bad), counts.sum()
 
 
 def decode_stream(words: np.ndarray, lane_off: np.ndarray, block_starts: np.ndarray,
@@ -583,8 +582,7 @@ def decode_stream(words: np.ndarray, lane_off: np.ndarray, block_starts: np.ndar
     out = np.empty(int(block_starts[-1]), np.int32)
     bad = decode_all(words, lane_off, block_starts, tables.table, tables.limit, tables.base,
                      tables.first, tables.bits, tables.maxlen, out)
-    if bad >= 0:
-        raise FormatError(f"{what}: block {bad} is corrupt (a lane overruns its end)")
+    status.check_block(what, bad)
     return out
 
 

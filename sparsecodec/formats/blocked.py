@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import status
 from ..coding.bits import width_for, words_for
 from ..coding.huffman import (
     MAX_CODE_LENGTH,
@@ -22,7 +23,7 @@ from ..coding.huffman import (
     stream_bits,
     stream_nbytes,
 )
-from ..errors import FormatError, OptionError
+from ..errors import OptionError
 from .base import Encoded, Matrix, bits_dtype
 
 BLOCK_SYMBOLS = 1 << 14
@@ -123,8 +124,7 @@ class BlockedStream(Encoded):
         first corrupt block or -1."""
 
     def _check(self, bad: int) -> None:
-        if bad >= 0:
-            raise FormatError(f"{self.format}: block {bad} of the stream is corrupt")
+        status.check_block(self.format, bad)
 
     def decode(self) -> np.ndarray:
         return self.decode_columns(0, self.shape[1])

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import status
 from ..coding.bits import check_packed, pack, unpack, width_for, words_for
 from ..errors import FormatError
 from ..kernels import shared_values as ks
@@ -144,8 +145,7 @@ class CER(Encoded):
             check_packed(omega_index, groups, oiw, f"{fmt}: omega_index")
         code = ks.check_groups(row_ptr, rw, omega_ptr, pw, col_index, cw, omega_index, oiw,
                                cls.padded, n, m, k, q, groups)
-        if code:
-            raise FormatError(f"{fmt}: {ks.MESSAGES[code]}")
+        status.check(fmt, code)
         return cls(shape, dtype, omega, col_index, omega_ptr, row_ptr, omega_index, q, groups)
 
     # ---- computation

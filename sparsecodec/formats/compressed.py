@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import status
 from ..coding.bits import check_packed, pack, width_for, words_for
 from ..errors import FormatError
 from ..kernels import compressed as kc
@@ -70,8 +71,7 @@ class _Compressed(Encoded):
         if kc.has_zero(values.view(bits_dtype(dtype))):
             raise FormatError(f"{fmt}: a stored value is +0.0 (zeros are never stored)")
         code = kc.check_compressed(indptr, pw, outer, indices, iw, inner, nnz)
-        if code:
-            raise FormatError(f"{fmt}: {kc.MESSAGES[code]}")
+        status.check(fmt, code)
         return cls(shape, dtype, values, indptr, indices)
 
     def components(self) -> dict[str, np.ndarray]:

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import status
 from ..coding.bits import check_packed, pack, width_for, words_for
 from ..errors import FormatError
 from ..kernels import compressed as kc
@@ -58,8 +59,7 @@ class COO(Encoded):
         if kc.has_zero(values.view(bits_dtype(dtype))):
             raise FormatError(f"{fmt}: a stored value is +0.0 (zeros are never stored)")
         code = kc.check_coordinates(row, width_for(n - 1), col, width_for(m - 1), n, m, nnz)
-        if code:
-            raise FormatError(f"{fmt}: {kc.MESSAGES[code]}")
+        status.check(fmt, code)
         return cls(shape, dtype, values, row, col)
 
     def components(self) -> dict[str, np.ndarray]:

@@ -15,8 +15,9 @@ from typing import Any
 import numba
 import numpy as np
 
+from .. import status
 from ..coding.bits import check_packed, pack, width_for, words_for
-from ..errors import EncodeError, FormatError
+from ..errors import FormatError, OptionError
 from ..kernels import compressed as kc
 from ..kernels import grid as kg
 from ..kernels import threads
@@ -200,7 +201,7 @@ class Grid(Encoded):
         if code_bits is None:
             return CODE_BITS
         if isinstance(code_bits, bool) or code_bits not in CODE_BITS:
-            raise EncodeError(f"grid: code_bits must be 4 or 8, found {code_bits!r}")
+            raise OptionError(f"grid: code_bits must be 4 or 8, found {code_bits!r}")
         return (int(code_bits),)
 
     @classmethod
@@ -299,11 +300,9 @@ class Grid(Encoded):
         pw, rw = width_for(nx), width_for(n - 1)
         check_packed(xptr, m + 1, pw, f"{fmt}: xptr")
         check_packed(xrows, nx, rw, f"{fmt}: xrows")
-        err = kc.check_compressed(xptr, pw, m, xrows, rw, n, nx)
-        if err:
-            raise FormatError(f"{fmt}: exceptions: {kc.MESSAGES[err]}")
-        if nx and kg.check_exceptions(xptr, pw, xrows, rw, codes, q, n, zeros):
-            raise FormatError(f"{fmt}: an exception's code is not its column's zero code")
+        status.check(fmt, kc.check_compressed(xptr, pw, m, xrows, rw, n, nx), part="exceptions")
+        if nx:
+            status.check(fmt, kg.check_exceptions(xptr, pw, xrows, rw, codes, q, n, zeros))
         return cls(shape, dtype, q, codes, scales, zeros, xvalues, xptr, xrows)
 
     def components(self) -> dict[str, np.ndarray]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import status
 from ..coding.huffman import HuffmanPart, code_lengths, count_symbol, stream_bits, stream_nbytes
 from ..errors import FormatError
 from ..kernels import entropy as ke
@@ -96,13 +97,12 @@ class HAM(BlockedStream):
             zeros = 0
             if zero.size:
                 t = self.part.tables
-                zeros = int(count_symbol(self.part.words, self.part.lane_off,
-                                         block_starts(n, m, self.block_cols, None), t.table,
-                                         t.limit, t.base, t.first, t.bits, t.maxlen,
-                                         int(zero[0])))
-                if zeros < 0:
-                    raise FormatError(f"{self.format}: the stream is corrupt")
-            self._nnz = n * m - zeros
+                bad, zeros = count_symbol(self.part.words, self.part.lane_off,
+                                          block_starts(n, m, self.block_cols, None), t.table,
+                                          t.limit, t.base, t.first, t.bits, t.maxlen,
+                                          int(zero[0]))
+                status.check_block(self.format, int(bad))
+            self._nnz = n * m - int(zeros)
         return self._nnz
 
     def _decode_blocks(self, b_lo: int, b_hi: int, flat: np.ndarray) -> int:

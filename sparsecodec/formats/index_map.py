@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..coding.bits import check_packed, pack, width_for, words_for
-from ..errors import EncodeError, FormatError
+from ..errors import EncodeError, FormatError, OptionError
 from ..kernels import entropy as ke
 from .base import Encoded, Matrix, bits_dtype, component, float_view, meta_int, register
 
@@ -42,7 +42,7 @@ class IndexMap(Encoded):
         if bits is None:
             return need
         if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 0 <= bits <= 32:
-            raise EncodeError(f"index_map: bits must be an integer in 0..32, found {bits!r}")
+            raise OptionError(f"index_map: bits must be an integer in 0..32, found {bits!r}")
         if bits < need:
             raise EncodeError(f"index_map: {k} distinct values need {need} bits per index, "
                               f"but bits={bits} holds at most {1 << bits}")

@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from .. import status
 from ..coding.bits import check_packed, pack, unpack, width_for, words_for
 from ..coding.huffman import HuffmanPart, code_lengths, stream_bits, stream_nbytes
-from ..errors import EncodeError, FormatError
+from ..errors import EncodeError, FormatError, OptionError
 from ..kernels import entropy as ke
 from ..kernels import pq as kp
 from .base import Encoded, Matrix, bits_dtype, component, meta_int, register, widened
@@ -39,7 +40,7 @@ def groups_of(n: int, d: int) -> int:
 
 def check_d(d: Any, fmt: str = "pq") -> int:
     if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or not 1 <= d <= 1 << 16:
-        raise EncodeError(f"{fmt}: d must be an integer in 1..65536, found {d!r}")
+        raise OptionError(f"{fmt}: d must be an integer in 1..65536, found {d!r}")
     return int(d)
 
 
@@ -106,7 +107,7 @@ class PQ(Encoded):
         Huffman was weighed, block columns). "auto" takes Huffman only when it saves 3%:
         packed codes are read several times faster."""
         if index_coding not in CODINGS:
-            raise EncodeError(f"pq: index_coding must be one of {CODINGS}, found "
+            raise OptionError(f"pq: index_coding must be one of {CODINGS}, found "
                               f"{index_coding!r}")
         check_coder_options("pq", block_symbols, None)
         bc = dense_block_cols(G, m, block_symbols)
@@ -143,7 +144,7 @@ class PQ(Encoded):
         d = check_d(4 if d is None else d)
         if isinstance(max_codewords, bool) or not isinstance(max_codewords, (int, np.integer)) \
                 or not 1 <= max_codewords <= 1 << 24:
-            raise EncodeError(f"pq: max_codewords must be an integer in 1..2^24, found "
+            raise OptionError(f"pq: max_codewords must be an integer in 1..2^24, found "
                               f"{max_codewords!r}")
         return d, int(max_codewords)
 
@@ -262,8 +263,7 @@ class PQ(Encoded):
         out = np.empty(count, np.int64)
         bad = kp.unpack_huffman(*self.part.kernel_args(), self.part.symbols,
                                 block_starts(self.groups, m, self.block_cols, None), out)
-        if bad >= 0:
-            raise FormatError(f"{self.format}: block {bad} of the index stream is corrupt")
+        status.check_block(self.format, bad, part="indices")
         return out
 
     def _book(self) -> np.ndarray:
@@ -319,8 +319,6 @@ class PQ(Encoded):
                 else:
                     bad = kp.gather_huffman(*self.part.kernel_args(), self.part.symbols,
                                             self.block_cols, G, g0, g1, P, Ysub)
-                    if bad >= 0:
-                        raise FormatError(f"{self.format}: block {bad} of the index stream "
-                                          "is corrupt")
+                    status.check_block(self.format, bad, part="indices")
             Yt[:, b0:b1] = Ysub
         return Yt

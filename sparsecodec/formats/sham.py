@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import status
 from ..coding.bits import check_packed, pack, width_for, words_for
 from ..coding.huffman import (
     HuffmanPart,
@@ -72,8 +73,7 @@ class SHAM(BlockedStream):
         check_packed(indptr, m + 1, pw, f"{fmt}: indptr")
         check_packed(indices, nnz, iw, f"{fmt}: indices")
         code = kc.check_compressed(indptr, pw, m, indices, iw, n, nnz)
-        if code:
-            raise FormatError(f"{fmt}: {kc.MESSAGES[code]}")
+        status.check(fmt, code)
         symbols = component(comps, "symbols", fmt, dtype)
         if (nnz > 0) != (symbols.shape[0] > 0):
             raise FormatError(f"{fmt}: {symbols.shape[0]} symbols for {nnz} nonzeros")

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import status
 from ..coding.bits import (
     best_exp_golomb,
     check_packed,
@@ -36,7 +37,7 @@ from ..coding.bits import (
     width_for,
 )
 from ..coding.rans import cumulative, quantize_freqs, slot_tables
-from ..errors import EncodeError, FormatError
+from ..errors import EncodeError, FormatError, OptionError
 from ..kernels import ans_columns as ka
 from ..kernels import compressed as kc
 from .base import (
@@ -73,7 +74,7 @@ def _parse_model(v: Any, features: dict[str, int], option: str) -> int | None:
         if all(p in features for p in parts):
             return sum(features[p] for p in set(parts))
     allowed = ", ".join(features)
-    raise EncodeError(f"sham_ans: {option} must be 'auto', 'none' or features from "
+    raise OptionError(f"sham_ans: {option} must be 'auto', 'none' or features from "
                       f"{{{allowed}}} joined by '+', found {v!r}")
 
 
@@ -331,7 +332,7 @@ class SHAMAns(Encoded):
         fmt = cls.format
         check_coder_options(fmt, block_symbols, None)
         if order not in (None, "auto", *ORDERS):
-            raise EncodeError(f"{fmt}: order must be 'auto', 'columns' or 'rows', "
+            raise OptionError(f"{fmt}: order must be 'auto', 'columns' or 'rows', "
                               f"found {order!r}")
         forced_g = _parse_model(gap_model, GAP_FEATURES, "gap_model")
         forced_v = _parse_model(value_model, VALUE_FEATURES, "value_model")
@@ -484,13 +485,6 @@ class SHAMAns(Encoded):
                 _kernel_classes(self.pos_cls, n), _kernel_classes(self.line_cls, m), n, m,
                 self._nnz, self.block_cols)
 
-    def _fail(self, bad: int, code: int) -> None:
-        if bad >= 0:
-            n = self.coded_shape[0]
-            what = (f"its positions run past {n - 1}" if code == ka.ROW_OUT_OF_RANGE
-                    else "the stream is corrupt")
-            raise FormatError(f"{self.format}: block {bad}: {what}")
-
     def _run(self, mode: int, b_lo: int, b_hi: int, out: np.ndarray | None = None,
              Xt: np.ndarray | None = None, Yt: np.ndarray | None = None) -> int:
         vals = self.symbols.view(bits_dtype(self.dtype))
@@ -498,7 +492,7 @@ class SHAMAns(Encoded):
             mode, *self._args(), b_lo, b_hi, vals, vals[:0] if out is None else out,
             float_view(self.symbols, self.dtype), np.zeros((0, 1)) if Xt is None else Xt,
             np.zeros((0, 1)) if Yt is None else Yt)
-        self._fail(bad, code)
+        status.check(self.format, code, bad)
         return int(total)
 
     def decode(self) -> np.ndarray:
@@ -525,7 +519,7 @@ class SHAMAns(Encoded):
         if self.order == "rows":
             bad, code = ka.scatter_blocks(*self._args(), float_view(self.symbols, self.dtype),
                                           Xt, Yt, kc.scatter_tasks())
-            self._fail(bad, code)
+            status.check(self.format, code, bad)
         else:
             mode = ka.MODE_DOT1 if Xt.shape[1] == 1 else ka.MODE_DOT
             self._run(mode, 0, -(-nlines // self.block_cols), Xt=Xt, Yt=Yt)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import status
 from ..coding.bits import check_packed, pack, width_for
 from ..coding.huffman import HuffmanPart, code_lengths, stream_bits, stream_nbytes
 from ..errors import FormatError
@@ -102,8 +103,7 @@ class SHAMGap(BlockedStream):
         pw = width_for(nnz)
         check_packed(indptr, m + 1, pw, f"{fmt}: indptr")
         code = kc.check_pointers(indptr, pw, m, nnz)
-        if code:
-            raise FormatError(f"{fmt}: {kc.MESSAGES[code]}")
+        status.check(fmt, code)
         symbols = component(comps, "symbols", fmt, dtype)
         gap_symbols = component(comps, "gap_symbols", fmt, np.uint32)
         for name, arr in (("symbols", symbols), ("gap_symbols", gap_symbols)):
@@ -123,11 +123,8 @@ class SHAMGap(BlockedStream):
             component(comps, "gap_stream", fmt, np.uint64),
             component(comps, "gap_offsets", fmt, np.uint64), nblocks, f"{fmt}: gaps")
         if nnz:
-            bad = kg.check_rows(*gap_part.kernel_args(), gap_symbols, indptr, pw, n, m, bc)
-            if bad == kg.ROW_OUT_OF_RANGE:
-                raise FormatError(f"{fmt}: the gaps of a column run past row {n - 1}")
-            if bad != kg.OK:
-                raise FormatError(f"{fmt}: block {bad} of the gap stream is corrupt")
+            bad, why = kg.check_rows(*gap_part.kernel_args(), gap_symbols, indptr, pw, n, m, bc)
+            status.check(fmt, why, bad, part="gaps")
         return cls(shape, dtype, part, gap_part, indptr, nnz, bc)
 
     @property

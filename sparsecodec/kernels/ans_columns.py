@@ -29,6 +29,7 @@ from numba import njit, prange
 from ..coding import rans
 from ..coding.huffman import first_bad
 from ..coding.rans import LANES, RANS_L
+from ..status import CORRUPT, OK, ROW_OUT_OF_RANGE
 
 PREV, LINE, REM = 1, 2, 4  # gap_model bits
 SIG, POS, VLINE = 1, 2, 4  # value_model bits
@@ -37,8 +38,6 @@ NCLASS = 4  # position and line classes
 NREM = 4  # classes of the nonzeros expected in the rest of the line
 RAW_CHUNK = 16
 
-CORRUPT = -1
-ROW_OUT_OF_RANGE = -2
 MODE_CHECK, MODE_SCATTER, MODE_DOT1, MODE_DOT, MODE_TDOT = 0, 1, 2, 3, 4
 
 _PREV_CLASS = np.array([1, 2, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 6], np.int64)
@@ -253,12 +252,12 @@ def _walk(mode, words, w0, w1, gtab, gsb, vtab, vsb, R, gap_model, value_model, 
     """Decode columns c0..c1 from words[w0:w1] and, by ``mode``, only check them, scatter the
     value bits into the column-major ``out`` (column c0 at column ``out_c0``), accumulate
     ``Yt[j] = sum Xt[row] * value`` or, for a coded W^T, ``Yt[row] += Xt[j] * value``.
-    Returns the block's nonzero count, CORRUPT or ROW_OUT_OF_RANGE.
+    Returns (a status: OK, CORRUPT or ROW_OUT_OF_RANGE; the block's nonzero count).
 
     The four lane states rotate through x0..x3 (x0 serves the current op), which keeps them in
     registers."""
     if w1 - w0 < 2 * LANES:
-        return CORRUPT
+        return CORRUPT, 0
     p = w0
     x0 = rans.init(words, p)
     x1 = rans.init(words, p + 2)
@@ -266,7 +265,7 @@ def _walk(mode, words, w0, w1, gtab, gsb, vtab, vsb, R, gap_model, value_model, 
     x3 = rans.init(words, p + 6)
     p += 2 * LANES
     if x0 < RANS_L or x1 < RANS_L or x2 < RANS_L or x3 < RANS_L:
-        return CORRUPT
+        return CORRUPT, 0
     gsize = np.int64(1) << gsb
     vsize = np.int64(1) << vsb
     gs = np.uint64(gsb)
@@ -286,7 +285,7 @@ def _walk(mode, words, w0, w1, gtab, gsb, vtab, vsb, R, gap_model, value_model, 
             x, p, s, f = rans.table_get(words, p, w1, x0, gtab, g * gsize, gs, gmask)
             x0, x1, x2, x3 = x1, x2, x3, x
             if f == zero:
-                return CORRUPT
+                return CORRUPT, 0
             if s == 0:
                 break
             if s <= R:
@@ -306,12 +305,12 @@ def _walk(mode, words, w0, w1, gtab, gsb, vtab, vsb, R, gap_model, value_model, 
                 run = R + e - 1
             r += run + 1
             if r >= n:
-                return ROW_OUT_OF_RANGE
+                return ROW_OUT_OF_RANGE, 0
             vc = value_context(value_model, 1 if run == 0 else 0, poscls[r], cc)
             x, p, s, f = rans.table_get(words, p, w1, x0, vtab, vc * vsize, vs, vmask)
             x0, x1, x2, x3 = x1, x2, x3, x
             if f == zero:
-                return CORRUPT
+                return CORRUPT, 0
             count += 1
             prev_run = run
             if mode == MODE_SCATTER:
@@ -329,32 +328,35 @@ def _walk(mode, words, w0, w1, gtab, gsb, vtab, vsb, R, gap_model, value_model, 
         if mode == MODE_DOT1:
             Yt[j, 0] = acc
     if p != w1:  # words left over, or read past the block
-        return CORRUPT
+        return CORRUPT, 0
     if x0 != RANS_L or x1 != RANS_L or x2 != RANS_L or x3 != RANS_L:
-        return CORRUPT  # the encoder started every state at RANS_L
-    return count
+        return CORRUPT, 0  # the encoder started every state at RANS_L
+    return OK, count
 
 
 @njit(cache=True, nogil=True, parallel=True)
 def run_blocks(mode, words, offsets, gtab, gsb, vtab, vsb, R, gap_model, value_model, poscls,
                linecls, n, m, q, block_cols, b_lo, b_hi, vals, out, cbf, Xt, Yt):
-    """Walk blocks b_lo..b_hi in parallel. Returns (first failing block or -1, its error code,
+    """Walk blocks b_lo..b_hi in parallel. Returns (first failing block or -1, its status,
     total nonzeros)."""
     nb = max(b_hi - b_lo, 1)
     res = np.zeros(nb, np.int64)
+    why = np.full(nb, OK, np.int64)
     bad = np.full(nb, -1, np.int64)
     for b in prange(b_lo, b_hi):
         c0 = b * block_cols
         c1 = min(m, c0 + block_cols)
-        got = _walk(mode, words, offsets[b], offsets[b + 1], gtab, gsb, vtab, vsb, R,
-                    gap_model, value_model, poscls, linecls, n, n * m, q, c0, c1, vals, out,
-                    (b - b_lo) * block_cols, cbf, Xt, Yt)
+        status, got = _walk(mode, words, offsets[b], offsets[b + 1], gtab, gsb, vtab, vsb, R,
+                            gap_model, value_model, poscls, linecls, n, n * m, q, c0, c1, vals,
+                            out, (b - b_lo) * block_cols, cbf, Xt, Yt)
         res[b - b_lo] = got
-        if got < 0:
+        if status != OK:
             bad[b - b_lo] = b
+            why[b - b_lo] = status
     first = first_bad(bad)
-    code = res[first - b_lo] if first >= 0 else 0
-    return first, code, res.sum() if first < 0 else 0
+    if first >= 0:
+        return first, why[first - b_lo], 0
+    return first, OK, res.sum()
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -362,29 +364,29 @@ def scatter_blocks(words, offsets, gtab, gsb, vtab, vsb, R, gap_model, value_mod
                    linecls, n, m, q, block_cols, cbf, Xt, Yt, ntasks):
     """``Yt = (X @ W).T`` when the coded matrix is W^T (n = its rows = W's columns): blocks
     split over ``ntasks`` tasks, each scattering into a private copy of Yt, then summed.
-    Returns (first failing block or -1, its error code)."""
+    Returns (first failing block or -1, its status)."""
     nblocks = (m + block_cols - 1) // block_cols
     ntasks = max(1, min(ntasks, nblocks))
     part = np.zeros((ntasks,) + Yt.shape, np.float64)
     bad = np.full(ntasks, -1, np.int64)
-    code = np.zeros(ntasks, np.int64)
+    why = np.full(ntasks, OK, np.int64)
     dummy = np.zeros(0, np.uint8)
     for task in prange(ntasks):
         mine = part[task]
         for b in range(task * nblocks // ntasks, (task + 1) * nblocks // ntasks):
             c0 = b * block_cols
-            got = _walk(MODE_TDOT, words, offsets[b], offsets[b + 1], gtab, gsb, vtab, vsb, R,
-                        gap_model, value_model, poscls, linecls, n, n * m, q, c0,
-                        min(m, c0 + block_cols), dummy, dummy, 0, cbf, Xt, mine)
-            if got < 0:
+            status, _ = _walk(MODE_TDOT, words, offsets[b], offsets[b + 1], gtab, gsb, vtab,
+                              vsb, R, gap_model, value_model, poscls, linecls, n, n * m, q,
+                              c0, min(m, c0 + block_cols), dummy, dummy, 0, cbf, Xt, mine)
+            if status != OK:
                 bad[task] = b
-                code[task] = got
+                why[task] = status
                 break
     for task in range(ntasks):
         if bad[task] >= 0:
-            return bad[task], code[task]
+            return bad[task], why[task]
     for t in range(ntasks):
         if t:
             part[0] += part[t]
     Yt[:] = part[0]
-    return -1, 0
+    return -1, OK

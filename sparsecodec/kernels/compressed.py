@@ -15,21 +15,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..coding.bits import read_bits, read_next, reader_at
-
-OK = 0
-BAD_FIRST = 1
-NOT_MONOTONE = 2
-BAD_LAST = 3
-OUT_OF_RANGE = 4
-NOT_SORTED = 5
-
-MESSAGES = {
-    BAD_FIRST: "the first pointer is not 0",
-    NOT_MONOTONE: "pointers decrease",
-    BAD_LAST: "the last pointer does not equal the number of stored entries",
-    OUT_OF_RANGE: "an index is out of range",
-    NOT_SORTED: "indices are not strictly increasing",
-}
+from ..status import BAD_FIRST, BAD_LAST, NOT_MONOTONE, NOT_SORTED, OK, OUT_OF_RANGE
 
 _COLS_PER_TASK = 16
 

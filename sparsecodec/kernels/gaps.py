@@ -11,10 +11,8 @@ import numpy as np
 from numba import njit, prange
 
 from ..coding.huffman import decode_block, first_bad
+from ..status import CORRUPT, OK, ROW_OUT_OF_RANGE
 from .compressed import ptr_at
-
-OK = -1
-ROW_OUT_OF_RANGE = -2
 
 
 @njit(cache=True, nogil=True)
@@ -47,9 +45,10 @@ def _block(vw, vlo, vt, vl, vb, vf, vbits, vml, gw, glo, gt, gl, gb, gf, gbits, 
 @njit(cache=True, nogil=True, parallel=True)
 def check_rows(gw, glo, gt, gl, gb, gf, gbits, gml, gaps, ptr, pw, n, m, block_cols):
     """Decode every block of gaps and check that each column's rows stay below n. Returns
-    OK, the first corrupt block, or ROW_OUT_OF_RANGE."""
+    (the first failing block or -1, its status: CORRUPT or ROW_OUT_OF_RANGE)."""
     nblocks = (m + block_cols - 1) // block_cols
-    bad = np.full(max(nblocks, 1), OK, np.int64)
+    bad = np.full(max(nblocks, 1), -1, np.int64)
+    why = np.full(max(nblocks, 1), OK, np.int64)
     for b in prange(nblocks):
         c0 = b * block_cols
         c1 = min(m, c0 + block_cols)
@@ -58,6 +57,7 @@ def check_rows(gw, glo, gt, gl, gb, gf, gbits, gml, gaps, ptr, pw, n, m, block_c
         gs = np.empty(cnt, np.uint32)
         if not decode_block(gw, glo, b, cnt, gt, gl, gb, gf, gbits, gml, gs):
             bad[b] = b
+            why[b] = CORRUPT
             continue
         t = 0
         for j in range(c0, c1):
@@ -66,8 +66,10 @@ def check_rows(gw, glo, gt, gl, gb, gf, gbits, gml, gaps, ptr, pw, n, m, block_c
                 r += np.int64(gaps[gs[t]])
                 t += 1
             if r >= n:
-                bad[b] = ROW_OUT_OF_RANGE
-    return first_bad(bad)
+                bad[b] = b
+                why[b] = ROW_OUT_OF_RANGE
+    first = first_bad(bad)
+    return first, why[first] if first >= 0 else OK
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -75,7 +77,7 @@ def decode(vw, vlo, vt, vl, vb, vf, vbits, vml, gw, glo, gt, gl, gb, gf, gbits, 
            cb, gaps, ptr, pw, n, m, block_cols, b_lo, b_hi, out):
     """Scatter blocks b_lo..b_hi into the zero-filled column-major ``out`` (starting at block
     b_lo's first column). Returns the first corrupt block or -1."""
-    bad = np.full(max(b_hi - b_lo, 1), OK, np.int64)
+    bad = np.full(max(b_hi - b_lo, 1), -1, np.int64)
     off = b_lo * block_cols * n
     for b in prange(b_lo, b_hi):
         c0, c1, q0, vs, gs, ok = _block(vw, vlo, vt, vl, vb, vf, vbits, vml, gw, glo, gt, gl,
@@ -101,7 +103,7 @@ def rmatmul(vw, vlo, vt, vl, vb, vf, vbits, vml, gw, glo, gt, gl, gb, gf, gbits,
     m = Yt.shape[0]
     bsz = Xt.shape[1]
     nblocks = (m + block_cols - 1) // block_cols
-    bad = np.full(max(nblocks, 1), OK, np.int64)
+    bad = np.full(max(nblocks, 1), -1, np.int64)
     for b in prange(nblocks):
         c0, c1, q0, vs, gs, ok = _block(vw, vlo, vt, vl, vb, vf, vbits, vml, gw, glo, gt, gl,
                                         gb, gf, gbits, gml, ptr, pw, b, block_cols, m)

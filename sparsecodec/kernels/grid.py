@@ -18,6 +18,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..coding.bits import read_bits
+from ..status import EXCEPTION_CODE, OK
 from .compressed import ptr_at
 
 # sums may be reassociated and fused: that is what lets LLVM spread them over vector lanes
@@ -403,11 +404,11 @@ def scatter_exceptions(xptr, pw, xrows, rw, xvals, c0, c1, out):
 
 @njit(cache=True, nogil=True)
 def check_exceptions(xptr, pw, xrows, rw, codes, bits, n, zeros):
-    """0 when every exception's code is its column's zero code, else 1 (the codes there are
-    canonical: they contribute nothing to a product)."""
+    """OK when every exception's code is its column's zero code, else EXCEPTION_CODE (the
+    codes there are canonical: they contribute nothing to a product)."""
     for j in range(zeros.shape[0]):
         for q in range(ptr_at(xptr, pw, j), ptr_at(xptr, pw, j + 1)):
             i = np.int64(read_bits(xrows, q * rw, rw))
             if _code(codes, bits, n, j, i) != np.int64(zeros[j]):
-                return 1
-    return 0
+                return EXCEPTION_CODE
+    return OK

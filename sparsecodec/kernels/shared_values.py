@@ -18,20 +18,19 @@ import numpy as np
 from numba import njit, prange
 
 from ..coding.bits import read_bits, read_next, reader_at
-
-OK = 0
-MESSAGES = {
-    1: "row_ptr does not start at 0, decreases, or does not end at the group count",
-    2: "a row has more groups than there are explicit values",
-    3: "omega_ptr does not start at 0, decreases, or does not end at the entry count",
-    4: "a row's last group is empty (CER stops at the last value a row holds)",
-    5: "an empty group (CSER stores non-empty groups only)",
-    6: "omega_index out of range or not increasing within a row",
-    7: "a col_index is out of range or not increasing within its group",
-    8: "an input index appears twice in one row",
-    9: "the values are not ordered by falling frequency (the implicit one most frequent)",
-    10: "a stored value never occurs",
-}
+from ..status import (
+    BAD_COL_INDEX,
+    BAD_OMEGA_INDEX,
+    BAD_OMEGA_PTR,
+    BAD_ROW_PTR,
+    EMPTY_GROUP,
+    LAST_GROUP_EMPTY,
+    NOT_BY_FREQUENCY,
+    OK,
+    REPEATED_INDEX,
+    TOO_MANY_GROUPS,
+    UNUSED_VALUE,
+)
 
 
 @njit(cache=True, nogil=True)
@@ -128,16 +127,17 @@ def _group_rank(omega_index, oiw, padded, g, first):
 @njit(cache=True, nogil=True)
 def check_groups(row_ptr, rw, omega_ptr, pw, col_index, cw, omega_index, oiw, padded,
                  n, m, k, q, groups):
-    """Every structural rule of a stored CER/CSER matrix (see MESSAGES); 0 when all hold.
+    """Every structural rule of a stored CER/CSER matrix; a status (``kernels.status``), OK
+    when all hold.
     O(q log q + groups + m + k) time and O(q + k) memory when n is large next to what is stored
     (a repeated column is found by sorting each row's columns), else O(q + groups + m + n + k)
     time with an O(n) mark array: a file cannot make validation cost more than it stores."""
     if np.int64(read_bits(row_ptr, 0, rw)) != 0 or \
             np.int64(read_bits(row_ptr, m * rw, rw)) != groups:
-        return 1
+        return BAD_ROW_PTR
     if np.int64(read_bits(omega_ptr, 0, pw)) != 0 or \
             np.int64(read_bits(omega_ptr, groups * pw, pw)) != q:
-        return 3
+        return BAD_OMEGA_PTR
     marks = n <= 4 * q + 4096
     seen = np.full(n if marks else 0, -1, np.int64)
     row_cols = np.empty(0 if marks else q, np.int64)
@@ -147,34 +147,34 @@ def check_groups(row_ptr, rw, omega_ptr, pw, col_index, cw, omega_index, oiw, pa
         count = 0
         r1 = np.int64(read_bits(row_ptr, (j + 1) * rw, rw))
         if r1 < prev_row or r1 > groups:
-            return 1
+            return BAD_ROW_PTR
         if r1 - prev_row > max(k - 1, 0):
-            return 2
+            return TOO_MANY_GROUPS
         last_rank = np.int64(0)
         for g in range(prev_row, r1):
             a = np.int64(read_bits(omega_ptr, g * pw, pw))
             b = np.int64(read_bits(omega_ptr, (g + 1) * pw, pw))
             if b < a or b > q:
-                return 3
+                return BAD_OMEGA_PTR
             rk = _group_rank(omega_index, oiw, padded, g, prev_row)
             if padded:
                 if g == r1 - 1 and b == a:
-                    return 4
+                    return LAST_GROUP_EMPTY
             else:
                 if b == a:
-                    return 5
+                    return EMPTY_GROUP
                 if rk <= last_rank or rk >= k:
-                    return 6
+                    return BAD_OMEGA_INDEX
                 last_rank = rk
             freq[rk] += b - a
             prev_col = np.int64(-1)
             for t in range(a, b):
                 c = np.int64(read_bits(col_index, t * cw, cw))
                 if c <= prev_col or c >= n:
-                    return 7
+                    return BAD_COL_INDEX
                 if marks:
                     if seen[c] == j:
-                        return 8
+                        return REPEATED_INDEX
                     seen[c] = j
                 else:
                     row_cols[count] = c
@@ -184,15 +184,15 @@ def check_groups(row_ptr, rw, omega_ptr, pw, col_index, cw, omega_index, oiw, pa
             ordered = np.sort(row_cols[:count])
             for i in range(1, count):
                 if ordered[i] == ordered[i - 1]:
-                    return 8
+                    return REPEATED_INDEX
         prev_row = r1
     if k > 0:
         freq[0] = n * m - q
         for r in range(1, k):
             if freq[r] == 0:
-                return 10
+                return UNUSED_VALUE
             if freq[r] > freq[r - 1]:
-                return 9
+                return NOT_BY_FREQUENCY
     return OK
 
 

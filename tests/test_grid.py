@@ -10,7 +10,7 @@ from strategies import same_bits
 import sparsecodec as sc
 from sparsecodec import quantize as qz
 from sparsecodec.coding.bits import width_for, words_for
-from sparsecodec.errors import EncodeError, FormatError, OptionError, QuantizeError
+from sparsecodec.errors import FormatError, OptionError, QuantizeError
 from sparsecodec.formats import grid as fg
 from sparsecodec.formats.base import registry
 from sparsecodec.kernels import threads

@@ -250,3 +250,38 @@ def test_entropy_of_matrices_without_nonzeros_is_zero_and_silent():
         for W in (np.zeros((3, 4), np.float32), np.zeros((0, 5)), np.zeros((2, 0), np.float16)):
             lim = bd.entropy_limits(W)
             assert (lim.h0, lim.h0_nonzero, lim.sparse) == (0.0, 0.0, 0.0)
+
+
+def test_each_format_answers_for_its_own_bounds(monkeypatch):
+    """bounds.py holds formulas and the report, no per-format branches: a format registered
+    by other code gets its psi and own limit from its class alone."""
+    import inspect
+    import re
+
+    from sparsecodec.formats import base
+    from sparsecodec.formats.dense import Dense
+    from sparsecodec.formats.ham import HAM
+
+    assert not re.search(r"""(fmt|format) (==|in|!=) ["'(]""", inspect.getsource(bd))
+
+    class Twin(HAM):  # ham's coding under another name: the report must treat it as ham
+        format = "twin"
+
+    class Plain(Dense):
+        format = "plain"
+
+        def psi_bounds(self, M):
+            return base.PsiBounds(0.5, 0.25, 0.125)
+
+    monkeypatch.setitem(base._REGISTRY, "twin", Twin)
+    monkeypatch.setitem(base._REGISTRY, "plain", Plain)
+    W = pruned_quantized_layer(64, 32, 0.2, 8)
+    r = bd.report(W, ["ham", "twin", "plain"])
+    ham, twin, plain = r.row("ham"), r.row("twin"), r.row("plain")
+    assert (twin.printed, twin.stored, twin.own_limit, twin.nbytes) == \
+        (ham.printed, ham.stored, ham.own_limit, ham.nbytes)
+    k = Matrix(W).all_distinct.k
+    assert ham.printed == bd.psi_ham(64, 32, k) and ham.stored == bd.psi_ham(64, 32, k, 32,
+                                                                              "stored")
+    assert (plain.printed, plain.corrected, plain.stored, plain.own_limit) == (0.5, 0.25,
+                                                                               0.125, None)

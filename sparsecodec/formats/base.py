@@ -7,7 +7,7 @@ import math
 import warnings
 from abc import ABC, abstractmethod
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -45,6 +45,17 @@ def check_matrix(W: Any) -> np.ndarray:
     if W.dtype.newbyteorder("=") not in FLOAT_DTYPES or W.dtype.kind != "f":
         raise EncodeError(f"expected a float16, float32 or float64 matrix, found dtype {W.dtype}")
     return np.ascontiguousarray(W, dtype=W.dtype.newbyteorder("="))
+
+
+class PsiBounds(NamedTuple):
+    """A format's occupancy formulas psi (bits over n m B) for one matrix
+    (``formats/psi.py``): as published, corrected where the published one undercounts, and
+    with our stored overheads (an upper bound on the format's psi). None where the format has
+    no such formula."""
+
+    printed: float | None = None
+    corrected: float | None = None
+    stored: float | None = None
 
 
 class Distinct:
@@ -189,6 +200,14 @@ class Matrix:
                 h = vals.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
             seen[h >> np.uint64(64 - keep)] = True
         return int(np.count_nonzero(seen))
+
+    def value_counts(self, nonzero_only: bool = False) -> np.ndarray:
+        """The count of each distinct bit pattern: of the nonzeros, or of every entry (the
+        nonzeros' and then the zeros' count). Their order is not that of the patterns."""
+        zeros = self.size - self.nnz
+        if nonzero_only or not zeros:
+            return self.nonzero_counts
+        return np.append(self.nonzero_counts, zeros)
 
     def require_distinct(self, which: str, fmt: str) -> Distinct:
         d = self.all_distinct if which == "all" else self.nonzero_distinct
@@ -392,6 +411,18 @@ class Encoded(ABC):
     def nbytes(self) -> int:
         """Exact bytes of every stored component (payload, codebook, indices, pointers)."""
         return int(sum(a.nbytes for a in self.components().values()))
+
+    # ---- bounds: ``sparsecodec.bounds.report`` asks each format for its own
+    def psi_bounds(self, M: Matrix) -> PsiBounds:
+        """This format's published occupancy formulas for ``M``, the matrix it holds (none by
+        default)."""
+        return PsiBounds()
+
+    def own_limit(self, M: Matrix) -> float | None:
+        """Bits of the entropy of what this format codes, coded its own way (``ham``: the
+        entries' zero-order entropy; ``sham_ans``: its context model's), for ``M``, the matrix
+        it holds; None for formats that code nothing (raw values and packed indices)."""
+        return None
 
     @abstractmethod
     def layout(self) -> dict[str, tuple[str, int]]:

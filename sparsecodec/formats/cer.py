@@ -20,7 +20,17 @@ from .. import status
 from ..coding.bits import check_packed, pack, unpack, width_for, words_for
 from ..errors import FormatError
 from ..kernels import shared_values as ks
-from .base import Encoded, Matrix, bits_dtype, component, float_view, meta_int, register
+from .base import (
+    Encoded,
+    Matrix,
+    PsiBounds,
+    bits_dtype,
+    component,
+    float_view,
+    meta_int,
+    register,
+)
+from .psi import psi_cer, psi_cser
 
 _NO_INDEX = np.zeros(0, np.uint64)
 
@@ -100,6 +110,16 @@ class CER(Encoded):
 
     def _meta(self) -> dict[str, Any]:
         return {"explicit": self.explicit, "groups": self.groups}
+
+    def psi_bounds(self, M: Matrix) -> PsiBounds:
+        """No published closed form: ours, with the groups at their worst."""
+        d = M.all_distinct
+        if d is None or not d.k:
+            return PsiBounds()
+        (n, m), B = self.shape, 8 * self.dtype.itemsize
+        implicit_q = n * m - int(d.counts.max(initial=0))  # entries other than the commonest
+        return PsiBounds(None, None,
+                         (psi_cer if self.padded else psi_cser)(n, m, implicit_q, d.k, B))
 
     def components(self) -> dict[str, np.ndarray]:
         comps = {"omega": self.omega, "col_index": self.col_index,

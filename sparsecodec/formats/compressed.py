@@ -15,7 +15,8 @@ from .. import status
 from ..coding.bits import check_packed, pack, width_for, words_for
 from ..errors import FormatError
 from ..kernels import compressed as kc
-from .base import Encoded, Matrix, bits_dtype, component, register, widened
+from .base import Encoded, Matrix, PsiBounds, bits_dtype, component, register, widened
+from .psi import psi_csc, psi_csc_packed
 
 
 class _Compressed(Encoded):
@@ -73,6 +74,12 @@ class _Compressed(Encoded):
         code = kc.check_compressed(indptr, pw, outer, indices, iw, inner, nnz)
         status.check(fmt, code)
         return cls(shape, dtype, values, indptr, indices)
+
+    def psi_bounds(self, M: Matrix) -> PsiBounds:
+        """[M21]'s CSC formula (for CSR with n and m swapped), and ours with packed indices."""
+        inner, outer = self._extents(self.shape)[::-1]
+        B, q = 8 * self.dtype.itemsize, M.nnz
+        return PsiBounds(psi_csc(inner, outer, q, B), None, psi_csc_packed(inner, outer, q, B))
 
     def components(self) -> dict[str, np.ndarray]:
         return {"values": self.values, "indptr": self.indptr, "indices": self.indices}

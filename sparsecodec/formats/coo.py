@@ -10,7 +10,8 @@ from .. import status
 from ..coding.bits import check_packed, pack, width_for, words_for
 from ..errors import FormatError
 from ..kernels import compressed as kc
-from .base import Encoded, Matrix, bits_dtype, component, register, widened
+from .base import Encoded, Matrix, PsiBounds, bits_dtype, component, register, widened
+from .psi import psi_of, words_bits
 
 
 @register
@@ -61,6 +62,13 @@ class COO(Encoded):
         code = kc.check_coordinates(row, width_for(n - 1), col, width_for(m - 1), n, m, nnz)
         status.check(fmt, code)
         return cls(shape, dtype, values, row, col)
+
+    def psi_bounds(self, M: Matrix) -> PsiBounds:
+        """Three B-bit words per nonzero as usually charged, and ours: raw values and packed
+        row and column indices."""
+        (n, m), B, q = self.shape, 8 * self.dtype.itemsize, M.nnz
+        stored = q * B + words_bits(q * width_for(n - 1)) + words_bits(q * width_for(m - 1))
+        return PsiBounds(psi_of(3 * q * B, n, m, B), None, psi_of(stored, n, m, B))
 
     def components(self) -> dict[str, np.ndarray]:
         return {"values": self.values, "row": self.row, "col": self.col}

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..kernels.analysis import count_nonzero_bits
-from .base import Encoded, Matrix, bits_dtype, component, register
+from .base import Encoded, Matrix, PsiBounds, bits_dtype, component, register
 
 
 @register
@@ -35,6 +35,9 @@ class Dense(Encoded):
     @classmethod
     def _from_parts(cls, shape, dtype, meta, comps) -> Dense:
         return cls(component(comps, "values", cls.format, dtype, shape=shape))
+
+    def psi_bounds(self, M: Matrix) -> PsiBounds:
+        return PsiBounds(1.0, None, 1.0)
 
     def components(self) -> dict[str, np.ndarray]:
         return {"values": self.values}

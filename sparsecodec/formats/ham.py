@@ -14,9 +14,10 @@ import numpy as np
 
 from .. import status
 from ..coding.huffman import HuffmanPart, code_lengths, count_symbol, stream_bits, stream_nbytes
+from ..coding.information import information_bits
 from ..errors import FormatError
 from ..kernels import entropy as ke
-from .base import Matrix, bits_dtype, component, float_view, meta_int, register
+from .base import Matrix, PsiBounds, bits_dtype, component, float_view, meta_int, register
 from .blocked import (
     BLOCK_SYMBOLS,
     BlockedStream,
@@ -25,6 +26,7 @@ from .blocked import (
     dense_block_cols,
     limit_for,
 )
+from .psi import psi_ham
 
 
 @register
@@ -82,6 +84,17 @@ class HAM(BlockedStream):
             component(comps, "stream", fmt, np.uint64),
             component(comps, "offsets", fmt, np.uint64), -(-m // bc), fmt)
         return cls(shape, dtype, part, bc)
+
+    def psi_bounds(self, M: Matrix) -> PsiBounds:
+        d = M.all_distinct
+        if d is None or not d.k:
+            return PsiBounds()
+        (n, m), B = self.shape, 8 * self.dtype.itemsize
+        return PsiBounds(psi_ham(n, m, d.k, B), None, psi_ham(n, m, d.k, B, "stored"))
+
+    def own_limit(self, M: Matrix) -> float | None:
+        """The zero-order information of every entry, zeros included."""
+        return information_bits(M.value_counts())
 
     def components(self) -> dict[str, np.ndarray]:
         return self.part.stored()

@@ -14,7 +14,17 @@ import numpy as np
 from ..coding.bits import check_packed, pack, width_for, words_for
 from ..errors import EncodeError, FormatError, OptionError
 from ..kernels import entropy as ke
-from .base import Encoded, Matrix, bits_dtype, component, float_view, meta_int, register
+from .base import (
+    Encoded,
+    Matrix,
+    PsiBounds,
+    bits_dtype,
+    component,
+    float_view,
+    meta_int,
+    register,
+)
+from .psi import psi_index_map
 
 
 @register
@@ -86,6 +96,14 @@ class IndexMap(Encoded):
         if size and width and int(ke.im_max_index(indices, width, size)) >= k:
             raise FormatError(f"{fmt}: an index points past the {k}-value codebook")
         return cls(shape, dtype, codebook, indices, width)
+
+    def psi_bounds(self, M: Matrix) -> PsiBounds:
+        d = M.all_distinct
+        if d is None or not d.k:
+            return PsiBounds()
+        (n, m), B = self.shape, 8 * self.dtype.itemsize
+        return PsiBounds(psi_index_map(n, m, d.k, B), None,
+                         psi_index_map(n, m, d.k, B, "stored"))
 
     def components(self) -> dict[str, np.ndarray]:
         return {"codebook": self.codebook, "indices": self.indices}

@@ -25,8 +25,9 @@ from ..coding.huffman import HuffmanPart, code_lengths, stream_bits, stream_nbyt
 from ..errors import EncodeError, FormatError, OptionError
 from ..kernels import entropy as ke
 from ..kernels import pq as kp
-from .base import Encoded, Matrix, bits_dtype, component, meta_int, register, widened
+from .base import Encoded, Matrix, PsiBounds, bits_dtype, component, meta_int, register, widened
 from .blocked import BLOCK_SYMBOLS, block_starts, check_coder_options, dense_block_cols, limit_for
+from .psi import psi_pq
 
 CODINGS = ("auto", "packed", "huffman")
 MAX_CODEWORDS = 1 << 16
@@ -196,6 +197,13 @@ class PQ(Encoded):
         if self.part is not None:
             meta["block_cols"] = self.block_cols
         return meta
+
+    def psi_bounds(self, M: Matrix) -> PsiBounds:
+        """The product-quantization formula; ``stored`` (ours exactly) for packed indices."""
+        (n, m), B = self.shape, 8 * self.dtype.itemsize
+        args = (n, m, self.d, self.k, B, 8 * self.codebook.dtype.itemsize, self.per_group)
+        return PsiBounds(psi_pq(*args), None,
+                         psi_pq(*args, dictionary="stored") if self.part is None else None)
 
     def components(self) -> dict[str, np.ndarray]:
         if self.part is not None:

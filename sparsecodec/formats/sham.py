@@ -17,11 +17,13 @@ from ..coding.bits import check_packed, pack, width_for, words_for
 from ..coding.huffman import (
     HuffmanPart,
 )
+from ..coding.information import information_bits
 from ..errors import FormatError
 from ..kernels import compressed as kc
 from ..kernels import entropy as ke
-from .base import Matrix, bits_dtype, component, float_view, meta_int, register
+from .base import Matrix, PsiBounds, bits_dtype, component, float_view, meta_int, register
 from .blocked import BLOCK_SYMBOLS, BlockedStream, nonzero_part, nonzero_part_nbytes
+from .psi import psi_sham, psi_sham_corrected
 
 
 @register
@@ -85,6 +87,19 @@ class SHAM(BlockedStream):
             component(comps, "stream", fmt, np.uint64),
             component(comps, "offsets", fmt, np.uint64), nblocks, fmt)
         return cls(shape, dtype, part, indptr, indices, nnz, bc)
+
+    def psi_bounds(self, M: Matrix) -> PsiBounds:
+        """[M21]'s formula as printed, corrected (one row index per nonzero), and ours."""
+        d = M.nonzero_distinct
+        if d is None:
+            return PsiBounds()
+        (n, m), B, q, k = self.shape, 8 * self.dtype.itemsize, M.nnz, max(d.k, 1)
+        return PsiBounds(psi_sham(n, m, q, k, B), psi_sham_corrected(n, m, q, k, B),
+                         psi_sham_corrected(n, m, q, d.k, B, "stored"))
+
+    def own_limit(self, M: Matrix) -> float | None:
+        """The zero-order information of the nonzero values, plus the fixed-width rows."""
+        return information_bits(M.nonzero_counts) + M.nnz * width_for(M.shape[0] - 1)
 
     def components(self) -> dict[str, np.ndarray]:
         return {**self.part.stored(), "indptr": self.indptr, "indices": self.indices}

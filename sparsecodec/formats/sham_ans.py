@@ -36,6 +36,7 @@ from ..coding.bits import (
     unpack,
     width_for,
 )
+from ..coding.information import information_bits
 from ..coding.rans import cumulative, quantize_freqs, slot_tables
 from ..errors import EncodeError, FormatError, OptionError
 from ..kernels import ans_columns as ka
@@ -66,7 +67,8 @@ def model_name(model: int, features: dict[str, int]) -> str:
     return "+".join(f for f, bit in features.items() if model & bit) or "none"
 
 
-def _parse_model(v: Any, features: dict[str, int], option: str) -> int | None:
+def parse_model(v: Any, features: dict[str, int], option: str) -> int | None:
+    """The feature bits of a model named like 'sig+pos' ('none': 0), None for 'auto'."""
     if v is None or v == "auto":
         return None
     if isinstance(v, str):
@@ -101,11 +103,6 @@ def classes_by_count(counts: np.ndarray) -> np.ndarray:
     return cls
 
 
-def _entropy_bits(counts: np.ndarray) -> float:
-    c = counts[counts > 0].astype(np.float64)
-    return float(-(c * np.log2(c / c.sum())).sum()) if c.size else 0.0
-
-
 def _choose_runs(hist: np.ndarray, m: int, n: int) -> int:
     """The R (runs coded directly, a power of two) that minimises the ideal cost of the gap
     symbols plus raw escape bits plus a 13-bit-per-symbol table."""
@@ -117,7 +114,7 @@ def _choose_runs(hist: np.ndarray, m: int, n: int) -> int:
         nb = np.floor(np.log2(np.maximum(e, 1))).astype(np.int64)
         esc = np.bincount(nb, weights=hist[R:], minlength=1) if e.size else np.zeros(1)
         sym = np.concatenate(([m], hist[:R], esc)).astype(np.int64)
-        cost = (_entropy_bits(sym) + float((nb * hist[R:]).sum())
+        cost = (information_bits(sym) + float((nb * hist[R:]).sum())
                 + 13 * ka.ngap_symbols(R, n))
         if cost < best_cost:
             best, best_cost = R, cost
@@ -275,6 +272,32 @@ def _choose(st: Statistics, forced_g: int | None, forced_v: int | None) -> _Choi
     return _Choice(st, g, v, gaps[g], vals[v], costs)
 
 
+@dataclass(frozen=True)
+class ContextEntropy:
+    """The ideal size, in bits, of ``sham_ans``'s symbol stream under one context model: every
+    context coded with its exact empirical distribution and its table free. No static code
+    with these contexts does better (Gibbs' inequality); a model that adds contexts can only
+    lower it, which is why the encoder charges the tables before buying one."""
+
+    order: str          # "columns" or "rows"
+    gap_model: str      # e.g. "prev+line" or "none"
+    value_model: str    # e.g. "sig+pos" or "none"
+    gap_bits: float     # positions: the gap symbols, ends of lines included
+    value_bits: float   # values
+    raw_bits: int       # escape bits of long runs, coded raw
+
+    @property
+    def total(self) -> float:
+        return self.gap_bits + self.value_bits + self.raw_bits
+
+
+def _model_entropy(M: Matrix, order: str, g: int, v: int) -> ContextEntropy:
+    st = statistics(M, order)
+    return ContextEntropy(order, model_name(g, GAP_FEATURES), model_name(v, VALUE_FEATURES),
+                          model_entropy(gap_counts(st.gaps, g)),
+                          model_entropy(value_counts(st.values, v)), st.raw_bits)
+
+
 @register
 class SHAMAns(Encoded):
     format = "sham_ans"
@@ -334,8 +357,8 @@ class SHAMAns(Encoded):
         if order not in (None, "auto", *ORDERS):
             raise OptionError(f"{fmt}: order must be 'auto', 'columns' or 'rows', "
                               f"found {order!r}")
-        forced_g = _parse_model(gap_model, GAP_FEATURES, "gap_model")
-        forced_v = _parse_model(value_model, VALUE_FEATURES, "value_model")
+        forced_g = parse_model(gap_model, GAP_FEATURES, "gap_model")
+        forced_v = parse_model(value_model, VALUE_FEATURES, "value_model")
         d = M.require_distinct("nonzero", fmt)
         orders = ORDERS if order in (None, "auto") else (order,)
         choices = [_choose(statistics(M, o), forced_g, forced_v) for o in orders]
@@ -410,6 +433,33 @@ class SHAMAns(Encoded):
         """Each Exp-Golomb coded table: (frequencies, order)."""
         return {"gap_freqs": (self.gap_freq.ravel(), self.gap_order),
                 "value_freqs": (self.value_freq.ravel(), self.value_order)}
+
+    @classmethod
+    def context_entropy(cls, M: Matrix, order: str | None = None,
+                        gap_model: str | None = None, value_model: str | None = None
+                        ) -> ContextEntropy:
+        """The ideal bits of ``M``'s symbol stream under the model named (order "columns" and
+        no contexts for what is not named), or, when nothing is named, under the model this
+        format chooses for ``M``."""
+        if (order, gap_model, value_model) == (None, None, None):
+            enc = cls.encode(M)
+            assert isinstance(enc, SHAMAns)
+            return enc.model_entropy(M)
+        order = order or "columns"
+        if order not in ORDERS:
+            raise OptionError(f"{cls.format}: order must be 'columns' or 'rows', found "
+                              f"{order!r}")
+        g = parse_model(gap_model or "none", GAP_FEATURES, "gap_model") or 0
+        v = parse_model(value_model or "none", VALUE_FEATURES, "value_model") or 0
+        return _model_entropy(M, order, g, v)
+
+    def model_entropy(self, M: Matrix) -> ContextEntropy:
+        """:meth:`context_entropy` of ``M``, the matrix this encoding holds, under its model."""
+        return _model_entropy(M, self.order, self.gap_model, self.value_model)
+
+    def own_limit(self, M: Matrix) -> float | None:
+        """The context-conditioned entropy of its model (escape bits included)."""
+        return self.model_entropy(M).total
 
     def components(self) -> dict[str, np.ndarray]:
         out = {"symbols": self.symbols, "stream": self.stream}
@@ -528,7 +578,7 @@ class SHAMAns(Encoded):
 
 def model_entropy(counts: np.ndarray) -> float:
     """Ideal bits of a histogram coded with one exact distribution per context."""
-    return float(sum(_entropy_bits(row) for row in counts))
+    return float(sum(information_bits(row) for row in counts))
 
 
 def _kernel_classes(cls: np.ndarray, size: int) -> np.ndarray:

@@ -18,6 +18,7 @@ import numpy as np
 from .. import status
 from ..coding.bits import check_packed, pack, width_for
 from ..coding.huffman import HuffmanPart, code_lengths, stream_bits, stream_nbytes
+from ..coding.information import information_bits
 from ..errors import FormatError
 from ..kernels import compressed as kc
 from ..kernels import gaps as kg
@@ -80,6 +81,10 @@ class SHAMGap(BlockedStream):
 
     def _meta(self) -> dict[str, Any]:
         return {"nnz": self._nnz, "block_cols": self.block_cols}
+
+    def own_limit(self, M: Matrix) -> float | None:
+        """The zero-order information of the nonzero values and of the row gaps."""
+        return information_bits(M.nonzero_counts) + information_bits(self._gap_stats(M)[2])
 
     def components(self) -> dict[str, np.ndarray]:
         gap = dict(zip(_GAP_NAMES, self.gap_part.stored().values(), strict=True))

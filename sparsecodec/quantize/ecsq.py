@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..coding.information import entropy
 from ..errors import QuantizeError
 from ..kernels import quantize as kq
 from .kmeans import INITS, initial_centroids
@@ -19,7 +20,6 @@ from .result import (
     check_k,
     check_levels_available,
     check_weights,
-    entropy_bits,
 )
 from .sorted_weights import SortedWeights
 
@@ -117,7 +117,7 @@ def _measure(A: np.ndarray, sw: SortedWeights, c0: np.ndarray, lam: float, n_ite
     n, s1, s2 = np.diff(a0), np.diff(a1), np.diff(a2)
     d = lev - sw.center
     sse = float(np.maximum(s2 - 2 * d * s1 + d * d * n, 0.0).sum())
-    return {"entropy": entropy_bits(n), "levels": float(lev.size), "mse": sse / max(A.size, 1)}
+    return {"entropy": entropy(n), "levels": float(lev.size), "mse": sse / max(A.size, 1)}
 
 
 def _search(A: np.ndarray, sw: SortedWeights, k: int, init: str, n_iter: int, seed: int,

@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from ..coding.information import entropy
 from ..errors import QuantizeError
-from .result import Quantized, check_weights, entropy_bits
+from .result import Quantized, check_weights
 
 PER = ("column", "tensor")
 
@@ -58,7 +59,7 @@ def integer(W: Any, bits: int = 8, *, per: str = "column", symmetric: bool = Tru
     return Quantized(
         values=values, codebook=book, labels=labels.reshape(A.shape),
         mse=float(np.mean(err * err)) if A.size else 0.0,
-        entropy=entropy_bits(np.append(counts[book != 0], zeros)),
-        entropy_nonzero=entropy_bits(counts), method="integer",
+        entropy=entropy(np.append(counts[book != 0], zeros)),
+        entropy_nonzero=entropy(counts), method="integer",
         info={"bits": int(bits), "per": per, "symmetric": symmetric,
               "scales": scale.reshape(-1)})

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..coding.information import entropy
 from ..errors import DTypeError, QuantizeError, ShapeError
 from ..kernels import quantize as kq
 
@@ -107,15 +108,6 @@ def check_levels_available(k: int, distinct: int, exact_k: bool) -> None:
                             "distinct nonzero values")
 
 
-def entropy_bits(counts: np.ndarray) -> float:
-    counts = counts[counts > 0].astype(np.float64)
-    total = counts.sum()
-    if total == 0:
-        return 0.0
-    p = counts / total
-    return float(max(0.0, -(p * np.log2(p)).sum()))
-
-
 def from_labels(W: np.ndarray, labels: np.ndarray, counts: np.ndarray, levels: np.ndarray,
                 method: str, info: dict[str, Any] | None = None) -> Quantized:
     """Build the result from per-entry ``labels`` into float64 ``levels`` (ascending) and their
@@ -142,7 +134,7 @@ def from_labels(W: np.ndarray, labels: np.ndarray, counts: np.ndarray, levels: n
     value_counts = np.append(new_counts[~is_zero], zeros + int(new_counts[is_zero].sum()))
     return Quantized(
         values=values, codebook=book, labels=labels, mse=float(sse / max(W.size, 1)),
-        entropy=entropy_bits(value_counts), entropy_nonzero=entropy_bits(new_counts),
+        entropy=entropy(value_counts), entropy_nonzero=entropy(new_counts),
         method=method, info=dict(info or {}))
 
 

@@ -24,6 +24,7 @@ and computationally efficient representation of deep neural networks", IEEE TNNL
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,21 +146,30 @@ class RelativeIndexCSR:
         return -(-self.total_bits // 8)
 
 
+_OLD_ORDERS = {"row": "rows", "col": "columns"}
+
+
 def relative_index_csr(W: np.ndarray | Matrix, index_bits: int = 5, value_bits: int | None = None,
-                       order: str = "row") -> RelativeIndexCSR:
+                       order: str = "rows") -> RelativeIndexCSR:
     """Size of W in Deep Compression's relative-index format (5-bit gaps for fully connected
-    layers, 8 for convolutions in [H16]). Entries are visited row by row (``order="row"``,
-    CSR) or column by column (``"col"``). ``value_bits`` defaults to ceil(log2(k + 1)) for k
-    distinct nonzero values plus the filler zero; the codebook costs k B bits."""
+    layers, 8 for convolutions in [H16]). Entries are visited row by row (``order="rows"``,
+    CSR) or column by column (``"columns"``, the names ``sham_ans`` uses; the old "row" and
+    "col" are accepted with a DeprecationWarning). ``value_bits`` defaults to
+    ceil(log2(k + 1)) for k distinct nonzero values plus the filler zero; the codebook costs
+    k B bits."""
     if isinstance(index_bits, bool) or not isinstance(index_bits, int) or \
             not 1 <= index_bits <= 32:
         raise OptionError(f"index_bits must be an integer in [1, 32], got {index_bits!r}")
-    if order not in ("row", "col"):
-        raise OptionError(f"order must be 'row' or 'col', got {order!r}")
+    if order in _OLD_ORDERS:
+        warnings.warn(f"order={order!r} is deprecated; use {_OLD_ORDERS[order]!r}",
+                      DeprecationWarning, stacklevel=2)
+        order = _OLD_ORDERS[order]
+    if order not in ("rows", "columns"):
+        raise OptionError(f"order must be 'rows' or 'columns', got {order!r}")
     M = W if isinstance(W, Matrix) else Matrix(W)
     n, m = M.shape
-    ptr, idx, vals = M.csr if order == "row" else M.csc
-    inner = m if order == "row" else n
+    ptr, idx, vals = M.csr if order == "rows" else M.csc
+    inner = m if order == "rows" else n
     outer_of = np.repeat(np.arange(ptr.shape[0] - 1, dtype=np.int64), np.diff(ptr))
     pos = outer_of * inner + idx.astype(np.int64)
     gaps = np.diff(np.concatenate(([-1], pos)))  # first entry: its position + 1

@@ -130,8 +130,10 @@ def test_relative_index_csr_fillers():
     r = bd.relative_index_csr(W, index_bits=3)  # gaps 2, 3, 11: the last needs one filler
     assert (r.entries, r.fillers, r.value_bits) == (4, 1, 2)
     assert r.total_bits == 4 * (3 + 2) + 2 * 32
-    col = bd.relative_index_csr(W.T.copy(), index_bits=3, order="col")
+    col = bd.relative_index_csr(W.T.copy(), index_bits=3, order="columns")
     assert col.entries == 4
+    with pytest.deprecated_call(match="'columns'"):  # the old name still works
+        assert bd.relative_index_csr(W.T.copy(), index_bits=3, order="col") == col
     with pytest.raises(sc.OptionError, match="index_bits"):
         bd.relative_index_csr(W, index_bits=0)
 

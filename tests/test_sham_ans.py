@@ -220,3 +220,25 @@ def test_exp_golomb_tables():
         exp_golomb_decode(words, v.size + 5, order, 4096, "t")
     with pytest.raises(sc.FormatError, match="words"):
         exp_golomb_decode(np.concatenate([words, [np.uint64(0)]]), v.size, order, 4096, "t")
+
+
+def test_the_encoding_is_built_from_named_parts():
+    """Settings travel in small frozen records built by keyword; what the format keeps on a
+    Matrix sits in its explicit memo."""
+    import dataclasses
+
+    from sparsecodec.formats.sham_ans import CodeTable, KernelArgs, Model
+
+    M = Matrix(pruned_quantized_layer(64, 48, 0.2, 8))
+    enc = sc.encode(M, format="sham_ans")
+    assert isinstance(enc.model, Model) and isinstance(enc.gap, CodeTable)
+    assert (enc.order, enc.block_lines, enc.runs) == (enc.model.order, enc.model.block_lines,
+                                                      enc.model.runs)
+    assert enc.meta["block_lines"] == enc.block_lines  # one name, stored and in code
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        enc.model.order = "rows"
+    with pytest.raises(TypeError):
+        SHAMAns(enc.shape, enc.dtype, enc.symbols)  # parts by keyword only
+    assert KernelArgs._fields[-1] == "block_lines" and len(enc._kernel_args) == 15
+    assert set(M.memo) >= {"sham_ans.statistics", "sham_ans.encodings"}
+    assert not any(k.startswith("_sham") for k in vars(M))

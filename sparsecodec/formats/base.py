@@ -116,11 +116,14 @@ class Matrix:
     @cached_property
     def csr(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(indptr int64[n+1], cols int64[nnz], value bits[nnz]) of the nonzero entries."""
-        return self.row_structure()
+        return ak.compress_structure(np.ascontiguousarray(self.bits.T))
 
     def row_structure(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``csr`` made anew and not kept (for an encoder that needs it once)."""
-        return ak.compress_structure(np.ascontiguousarray(self.bits.T))
+        """``csr`` if it is known, else made anew and not kept (for an encoder that needs it
+        once)."""
+        known = self.__dict__.get("csr")
+        return known if known is not None else ak.compress_structure(
+            np.ascontiguousarray(self.bits.T))
 
     @property
     def nnz(self) -> int:

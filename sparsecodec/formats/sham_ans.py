@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -213,10 +213,16 @@ class Statistics:
                 + model_entropy(value_counts(self.values, value_model)) + self.raw_bits)
 
 
+def _memo(M: Matrix, what: str) -> dict[Any, Any]:
+    """What this format keeps on ``M``: its ``statistics`` by order, its ``encodings`` by
+    options."""
+    return M.memo.setdefault(f"sham_ans.{what}", {})
+
+
 def statistics(M: Matrix, order: str = "columns") -> Statistics:
-    """The statistics of ``M`` coded in ``order`` (cached on ``M``); EncodeError with too many
-    distinct values."""
-    cache = M.__dict__.setdefault("_sham_ans", {})
+    """The statistics of ``M`` coded in ``order`` (kept in ``M.memo``); EncodeError with too
+    many distinct values."""
+    cache = _memo(M, "statistics")
     if order not in cache:
         d = M.require_distinct("nonzero", "sham_ans")
         k = d.k
@@ -224,7 +230,7 @@ def statistics(M: Matrix, order: str = "columns") -> Statistics:
             ptr, rows, _ = M.csc
             vsym, (n, m) = d.symbols, M.shape
         else:  # the same symbols in row order: each value's rank among the sorted values
-            ptr, rows, bits = M.__dict__.get("csr") or M.row_structure()  # not kept on M
+            ptr, rows, bits = M.row_structure()  # not kept on M
             vsym = np.searchsorted(d.values, bits).astype(np.int32)
             del bits
             m, n = M.shape
@@ -273,6 +279,56 @@ def _choose(st: Statistics, forced_g: int | None, forced_v: int | None) -> _Choi
 
 
 @dataclass(frozen=True)
+class CodeTable:
+    """One part's (gaps' or values') static rANS tables: ``freq`` (contexts, alphabet) int64,
+    each used context summing to 2^``scale``, stored Exp-Golomb coded of ``golomb_order``."""
+
+    freq: np.ndarray
+    scale: int
+    golomb_order: int
+
+    def slots(self) -> np.ndarray:
+        """The decoding table of every context (``rans.slot_tables``)."""
+        return slot_tables(self.freq, cumulative(self.freq), self.scale)
+
+
+@dataclass(frozen=True)
+class Model:
+    """How the stream is laid out and which contexts code it: the ``order`` ("columns":
+    W's columns are the coded lines; "rows": W^T's), the ``runs`` coded directly, the lines
+    per block, the context models (feature bits) and the position and line classes (int8,
+    empty when unused)."""
+
+    order: str
+    runs: int
+    block_lines: int
+    gap_model: int
+    value_model: int
+    pos_classes: np.ndarray
+    line_classes: np.ndarray
+
+
+class KernelArgs(NamedTuple):
+    """The arguments every ``ans_columns`` walker takes, in its order."""
+
+    words: np.ndarray
+    offsets: np.ndarray
+    gap_slots: np.ndarray
+    gap_scale: int
+    value_slots: np.ndarray
+    value_scale: int
+    runs: int
+    gap_model: int
+    value_model: int
+    pos_classes: np.ndarray
+    line_classes: np.ndarray
+    n: int
+    m: int
+    nnz: int
+    block_lines: int
+
+
+@dataclass(frozen=True)
 class ContextEntropy:
     """The ideal size, in bits, of ``sham_ans``'s symbol stream under one context model: every
     context coded with its exact empirical distribution and its table free. No static code
@@ -311,40 +367,44 @@ class SHAMAns(Encoded):
         k = M.nonzero_k_at_least
         return k * M.dtype.itemsize + k // 8
 
-    def __init__(self, shape, dtype, symbols: np.ndarray, gap_freq: np.ndarray,
-                 value_freq: np.ndarray, pos_cls: np.ndarray, line_cls: np.ndarray,
-                 stream: np.ndarray, offsets: np.ndarray, nnz: int, block_cols: int, runs: int,
-                 order: str, gap_model: int, value_model: int, gap_scale: int, value_scale: int,
-                 gap_order: int, value_order: int, info: dict[str, Any] | None = None):
+    def __init__(self, shape: tuple[int, int], dtype: np.dtype, *, symbols: np.ndarray,
+                 stream: np.ndarray, offsets: np.ndarray, nnz: int, model: Model,
+                 gap: CodeTable, value: CodeTable, info: dict[str, Any] | None = None):
         super().__init__(shape, dtype)
-        self.symbols = symbols
-        self.gap_freq, self.value_freq = gap_freq, value_freq  # int64 (contexts, alphabet)
-        self.pos_cls, self.line_cls = pos_cls, line_cls  # int8, empty when unused
-        self.stream = stream
+        self.symbols = symbols  # the distinct nonzero values, ascending bit patterns
+        self.stream = stream  # uint16 words
         self.offsets = offsets  # int64, nblocks + 1
         self._nnz = nnz
-        self.block_cols = block_cols  # lines per block
-        self.runs = runs
-        self.order = order
-        self.gap_model, self.value_model = gap_model, value_model
-        self.gap_scale, self.value_scale = gap_scale, value_scale
-        self.gap_order, self.value_order = gap_order, value_order  # of the tables' codes
+        self.model, self.gap, self.value = model, gap, value
         self.info = info or {}
-        self._gtab = slot_tables(gap_freq, cumulative(gap_freq), gap_scale)
-        self._vtab = slot_tables(value_freq, cumulative(value_freq), value_scale)
+        n, m = self.coded_shape
+        self._kernel_args = KernelArgs(
+            words=stream, offsets=offsets, gap_slots=gap.slots(), gap_scale=gap.scale,
+            value_slots=value.slots(), value_scale=value.scale, runs=model.runs,
+            gap_model=model.gap_model, value_model=model.value_model,
+            pos_classes=_kernel_classes(model.pos_classes, n),
+            line_classes=_kernel_classes(model.line_classes, m), n=n, m=m, nnz=nnz,
+            block_lines=model.block_lines)
+
+    # the model's settings, by the names the options and the stored meta use
+    order = property(lambda self: self.model.order)
+    runs = property(lambda self: self.model.runs)
+    block_lines = property(lambda self: self.model.block_lines)
+    gap_model = property(lambda self: self.model.gap_model)
+    value_model = property(lambda self: self.model.value_model)
 
     @property
     def coded_shape(self) -> tuple[int, int]:
         """Shape of the matrix whose columns are coded: W's, or W^T's for order "rows"."""
         n, m = self.shape
-        return (n, m) if self.order == "columns" else (m, n)
+        return (n, m) if self.model.order == "columns" else (m, n)
 
     # ---- encoding
     @classmethod
     def _encode(cls, M: Matrix, block_symbols: int = BLOCK_SYMBOLS, order: Any = None,
                 gap_model: Any = None, value_model: Any = None) -> SHAMAns:
         key = (block_symbols, order, gap_model, value_model)
-        cache = M.__dict__.setdefault("_sham_ans", {})
+        cache = _memo(M, "encodings")
         if key not in cache:
             cache[key] = cls._encode_new(M, block_symbols, order, gap_model, value_model)
         return cache[key]
@@ -363,7 +423,7 @@ class SHAMAns(Encoded):
         orders = ORDERS if order in (None, "auto") else (order,)
         choices = [_choose(statistics(M, o), forced_g, forced_v) for o in orders]
         ch = min(choices, key=lambda c: c.bits)
-        cache = M.__dict__["_sham_ans"]
+        cache = _memo(M, "statistics")
         for c in choices:  # the other order's structure (a CSR copy for rows) is not kept
             if c is not ch:
                 cache.pop(c.stats.order, None)
@@ -392,10 +452,12 @@ class SHAMAns(Encoded):
             "gap_payload_bits": ch.gap.payload, "value_payload_bits": ch.value.payload,
             "raw_bits": st.raw_bits, "model_entropy_bits": st.entropy_bits(g, v),
         }
-        return cls(M.shape, M.dtype, d.values.view(M.dtype), gfreq, vfreq, pc, lc, stream,
-                   offsets, nnz, bc, st.runs, st.order, g, v, gsb, vsb, ch.gap.order,
-                   ch.value.order,
-                   info)
+        model = Model(order=st.order, runs=st.runs, block_lines=bc, gap_model=g, value_model=v,
+                      pos_classes=pc, line_classes=lc)
+        return cls(M.shape, M.dtype, symbols=d.values.view(M.dtype), stream=stream,
+                   offsets=offsets, nnz=nnz, model=model,
+                   gap=CodeTable(gfreq, gsb, ch.gap.order),
+                   value=CodeTable(vfreq, vsb, ch.value.order), info=info)
 
     @classmethod
     def size_of(cls, M: Matrix, block_symbols: int = BLOCK_SYMBOLS, order: Any = None,
@@ -418,21 +480,23 @@ class SHAMAns(Encoded):
         return _NAMES
 
     def _meta(self) -> dict[str, Any]:
-        return {"nnz": self._nnz, "order": self.order, "block_lines": self.block_cols,
-                "runs": self.runs, "gap_model": self.gap_model, "value_model": self.value_model,
-                "gap_scale": self.gap_scale, "value_scale": self.value_scale,
-                "gap_table_order": self.gap_order, "value_table_order": self.value_order}
+        md = self.model
+        return {"nnz": self._nnz, "order": md.order, "block_lines": md.block_lines,
+                "runs": md.runs, "gap_model": md.gap_model, "value_model": md.value_model,
+                "gap_scale": self.gap.scale, "value_scale": self.value.scale,
+                "gap_table_order": self.gap.golomb_order,
+                "value_table_order": self.value.golomb_order}
 
     def _packed(self) -> dict[str, tuple[np.ndarray, int]]:
         """Each packed component: (values, width)."""
-        return {"pos_classes": (self.pos_cls, CLASS_BITS),
-                "line_classes": (self.line_cls, CLASS_BITS),
+        return {"pos_classes": (self.model.pos_classes, CLASS_BITS),
+                "line_classes": (self.model.line_classes, CLASS_BITS),
                 "offsets": (self.offsets, width_for(self.stream.shape[0]))}
 
     def _tables(self) -> dict[str, tuple[np.ndarray, int]]:
         """Each Exp-Golomb coded table: (frequencies, order)."""
-        return {"gap_freqs": (self.gap_freq.ravel(), self.gap_order),
-                "value_freqs": (self.value_freq.ravel(), self.value_order)}
+        return {"gap_freqs": (self.gap.freq.ravel(), self.gap.golomb_order),
+                "value_freqs": (self.value.freq.ravel(), self.value.golomb_order)}
 
     @classmethod
     def context_entropy(cls, M: Matrix, order: str | None = None,
@@ -516,8 +580,10 @@ class SHAMAns(Encoded):
         if offsets[0] != 0 or offsets[-1] != stream.shape[0] or (np.diff(offsets) < 0).any():
             raise FormatError(f"{fmt}: block offsets must rise from 0 to the stream's "
                               f"{stream.shape[0]} words")
-        enc = cls(shape, dtype, symbols, gfreq, vfreq, pc, lc, stream, offsets, nnz, bc, R,
-                  order, g, v, gsb, vsb, go, vo)
+        model = Model(order=order, runs=R, block_lines=bc, gap_model=g, value_model=v,
+                      pos_classes=pc, line_classes=lc)
+        enc = cls(shape, dtype, symbols=symbols, stream=stream, offsets=offsets, nnz=nnz,
+                  model=model, gap=CodeTable(gfreq, gsb, go), value=CodeTable(vfreq, vsb, vo))
         got = enc._run(ka.MODE_CHECK, 0, nblocks)
         if got != nnz:
             raise FormatError(f"{fmt}: the stream holds {got} nonzeros, meta says {nnz}")
@@ -528,18 +594,11 @@ class SHAMAns(Encoded):
         return self._nnz
 
     # ---- computation
-    def _args(self) -> tuple:
-        n, m = self.coded_shape
-        return (self.stream, self.offsets, self._gtab, self.gap_scale, self._vtab,
-                self.value_scale, self.runs, self.gap_model, self.value_model,
-                _kernel_classes(self.pos_cls, n), _kernel_classes(self.line_cls, m), n, m,
-                self._nnz, self.block_cols)
-
     def _run(self, mode: int, b_lo: int, b_hi: int, out: np.ndarray | None = None,
              Xt: np.ndarray | None = None, Yt: np.ndarray | None = None) -> int:
         vals = self.symbols.view(bits_dtype(self.dtype))
         bad, code, total = ka.run_blocks(
-            mode, *self._args(), b_lo, b_hi, vals, vals[:0] if out is None else out,
+            mode, *self._kernel_args, b_lo, b_hi, vals, vals[:0] if out is None else out,
             float_view(self.symbols, self.dtype), np.zeros((0, 1)) if Xt is None else Xt,
             np.zeros((0, 1)) if Yt is None else Yt)
         status.check(self.format, code, bad)
@@ -553,11 +612,11 @@ class SHAMAns(Encoded):
         decodes every row."""
         start, stop = self._column_range(start, stop)
         n, m = self.shape
-        if self.order == "rows":
+        if self.model.order == "rows":
             flat = np.zeros(n * m, bits_dtype(self.dtype))  # W^T column-major = W row-major
-            self._run(ka.MODE_SCATTER, 0, -(-n // self.block_cols), out=flat)
+            self._run(ka.MODE_SCATTER, 0, -(-n // self.model.block_lines), out=flat)
             return flat.view(self.dtype).reshape(n, m)[:, start:stop]
-        b_lo, b_hi, c_lo, c_hi = block_range(start, stop, self.block_cols, m)
+        b_lo, b_hi, c_lo, c_hi = block_range(start, stop, self.model.block_lines, m)
         flat = np.zeros(n * (c_hi - c_lo), bits_dtype(self.dtype))
         self._run(ka.MODE_SCATTER, b_lo, b_hi, out=flat)
         out = flat.view(self.dtype).reshape(c_hi - c_lo, n).T
@@ -566,13 +625,13 @@ class SHAMAns(Encoded):
     def _rmatmul(self, Xt: np.ndarray) -> np.ndarray:
         Yt = np.zeros((self.shape[1], Xt.shape[1]), np.float64)
         nlines = self.coded_shape[1]
-        if self.order == "rows":
-            bad, code = ka.scatter_blocks(*self._args(), float_view(self.symbols, self.dtype),
+        if self.model.order == "rows":
+            bad, code = ka.scatter_blocks(*self._kernel_args, float_view(self.symbols, self.dtype),
                                           Xt, Yt, kc.scatter_tasks())
             status.check(self.format, code, bad)
         else:
             mode = ka.MODE_DOT1 if Xt.shape[1] == 1 else ka.MODE_DOT
-            self._run(mode, 0, -(-nlines // self.block_cols), Xt=Xt, Yt=Yt)
+            self._run(mode, 0, -(-nlines // self.model.block_lines), Xt=Xt, Yt=Yt)
         return Yt
 
 

@@ -147,10 +147,10 @@ def joint_histograms(ptr, rows, vsym, k, R, A, n, poscls, linecls):
 
 
 @njit(cache=True, nogil=True)
-def count_ops(ptr, rows, R, block_cols):
+def count_ops(ptr, rows, R, block_lines):
     """Ops per block (exact), so every block gets its own slice of the scratch buffers."""
     m = ptr.shape[0] - 1
-    nblocks = (m + block_cols - 1) // block_cols
+    nblocks = (m + block_lines - 1) // block_lines
     out = np.zeros(nblocks, np.int64)
     for j in range(m):
         prev = -1
@@ -159,7 +159,7 @@ def count_ops(ptr, rows, R, block_cols):
             _, nb, _ = gap_symbol(rows[t] - prev - 1, R)
             ops += 2 + (nb + RAW_CHUNK - 1) // RAW_CHUNK
             prev = rows[t]
-        out[j // block_cols] += ops
+        out[j // block_lines] += ops
     return out
 
 
@@ -173,7 +173,7 @@ def _queue(st, fq, sc, i, start, freq, scale):
 
 @njit(cache=True, nogil=True, parallel=True)
 def encode(ptr, rows, vsym, R, n, gap_model, value_model, poscls, linecls,
-           gfreq, gcum, gsb, vfreq, vcum, vsb, block_cols, op_off):
+           gfreq, gcum, gsb, vfreq, vcum, vsb, block_lines, op_off):
     """rANS-code every block in parallel. Returns (words, used) where block b's words are
     words[2 * op_off[b] + 8 * b + (cap - used[b]) :][: used[b]] with cap its capacity."""
     m = ptr.shape[0] - 1
@@ -187,8 +187,8 @@ def encode(ptr, rows, vsym, R, n, gap_model, value_model, poscls, linecls,
     fq = np.empty(total, np.uint64)
     sc = np.empty(total, np.uint8)
     for b in prange(nblocks):
-        c0 = b * block_cols
-        c1 = min(m, c0 + block_cols)
+        c0 = b * block_lines
+        c1 = min(m, c0 + block_lines)
         i = op_off[b]
         for j in range(c0, c1):
             cc = linecls[j]
@@ -336,7 +336,7 @@ def _walk(mode, words, w0, w1, gtab, gsb, vtab, vsb, R, gap_model, value_model, 
 
 @njit(cache=True, nogil=True, parallel=True)
 def run_blocks(mode, words, offsets, gtab, gsb, vtab, vsb, R, gap_model, value_model, poscls,
-               linecls, n, m, q, block_cols, b_lo, b_hi, vals, out, cbf, Xt, Yt):
+               linecls, n, m, q, block_lines, b_lo, b_hi, vals, out, cbf, Xt, Yt):
     """Walk blocks b_lo..b_hi in parallel. Returns (first failing block or -1, its status,
     total nonzeros)."""
     nb = max(b_hi - b_lo, 1)
@@ -344,11 +344,11 @@ def run_blocks(mode, words, offsets, gtab, gsb, vtab, vsb, R, gap_model, value_m
     why = np.full(nb, OK, np.int64)
     bad = np.full(nb, -1, np.int64)
     for b in prange(b_lo, b_hi):
-        c0 = b * block_cols
-        c1 = min(m, c0 + block_cols)
+        c0 = b * block_lines
+        c1 = min(m, c0 + block_lines)
         status, got = _walk(mode, words, offsets[b], offsets[b + 1], gtab, gsb, vtab, vsb, R,
                             gap_model, value_model, poscls, linecls, n, n * m, q, c0, c1, vals,
-                            out, (b - b_lo) * block_cols, cbf, Xt, Yt)
+                            out, (b - b_lo) * block_lines, cbf, Xt, Yt)
         res[b - b_lo] = got
         if status != OK:
             bad[b - b_lo] = b
@@ -361,11 +361,11 @@ def run_blocks(mode, words, offsets, gtab, gsb, vtab, vsb, R, gap_model, value_m
 
 @njit(cache=True, nogil=True, parallel=True)
 def scatter_blocks(words, offsets, gtab, gsb, vtab, vsb, R, gap_model, value_model, poscls,
-                   linecls, n, m, q, block_cols, cbf, Xt, Yt, ntasks):
+                   linecls, n, m, q, block_lines, cbf, Xt, Yt, ntasks):
     """``Yt = (X @ W).T`` when the coded matrix is W^T (n = its rows = W's columns): blocks
     split over ``ntasks`` tasks, each scattering into a private copy of Yt, then summed.
     Returns (first failing block or -1, its status)."""
-    nblocks = (m + block_cols - 1) // block_cols
+    nblocks = (m + block_lines - 1) // block_lines
     ntasks = max(1, min(ntasks, nblocks))
     part = np.zeros((ntasks,) + Yt.shape, np.float64)
     bad = np.full(ntasks, -1, np.int64)
@@ -374,10 +374,10 @@ def scatter_blocks(words, offsets, gtab, gsb, vtab, vsb, R, gap_model, value_mod
     for task in prange(ntasks):
         mine = part[task]
         for b in range(task * nblocks // ntasks, (task + 1) * nblocks // ntasks):
-            c0 = b * block_cols
+            c0 = b * block_lines
             status, _ = _walk(MODE_TDOT, words, offsets[b], offsets[b + 1], gtab, gsb, vtab,
                               vsb, R, gap_model, value_model, poscls, linecls, n, n * m, q,
-                              c0, min(m, c0 + block_cols), dummy, dummy, 0, cbf, Xt, mine)
+                              c0, min(m, c0 + block_lines), dummy, dummy, 0, cbf, Xt, mine)
             if status != OK:
                 bad[task] = b
                 why[task] = status

@@ -109,14 +109,15 @@ def bounds(args: argparse.Namespace) -> int:
     from . import bounds as bd
     from .formats.base import Encoded
     from .io import load
+    from .io.filetypes import framework_kind
 
     path = Path(args.file)
     if not path.exists():
         raise OSError(f"no such file: {path}")
     items: list[tuple[str, object]]
-    if path.suffix == ".npy":  # mapped: a header claiming more than the file holds fails
+    if path.suffix.lower() == ".npy":  # mapped: a header claiming more than it holds fails
         items = [(path.name, np.load(path, mmap_mode="r", allow_pickle=False))]
-    elif path.suffix == ".npz":
+    elif framework_kind(path) == "npz":
         from .adapters import npz
 
         items = list(npz.read(path, args.max_bytes).items())
@@ -141,24 +142,25 @@ def bounds(args: argparse.Namespace) -> int:
 def _read_model(path: str, max_bytes: Any = "auto") -> tuple[dict, list | None]:
     """Tensors of a framework file (.npz, .safetensors, .onnx, Keras .h5, .pt) or of a
     sparsecodec file (decoded), and, for a Keras Sequential .h5, its runtime description."""
-    from pathlib import Path
-
     from . import adapters
+    from .io import filetypes
     from .pack import unpack
 
-    suffix = Path(path).suffix.lower()
-    if suffix not in (".spc", ".h5", ".hdf5", ".hdf"):
-        return adapters.read(path), None
-    if not Path(path).exists():
-        raise OSError(f"no such file: {path}")
-    if suffix == ".spc" or adapters.keras_h5.is_sparsecodec(path):
+    kind = filetypes.kind_of(path)
+    if kind in (filetypes.CONTAINER, filetypes.HDF5):
         return unpack(path, max_bytes), None
-    tensors, model = adapters.read(path), None  # a Keras file (.hdf is refused there)
-    try:  # a Keras Sequential model: describe it so that runtime.load_model runs it
-        model = adapters.keras_h5.sequential_spec(path)
+    return adapters.read(path), _keras_spec(path) if kind == "keras" else None
+
+
+def _keras_spec(path: str) -> list[dict[str, Any]] | None:
+    """The runtime description of a Keras Sequential model, or None (said on stderr)."""
+    from . import adapters
+
+    try:
+        return adapters.keras_h5.sequential_spec(path)
     except (SparseCodecError, KeyError, ValueError) as exc:
         print(f"(no runnable model description: {exc})", file=sys.stderr)
-    return tensors, model
+        return None
 
 
 def parse_size(text: str | None, option: str = "--shard-size") -> int | None:
@@ -191,23 +193,12 @@ def _model_input(path: str, max_bytes: Any = "auto"
     .npz are read one tensor at a time; every file type tells the layout of its weights), else
     the tensors of a sparsecodec file; and the runnable model description of a Keras
     Sequential .h5."""
-    from pathlib import Path
+    from .io import filetypes
 
-    from . import adapters
-
-    name = Path(path).name.lower()
-    if name.endswith((".safetensors", ".index.json", ".npz", ".onnx", ".pt", ".pth")):
-        if not Path(path).exists():
-            raise OSError(f"no such file: {path}")
-        return path, None
-    if (name.endswith((".h5", ".hdf5")) and Path(path).exists()
-            and not adapters.keras_h5.is_sparsecodec(path)):
-        try:
-            return path, adapters.keras_h5.sequential_spec(path)
-        except (SparseCodecError, KeyError, ValueError) as exc:
-            print(f"(no runnable model description: {exc})", file=sys.stderr)
-            return path, None
-    return _read_model(path, max_bytes)
+    kind = filetypes.kind_of(path)
+    if kind in (filetypes.CONTAINER, filetypes.HDF5):
+        return _read_model(path, max_bytes)
+    return path, _keras_spec(path) if kind == "keras" else None
 
 
 def pack_cmd(args: argparse.Namespace) -> int:

@@ -41,6 +41,7 @@ from .formats.base import Encoded, Matrix
 from .io import ContainerWriter, open_file, save
 from .io.container import file_cost
 from .io.files import atomic_output
+from .io.filetypes import is_hdf5_name
 from .io.sharded import INDEX_SUFFIX
 from .io.tensors import Budget, check_shape, parse_json
 from .progress import progress
@@ -73,8 +74,7 @@ class _HDF5Writer:
 
 
 def _writer(path: str | os.PathLike) -> Any:
-    ext = os.path.splitext(str(path))[1].lower()
-    return _HDF5Writer(path) if ext in (".h5", ".hdf5", ".hdf") else ContainerWriter(path)
+    return _HDF5Writer(path) if is_hdf5_name(path) else ContainerWriter(path)
 
 
 @dataclass(frozen=True)
@@ -569,7 +569,7 @@ def pack(tensors: Mapping[str, Any] | str | os.PathLike, path: str | os.PathLike
         results = (_pooled(source, names, st, workers) if workers > 1
                    else _serial(source, names, st))
         return _write(path, results, st, model, len(names), show_progress)
-    if os.path.splitext(str(path))[1].lower() in (".h5", ".hdf5", ".hdf"):
+    if is_hdf5_name(path):
         raise PackError("sharded output is written as .spc containers; name the output .spc")
     shards = plan_shards(source, shard_size if shard_size is not None else DEFAULT_SHARD)
     files = shard_paths(path, len(shards))

@@ -857,8 +857,8 @@ def test_hostile_model_descriptions_are_format_errors(tmp_path, description, msg
 
 
 def test_indexes_over_the_size_limit_are_refused_clearly(tmp_path, sharded, monkeypatch):
+    import sparsecodec.adapters.safetensors_file as st
     import sparsecodec.io.sharded as sharded_module
-    import sparsecodec.sources as sources
 
     index, _ = sharded
     limit = index.stat().st_size - 1
@@ -867,9 +867,9 @@ def test_indexes_over_the_size_limit_are_refused_clearly(tmp_path, sharded, monk
         sc.load(index)
     st_index = tmp_path / "model.safetensors.index.json"
     st_index.write_text(json.dumps({"weight_map": {"w": "x.safetensors"}}))
-    monkeypatch.setattr(sources, "MAX_INDEX", 10)
+    monkeypatch.setattr(st, "MAX_INDEX", 10)
     with pytest.raises(sc.FormatError, match="over the 10-byte limit"):
-        sources.SafetensorsIndexSource(st_index)
+        st.SafetensorsIndexSource(st_index)
 
 
 @pytest.mark.parametrize("config", [

@@ -374,8 +374,8 @@ def test_auto_layout_of_onnx_weights_follows_their_operators(tmp_path, capsys):
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 5])],
         [numpy_helper.from_array(a, n) for n, a in (("K", K), ("B", B), ("M", M))])
     onnx.save(helper.make_model(graph), str(tmp_path / "g.onnx"))
-    assert adapters.read_with_layouts(tmp_path / "g.onnx")[1] == \
-        {"K": "torch", "B": "torch", "M": "as-is"}
+    src = adapters.source(tmp_path / "g.onnx")
+    assert {n: src.layout(n) for n in src} == {"K": "torch", "B": "torch", "M": "as-is"}
     assert main(["pack", str(tmp_path / "g.onnx"), "-o", str(tmp_path / "g.spc"),
                  "--quantize", "kmeans:8"]) == 0
     assert _transforms(tmp_path / "g.spc")[1] == {"K": "oihw", "B": "T", "M": "none"}

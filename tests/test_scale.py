@@ -80,14 +80,15 @@ class _Counted:
 
 def counting_reads(monkeypatch):
     """Count every byte the sources read (they all open files through ``open_regular``)."""
+    import sparsecodec.adapters.npz as npz
+    import sparsecodec.adapters.safetensors_file as st
     import sparsecodec.io.hdf5 as h5
-    import sparsecodec.sources as sources
     from sparsecodec.io.files import open_regular
 
     read: list[int] = []
     opener = lambda *a, **k: _Counted(open_regular(*a, **k), read)  # noqa: E731
-    monkeypatch.setattr(sources, "open_regular", opener)
-    monkeypatch.setattr(h5, "open_regular", opener)
+    for module in (npz, st, h5):
+        monkeypatch.setattr(module, "open_regular", opener)
     return read
 
 

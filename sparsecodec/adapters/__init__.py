@@ -1,10 +1,12 @@
-"""Framework files <-> ``dict[str, ndarray]``, both directions, chosen by file extension.
+"""Framework files <-> named arrays, both directions: one module per framework, each with an
+eager ``read``, a lazy ``source`` (tensors read one at a time) and a ``write``. Which module
+serves a path is decided in one place, ``io.filetypes``.
 
-Implemented: NumPy ``.npz``, safetensors (``.safetensors``), ONNX initializers (``.onnx``)
-and Keras HDF5 weights (``.h5``), the last two written back into a copy of the original model
-(``template``), whose graph or layer structure is kept; PyTorch state dicts (``.pt``,
-``.pth``) when torch is installed. Nothing here unpickles: ``.npz`` is
-read with ``allow_pickle=False``.
+Implemented: NumPy ``.npz``, safetensors (``.safetensors`` and sharded ``*.index.json``),
+ONNX initializers and Constant-node tensors (``.onnx``) and Keras HDF5 weights (``.h5``), the
+last two written back into a copy of the original model (``template``), whose graph or layer
+structure is kept; PyTorch state dicts (``.pt``, ``.pth``) when torch is installed. Nothing
+here unpickles: ``.npz`` is read with ``allow_pickle=False``.
 """
 
 from __future__ import annotations
@@ -12,58 +14,62 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
 from ..errors import FormatError
+from ..io import filetypes
+from ..io.tensors import Budget
 from . import keras_h5, npz, onnx_file, safetensors_file, torch_file
+from .source import ArraySource, TensorSource
 
-READERS = {".npz": npz.read, ".safetensors": safetensors_file.read, ".onnx": onnx_file.read,
-           ".h5": keras_h5.read, ".hdf5": keras_h5.read, ".pt": torch_file.read,
-           ".pth": torch_file.read}
-WRITERS = {".npz": npz.write, ".safetensors": safetensors_file.write, ".onnx": onnx_file.write,
-           ".h5": keras_h5.write, ".hdf5": keras_h5.write, ".pt": torch_file.write,
-           ".pth": torch_file.write}
-TEMPLATED = (".onnx", ".h5", ".hdf5")  # their structure is not in a packed file
+MODULES: dict[str, ModuleType] = {"npz": npz, "safetensors": safetensors_file,
+                                  "onnx": onnx_file, "keras": keras_h5, "torch": torch_file}
+TEMPLATED = ("onnx", "keras")  # their structure is not in a packed file: write needs it
+# by extension, for help texts: what each name reads and writes
+READERS = {ext: MODULES[k].read for k, exts in filetypes.FRAMEWORK_EXTENSIONS.items()
+           for ext in exts}
+WRITERS = {ext: MODULES[k].write for k, exts in filetypes.FRAMEWORK_EXTENSIONS.items()
+           for ext in exts if ext != ".index.json"}
 
 
-def _kind(path: str | os.PathLike, table: Mapping) -> str:
-    ext = Path(path).suffix.lower()
-    if ext not in table:
-        raise FormatError(f"{path}: unknown extension {ext or '(none)'!r}; known: "
-                          f"{', '.join(sorted(table))}")
-    return ext
+def _module(path: str | os.PathLike, writing: bool = False) -> ModuleType:
+    kind = filetypes.framework_kind(path)
+    if kind is None or (writing and filetypes.is_shard_index(path)):
+        known = WRITERS if writing else READERS
+        raise FormatError(f"{path}: unknown extension {Path(path).suffix or '(none)'!r}; "
+                          f"known: {', '.join(sorted(known))}")
+    return MODULES[kind]
 
 
 def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Every tensor of a framework file, by name, as numpy arrays."""
-    ext = _kind(path, READERS)
+    module = _module(path)
     if not Path(path).exists():
         raise FileNotFoundError(f"no such file: {path}")
-    return READERS[ext](path)
+    return module.read(path)
 
 
-def read_with_layouts(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """``read``, and how the file stores each weight where it says (``pack --layout auto``):
-    every tensor of a torch state dict is "torch"; an ONNX model's weights follow the
-    operators that use them (``onnx_file.read_with_layouts``, one load of the model); other
-    files give no layouts here."""
-    ext = _kind(path, READERS)
-    if ext == ".onnx":
-        return onnx_file.read_with_layouts(path)
-    tensors = read(path)
-    return tensors, dict.fromkeys(tensors, "torch") if ext in (".pt", ".pth") else {}
+def source(path: str | os.PathLike, max_bytes: Budget = "auto") -> TensorSource:
+    """A lazy source of a framework file, with the layout of each weight where the file
+    says it (``pack --layout auto``)."""
+    module = _module(path)
+    if not Path(path).exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    return module.source(path, max_bytes)
 
 
 def write(path: str | os.PathLike, tensors: Mapping[str, np.ndarray],
           template: str | os.PathLike | None = None) -> None:
     """Write named arrays in the format the extension names (``template``: the original model,
-    for formats whose graph is not in the arrays: ONNX)."""
-    ext = _kind(path, WRITERS)
-    if ext in TEMPLATED:
-        WRITERS[ext](path, tensors, template)  # type: ignore[call-arg]
+    for formats whose graph is not in the arrays: ONNX, Keras)."""
+    module = _module(path, writing=True)
+    if filetypes.framework_kind(path) in TEMPLATED:
+        module.write(path, tensors, template)
     else:
-        WRITERS[ext](path, tensors)
+        module.write(path, tensors)
 
 
-__all__ = ["READERS", "WRITERS", "read", "read_with_layouts", "write"]
+__all__ = ["MODULES", "READERS", "WRITERS", "ArraySource", "TensorSource", "read", "source",
+           "write"]

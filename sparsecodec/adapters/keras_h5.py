@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,13 +30,50 @@ from ..io.hdf5 import (
     read_dataset,
 )
 from ..io.tensors import Budget, parse_json
+from .source import TensorSource
 
 
-def is_sparsecodec(path: str | os.PathLike) -> bool:
-    """True for an HDF5 file written by sparsecodec's own backend."""
-    fh, f = open_hdf5(path)
-    with fh, f, h5_errors(str(path)):
-        return "sparsecodec" in f.attrs
+class HDF5Source(TensorSource):
+    """The numeric datasets of an HDF5 file, under the rules of ``io.hdf5``: reached through
+    hard links, bytes stored in the file itself, expansion within the decode budget."""
+
+    def __init__(self, path: str | os.PathLike, max_bytes: Budget = "auto"):
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        fh, f = open_hdf5(self.path)
+        with fh, f:
+            self.names = numeric_datasets(f)
+
+    def layout(self, name: str) -> str:
+        """Keras weights files: Dense kernels are (in, out), Conv2D kernels HWIO."""
+        return "keras"
+
+    def _file(self) -> Any:
+        if getattr(self, "_f", None) is None:
+            self._fh, self._f = open_hdf5(self.path)
+        return self._f
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.names:
+            raise KeyError(name)
+        return read_dataset(self._file(), name, str(self.path), self.max_bytes)
+
+    def info(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
+        if name not in self.names:
+            raise KeyError(name)
+        with h5_errors(f"{self.path}: dataset {name!r}"):
+            d = self._file()[name]
+            return tuple(d.shape), d.dtype
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def source(path: str | os.PathLike, max_bytes: Budget = "auto") -> TensorSource:
+    return HDF5Source(path, max_bytes)
 
 
 def read(path: str | os.PathLike, max_bytes: Budget = "auto") -> dict[str, np.ndarray]:

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import FormatError, converted
 from ..io.files import atomic_output
+from .source import ArraySource, TensorSource
 
 
 def _lib() -> Any:
@@ -128,6 +129,11 @@ def read_with_layouts(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], d
     load of the model."""
     model = _load(path)
     return _arrays(model, path), _layouts(model)
+
+
+def source(path: str | os.PathLike, max_bytes: Any = "auto") -> TensorSource:
+    """The weights read whole, each with the layout its operators tell."""
+    return ArraySource(*read_with_layouts(path))
 
 
 def write(path: str | os.PathLike, tensors: Mapping[str, np.ndarray],

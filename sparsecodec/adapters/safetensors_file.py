@@ -1,32 +1,169 @@
-"""safetensors files, through the ``safetensors`` package (optional: ``pip install
-safetensors``); its header is validated by that library before any data is read."""
+"""safetensors files: the header parsed and checked here (every tensor's offsets inside the
+file) before any data is read, each tensor read with one file read (bfloat16 as float32,
+exactly); sharded checkpoints through their ``*.index.json`` (the Hugging Face convention,
+``{"weight_map": {name: shard file}}``). Writing uses the ``safetensors`` package (optional:
+``pip install safetensors``)."""
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import FormatError
-from ..io.files import atomic_output
+from ..io.files import atomic_output, open_regular, read_small, sibling
+from ..io.filetypes import is_shard_index
+from ..io.sharded import MAX_INDEX
+from ..io.tensors import Budget, check_shape, parse_json
+from .source import TensorSource
 
 
-def _lib():
+def _lib() -> Any:
     try:
         import safetensors.numpy as stn
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise FormatError("reading or writing .safetensors needs the safetensors package: "
+        raise FormatError("writing .safetensors needs the safetensors package: "
                           "python -m pip install safetensors") from exc
     return stn
 
 
+_ST_DTYPES = {"F16": "<f2", "F32": "<f4", "F64": "<f8", "BF16": "<u2", "I8": "|i1", "U8": "|u1",
+              "I16": "<i2", "U16": "<u2", "I32": "<i4", "U32": "<u4", "I64": "<i8", "U64": "<u8",
+              "BOOL": "|b1"}
+
+
+class SafetensorsSource(TensorSource):
+    """A safetensors file, read with plain file reads at the offsets its header gives (no
+    memory map: mapped pages of tensors already packed would stay in the resident set)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._header()
+
+    def layout(self, name: str) -> str:
+        """From the header's ``__metadata__`` "format" (the Hugging Face convention): "pt"
+        checkpoints hold torch's (out, in) and OIHW weights, "tf" ones Keras's."""
+        return {"pt": "torch", "tf": "keras"}.get(str(self.framework), "as-is")
+
+    def _header(self) -> dict[str, Any]:
+        if getattr(self, "_hdr", None) is None:
+            try:
+                with open_regular(self.path, "safetensors file") as f:
+                    size = os.fstat(f.fileno()).st_size
+                    n = int.from_bytes(f.read(8), "little")
+                    if not 0 < n <= min(100_000_000, size - 8):
+                        raise ValueError(f"header length {n}")
+                    hdr = parse_json(f.read(n), "the header")
+                if not isinstance(hdr, dict):
+                    raise ValueError("the header is not an object")
+                meta = hdr.pop("__metadata__", None)
+                # "pt", "tf", ... (public: kept when the source is pickled for a worker)
+                self.framework = meta.get("format") if isinstance(meta, dict) else None
+                for name, t in hdr.items():
+                    self._check(name, t, size - 8 - n)
+            except (OSError, ValueError, TypeError, KeyError) as exc:
+                raise FormatError(f"{self.path}: not a readable safetensors file ({exc})") \
+                    from None
+            self._data_start = 8 + n
+            self._hdr = hdr
+        return self._hdr
+
+    @staticmethod
+    def _check(name: str, t: Any, data_size: int) -> None:
+        at = f"tensor {name[:80]!r}"
+        if not isinstance(t, dict) or not {"dtype", "shape", "data_offsets"} <= set(t):
+            raise ValueError(f"{at}: needs dtype, shape and data_offsets")
+        code = _ST_DTYPES.get(t["dtype"]) if isinstance(t["dtype"], str) else None
+        if code is None:
+            raise ValueError(f"{at}: dtype {str(t['dtype'])[:20]!r} is not supported")
+        check_shape(f"{at}: shape", t["shape"])
+        offsets = t["data_offsets"]
+        if not (isinstance(offsets, list) and len(offsets) == 2
+                and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
+            raise ValueError(f"{at}: data_offsets must be two integers")
+        b, e = offsets
+        want = math.prod(t["shape"]) * np.dtype(code).itemsize
+        if not (0 <= b <= e <= data_size and e - b == want):
+            raise ValueError(f"{at}: data offsets {b}..{e} do not hold {want} bytes inside "
+                             f"the file")
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        t = self._header()[name]
+        dtype = np.dtype(_ST_DTYPES[t["dtype"]])
+        count = int(np.prod(t["shape"], dtype=np.int64))
+        with open_regular(self.path, "safetensors file") as f:
+            f.seek(self._data_start + t["data_offsets"][0])
+            a = np.fromfile(f, dtype, count)
+        if a.size != count:
+            raise FormatError(f"{self.path}: tensor {name!r} is truncated")
+        if t["dtype"] == "BF16":  # bfloat16 is the high half of a float32: exact
+            a = (a.astype(np.uint32) << np.uint32(16)).view(np.float32)
+        return a.reshape(t["shape"]).astype(a.dtype.newbyteorder("="), copy=False)
+
+    def info(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
+        """Shape and the dtype the tensor is read as (bfloat16 becomes float32)."""
+        t = self._header()[name]
+        code = "<f4" if t["dtype"] == "BF16" else _ST_DTYPES[t["dtype"]]
+        return tuple(t["shape"]), np.dtype(code)
+
+    def nbytes(self, name: str) -> int:
+        """Bytes in the file (what shards are planned by)."""
+        b, e = self._header()[name]["data_offsets"]
+        return int(e - b)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._header())
+
+    def __len__(self) -> int:
+        return len(self._header())
+
+
+class SafetensorsIndexSource(TensorSource):
+    """A sharded safetensors checkpoint, through its ``*.index.json``."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        index = parse_json(read_small(self.path, "index", MAX_INDEX), f"{path}: the index")
+        weight_map = index.get("weight_map") if isinstance(index, dict) else None
+        if not isinstance(weight_map, dict):
+            raise FormatError(f"{path}: not a safetensors index (needs a 'weight_map')")
+        for file in dict.fromkeys(weight_map.values()):  # each shard once, not per tensor
+            sibling(self.path, file)
+        self.weight_map = dict(weight_map)
+        self.shards = {f: SafetensorsSource(self.path.parent / f)
+                       for f in dict.fromkeys(self.weight_map.values())}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.shards[self.weight_map[name]][name]
+
+    def info(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
+        return self.shards[self.weight_map[name]].info(name)
+
+    def layout(self, name: str) -> str:
+        return self.shards[self.weight_map[name]].layout(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.weight_map)
+
+    def __len__(self) -> int:
+        return len(self.weight_map)
+
+
+def source(path: str | os.PathLike, max_bytes: Budget = "auto") -> TensorSource:
+    """A lazy source: the shards of a ``*.index.json``, else one file."""
+    if is_shard_index(path):
+        return SafetensorsIndexSource(path)
+    return SafetensorsSource(path)
+
+
 def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    stn = _lib()
-    try:
-        return dict(stn.load_file(str(path)))
-    except Exception as exc:  # safetensors raises its own SafetensorError and OSError
-        raise FormatError(f"{path}: not a readable safetensors file ({exc})") from exc
+    """Every tensor, by name, read through the same checked header as :func:`source`."""
+    src = source(path)
+    return {name: src[name] for name in src}
 
 
 def write(path: str | os.PathLike, tensors: Mapping[str, np.ndarray]) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import FormatError
 from ..io.files import atomic_output
+from .source import ArraySource, TensorSource
 
 
 def _lib() -> Any:
@@ -21,6 +22,13 @@ def _lib() -> Any:
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise FormatError("reading or writing .pt needs torch (pip install torch)") from exc
     return torch
+
+
+def source(path: str | os.PathLike, max_bytes: Any = "auto") -> TensorSource:
+    """The state dict read whole (torch has no lazy reader here); every weight in torch's
+    layout: (out, in) and OIHW."""
+    tensors = read(path)
+    return ArraySource(tensors, dict.fromkeys(tensors, "torch"))
 
 
 def read(path: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import SparseCodecError
 from .container import ContainerFile, ContainerWriter, save_container
-from .hdf5 import EXTENSIONS, HDF5File, save_hdf5
+from .filetypes import is_hdf5_name
+from .hdf5 import HDF5File, save_hdf5
 from .sharded import ShardedFile, index_for
 from .tensors import Budget, TensorInfo
 
@@ -26,7 +26,7 @@ BACKENDS = ("container", "hdf5")
 
 def _backend(path: str | os.PathLike, backend: str | None) -> str:
     if backend is None:
-        return "hdf5" if Path(path).suffix.lower() in EXTENSIONS else "container"
+        return "hdf5" if is_hdf5_name(path) else "container"
     if backend not in BACKENDS:
         raise SparseCodecError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
     return backend

@@ -49,7 +49,6 @@ if TYPE_CHECKING:
     from ..formats.base import Encoded
 
 VERSION = 1
-EXTENSIONS = (".h5", ".hdf5", ".hdf")
 FILTERS = {1: "gzip", 2: "shuffle", 3: "fletcher32", 32000: "lzf"}  # allowed in foreign files
 
 

@@ -20,7 +20,7 @@ best time, ratio to the reference, p95 / best over the rounds.
 
 The whole run is repeated with two processes spinning on the cores (``--busy``, the default
 does both) to show what an oversubscribed machine does to each kernel. It prints the worst
-ratios against the issue's goals, writes ``compute.csv`` and ``compute.png`` (with
+ratios against the goals in docs/performance.md, writes ``compute.csv`` and ``compute.png`` (with
 ``--isolated``: ``compute_isolated.*``; speed against
 bits per weight per format, the dense and scipy lines drawn) into ``--out``.
 """

@@ -1,7 +1,7 @@
 """Shared fixtures for the benchmarks and the ratio table printed at the end of a run.
 
-Run: ``python -m pytest bench --benchmark-only`` (add ``-k`` to pick). Every target of the
-foundation issue is a ratio against numpy/scipy/dahuffman measured in the same run, printed in
+Run: ``python -m pytest bench --benchmark-only`` (add ``-k`` to pick). Every speed target
+is a ratio against numpy/scipy/dahuffman measured in the same run, printed in
 the summary, never asserted.
 """
 

@@ -1,5 +1,5 @@
 """sham_gap and sham_ans against scipy CSR on the 4096 x 4096 layer (10% nonzeros, 32 values):
-bytes, decode, and x @ W / X @ W (b = 32), interleaved in one run (issue 8's targets: products
+bytes, decode, and x @ W / X @ W (b = 32), interleaved in one run (the targets: products
 within 2x of scipy; decoding far faster than NNCodec, which bench/vs_nncodec.py measures)."""
 
 from __future__ import annotations

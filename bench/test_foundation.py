@@ -1,4 +1,4 @@
-"""Benchmarks of the foundation issue: Huffman decode speed, sHAM products against scipy and
+"""Benchmarks of the foundation: Huffman decode speed, sHAM products against scipy and
 numpy, encode time, and sHAM's bytes against its formula."""
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import numpy as np
 
 from .errors import OptionError, UnknownFormatError
 from .formats.base import Encoded, Matrix, registry
+from .options import OBJECTIVES
 
 
 def formats() -> list[str]:
@@ -54,7 +55,6 @@ def candidate_sizes(M: Matrix, margin: int = 0, **opts: Any) -> dict[str, int]:
     return out
 
 
-OBJECTIVES = ("size", "speed")
 SPEED_MAX_BITS = 10.0  # objective="speed" chooses among formats at most this many bits/weight
 
 

@@ -6,98 +6,25 @@ import argparse
 import math
 import re
 import sys
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
 from .errors import SparseCodecError
-from .progress import end_line, progress
-
-
-def _best_time(fn: Callable[[], object], repeat: int = 5) -> float:
-    fn()  # warm-up: the first call may compile (once per machine, then cached)
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
-# measured with an empty numba cache on a 2-core machine (docs/performance.md)
-FIRST_RUN = ("(the first run on a machine compiles the numba kernels, about 75-90 s on 2 cores; "
-             "they are cached for later runs)")
+from .progress import end_line
+from .timing import FIRST_RUN, best_time, numba_threads
 
 
 def demo(args: argparse.Namespace) -> int:
     """The built-in example model, pruned, quantized, packed and run compressed (or, with
     ``--layer``, one synthetic layer in every format)."""
-    if args.layer:
-        return layer_demo(args)
-    from .demo import run
+    from .demo import run, run_layer
 
+    if args.layer:
+        return run_layer(args.size, args.density, args.levels, args.seed)
     print(FIRST_RUN, file=sys.stderr)
     run(prune=args.prune, k=args.k, plot=None if args.no_plot else args.plot)
-    return 0
-
-
-def layer_demo(args: argparse.Namespace) -> int:
-    """Encode a realistic pruned + quantized layer in every format and compare them."""
-    import scipy.sparse as sp
-
-    from . import api
-    from .bounds import entropy_h0
-    from .examples import pruned_quantized_layer
-    from .formats.base import Matrix
-
-    n = args.size
-    W = pruned_quantized_layer(n, n, args.density, args.levels, seed=args.seed)
-    M = Matrix(W)
-    h0 = entropy_h0(M)
-    x = np.random.default_rng(args.seed + 1).standard_normal(n).astype(np.float32)
-    print(f"layer: {n}x{n} float32, Gaussian, magnitude-pruned to {100 * args.density:g}% "
-          f"nonzeros ({M.nnz:,}), nonzeros quantized to {args.levels} values")
-    print(f"zero-order entropy H0 = {h0:.4f} bits per weight "
-          f"(no zero-order code of the entries can go below it)\n", flush=True)
-    print(FIRST_RUN, file=sys.stderr)
-
-    names = [f for f in api.formats() if f != "pq"]  # pq is lossy-trained, not for this table
-    rows = []
-    for i, name in enumerate(names):
-        progress(i, len(names), f"encoding and timing {name}")
-        enc = api.encode(M, format=name)
-        if not np.array_equal(enc.decode().view(np.uint32), W.view(np.uint32)):
-            raise SparseCodecError(f"demo: {name} did not round-trip")  # never expected
-        t_dec = _best_time(enc.decode, 3)
-        t_dot = _best_time(lambda e=enc: e.rmatvec(x))
-        rows.append((name, enc.nbytes, t_dec, t_dot))
-    progress(len(names), len(names), "done")
-    t_np = _best_time(lambda: x @ W)
-    csr = sp.csr_matrix(W)
-    t_sp = _best_time(lambda: x @ csr)
-
-    raw = W.nbytes
-    head = (f"{'format':<10} {'bytes':>11} {'bits/w':>7} {'vs f32':>7} {'vs H0':>6} "
-            f"{'decode ms':>10} {'x^T W ms':>9}")
-    print(head)
-    print("-" * len(head))
-    best = min(r[1] for r in rows)
-    for name, nbytes, t_dec, t_dot in rows:
-        bpw = 8 * nbytes / W.size
-        mark = " <- smallest" if nbytes == best else ""
-        print(f"{name:<10} {nbytes:>11,} {bpw:>7.3f} {raw / nbytes:>6.1f}x {bpw / h0:>6.2f} "
-              f"{1e3 * t_dec:>10.2f} {1e3 * t_dot:>9.3f}{mark}")
-    print(f"{'numpy':<10} {raw:>11,} {32:>7.3f} {1:>6.1f}x {32 / h0:>6.2f} {'':>10} "
-          f"{1e3 * t_np:>9.3f}   (dense x @ W)")
-    sp_bytes = csr.data.nbytes + csr.indices.nbytes + csr.indptr.nbytes
-    print(f"{'scipy CSR':<10} {sp_bytes:>11,} {8 * sp_bytes / W.size:>7.3f} "
-          f"{raw / sp_bytes:>6.1f}x {8 * sp_bytes / W.size / h0:>6.2f} {'':>10} "
-          f"{1e3 * t_sp:>9.3f}   (x @ csr_matrix)")
-    print(f"\nauto picks: {api.encode(M).format}. Every format above decoded bit for bit; "
-          "x^T W ran on the encoded form (decode and x^T W: best of several runs, "
-          f"{numba_threads()} threads).")
     return 0
 
 
@@ -352,11 +279,11 @@ def bench_cmd(args: argparse.Namespace) -> int:
             W = enc.decode()
             x = rng.standard_normal(n).astype(np.float32)
             X = rng.standard_normal((32, n)).astype(np.float32)
-            t_dec = _best_time(enc.decode, 3)
-            t_vec = _best_time(lambda e=enc, x=x: x @ e)
-            t_np = _best_time(lambda W=W, x=x: x @ W)
-            t_mat = _best_time(lambda e=enc, X=X: X @ e, 3)
-            t_npm = _best_time(lambda W=W, X=X: X @ W, 3)
+            t_dec = best_time(enc.decode, 3)
+            t_vec = best_time(lambda e=enc, x=x: x @ e)
+            t_np = best_time(lambda W=W, x=x: x @ W)
+            t_mat = best_time(lambda e=enc, X=X: X @ e, 3)
+            t_npm = best_time(lambda W=W, X=X: X @ W, 3)
             print(f"{short_name(name, width):<{width}}  {enc.format:<10}{f'{n}x{m}':>12}"
                   f"{1e3 * t_dec:>11.3f}"
                   f"{1e3 * t_vec:>9.3f}{1e3 * t_np:>10.3f}{t_np / t_vec:>6.2f}x"
@@ -366,12 +293,6 @@ def bench_cmd(args: argparse.Namespace) -> int:
     print("ratio = numpy time / encoded time (above 1: the encoded product is faster); "
           f"{numba_threads()} threads")
     return 0
-
-
-def numba_threads() -> int:
-    import numba
-
-    return int(numba.get_num_threads())
 
 
 def _extensions(table: dict[str, Any]) -> str:
@@ -384,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     from .adapters import READERS, WRITERS
     from .io.container import VERSION as CONTAINER_VERSION
+    from .options import LAYOUT_CHOICES, OBJECTIVES, format_choices
 
     p = argparse.ArgumentParser(prog="sparsecodec", description=__doc__)
     p.add_argument("--version", action="version", version=f"sparsecodec {__version__} "
@@ -418,12 +340,14 @@ def build_parser() -> argparse.ArgumentParser:
     pk.add_argument("--quantize", help="kmeans:32, uniform:16, optimal:8, probabilistic:16, "
                     "ecsq:32 (levels), int:4 or int:8 (bits; a scale per output, the "
                     "fastest to compute with) or pq:d=8,k=256")
-    pk.add_argument("--format", default="auto", help="auto (default) or a format name")
-    pk.add_argument("--objective", default="size", choices=["size", "speed"],
+    pk.add_argument("--format", default="auto", choices=format_choices(),
+                    metavar="FORMAT", help="auto (default) or a format: "
+                    f"{', '.join(format_choices()[1:])}")
+    pk.add_argument("--objective", default="size", choices=OBJECTIVES,
                     help="what auto optimises: the smallest file (default) or the fastest "
                          "x @ W on this machine, among formats of at most 10 bits/weight")
     pk.add_argument("--layers", help="regex: only matching tensors are compressed")
-    pk.add_argument("--layout", default="auto", choices=["auto", "as-is", "torch", "keras"],
+    pk.add_argument("--layout", default="auto", choices=LAYOUT_CHOICES,
                     help="how the file stores weights: auto (default: per tensor, as the file "
                          "says: torch state dicts, Keras .h5, safetensors metadata, the ONNX "
                          "operator using it), or one layout for every tensor (docs/adapters.md,"

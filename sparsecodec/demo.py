@@ -8,6 +8,7 @@ The model is an MLP (64-256-256-10) trained on scikit-learn's 8x8 digits by
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from importlib import resources
 from pathlib import Path
@@ -17,9 +18,11 @@ import numpy as np
 
 from . import bounds as bd
 from .api import sizes
+from .errors import SparseCodecError
 from .pack import pack
 from .progress import progress
 from .runtime import load_model
+from .timing import FIRST_RUN, best_time, numba_threads
 
 LAYERS = ("fc1", "fc2", "fc3")
 SPEC: list[dict[str, Any]] = [
@@ -133,3 +136,61 @@ def _plot(sweep: list[dict], acc_dense: float, raw: int, path: str) -> str:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return str(Path(path).resolve())
+
+
+def run_layer(n: int, density: float, levels: int, seed: int) -> int:
+    """``demo --layer``: encode a realistic n x n pruned + quantized layer in every format and
+    compare bytes, decode and x^T W against numpy and scipy."""
+    import scipy.sparse as sp
+
+    from . import api
+    from .bounds import entropy_h0
+    from .examples import pruned_quantized_layer
+    from .formats.base import Matrix
+
+    W = pruned_quantized_layer(n, n, density, levels, seed=seed)
+    M = Matrix(W)
+    h0 = entropy_h0(M)
+    x = np.random.default_rng(seed + 1).standard_normal(n).astype(np.float32)
+    print(f"layer: {n}x{n} float32, Gaussian, magnitude-pruned to {100 * density:g}% "
+          f"nonzeros ({M.nnz:,}), nonzeros quantized to {levels} values")
+    print(f"zero-order entropy H0 = {h0:.4f} bits per weight "
+          f"(no zero-order code of the entries can go below it)\n", flush=True)
+    print(FIRST_RUN, file=sys.stderr)
+
+    names = [f for f in api.formats() if f != "pq"]  # pq is lossy-trained, not for this table
+    rows = []
+    for i, name in enumerate(names):
+        progress(i, len(names), f"encoding and timing {name}")
+        enc = api.encode(M, format=name)
+        if not np.array_equal(enc.decode().view(np.uint32), W.view(np.uint32)):
+            raise SparseCodecError(f"demo: {name} did not round-trip")  # never expected
+        t_dec = best_time(enc.decode, 3)
+        t_dot = best_time(lambda e=enc: e.rmatvec(x))
+        rows.append((name, enc.nbytes, t_dec, t_dot))
+    progress(len(names), len(names), "done")
+    t_np = best_time(lambda: x @ W)
+    csr = sp.csr_matrix(W)
+    t_sp = best_time(lambda: x @ csr)
+
+    raw = W.nbytes
+    head = (f"{'format':<10} {'bytes':>11} {'bits/w':>7} {'vs f32':>7} {'vs H0':>6} "
+            f"{'decode ms':>10} {'x^T W ms':>9}")
+    print(head)
+    print("-" * len(head))
+    best = min(r[1] for r in rows)
+    for name, nbytes, t_dec, t_dot in rows:
+        bpw = 8 * nbytes / W.size
+        mark = " <- smallest" if nbytes == best else ""
+        print(f"{name:<10} {nbytes:>11,} {bpw:>7.3f} {raw / nbytes:>6.1f}x {bpw / h0:>6.2f} "
+              f"{1e3 * t_dec:>10.2f} {1e3 * t_dot:>9.3f}{mark}")
+    print(f"{'numpy':<10} {raw:>11,} {32:>7.3f} {1:>6.1f}x {32 / h0:>6.2f} {'':>10} "
+          f"{1e3 * t_np:>9.3f}   (dense x @ W)")
+    sp_bytes = csr.data.nbytes + csr.indices.nbytes + csr.indptr.nbytes
+    print(f"{'scipy CSR':<10} {sp_bytes:>11,} {8 * sp_bytes / W.size:>7.3f} "
+          f"{raw / sp_bytes:>6.1f}x {8 * sp_bytes / W.size / h0:>6.2f} {'':>10} "
+          f"{1e3 * t_sp:>9.3f}   (x @ csr_matrix)")
+    print(f"\nauto picks: {api.encode(M).format}. Every format above decoded bit for bit; "
+          "x^T W ran on the encoded form (decode and x^T W: best of several runs, "
+          f"{numba_threads()} threads).")
+    return 0

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from . import quantize as qz
-from .api import OBJECTIVES, candidate_sizes, encode
+from .api import candidate_sizes, encode
 from .bounds import entropy_limits
 from .errors import FormatError, OptionError, PackError, QuantizeError, SparseCodecError
 from .formats.base import Encoded, Matrix
@@ -44,11 +44,10 @@ from .io.files import atomic_output
 from .io.filetypes import is_hdf5_name
 from .io.sharded import INDEX_SUFFIX
 from .io.tensors import Budget, check_shape, parse_json
+from .options import LAYOUT_CHOICES, LAYOUTS, OBJECTIVES
 from .progress import progress
 from .sources import TensorSource, open_source
 
-LAYOUTS = ("as-is", "torch", "keras")
-LAYOUT_CHOICES = ("auto", *LAYOUTS)  # auto: each tensor as its file says (TensorSource.layout)
 META_KEY = "sparsecodec.pack"
 FILE_COST_MARGIN = 2048  # bytes: how far a format's header entry and padding can move it
 

@@ -11,7 +11,7 @@ FORMATS = ["dense", "csr", "csc", "coo", "index_map", "ham", "sham", "sham_gap",
            "cer", "cser", "pq", "grid"]
 
 
-def test_registry_has_exactly_the_issue_formats():
+def test_registry_lists_the_built_in_formats_in_order():
     assert sc.formats() == FORMATS
 
 

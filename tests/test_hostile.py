@@ -1,7 +1,8 @@
-"""Hostile files and unlucky users (issue 14): escapes, overwrites, silently wrong loads,
-crashes and unbounded cost. Each numbered section is one defect of the issue; every case here
-failed before the fix. Dangerous cases run in a subprocess with a timeout and resource limits
-(address space, file size), so that a hang or a bomb fails the test, not the machine."""
+"""Hostile files and unlucky users: escapes, overwrites, silently wrong loads, crashes and
+unbounded cost. Each numbered section is one way a file or a user can hurt the reader; every
+case here failed before the reader defended against it. Dangerous cases run in a subprocess
+with a timeout and resource limits (address space, file size), so that a hang or a bomb fails
+the test, not the machine."""
 
 from __future__ import annotations
 

@@ -75,14 +75,16 @@ def test_lazy_package_keeps_its_names():
     the same name is imported (first or later)."""
     out = _python(
         "import sparsecodec as sc, sparsecodec.formats.grid\n"
-        "from sparsecodec.io.tensors import BUILTIN_FORMATS\n"
+        "from sparsecodec.options import BUILTIN_FORMATS\n"
         "assert sc.formats() == list(BUILTIN_FORMATS), sc.formats()\n"
         "assert all(getattr(sc, n) is not None for n in sc.__all__)\n"
         "import sparsecodec.formats.pq\n"
         "print(callable(sc.formats), sc.open.__name__, sc.Encoded.__name__)\n")
     assert out.split() == ["True", "open_file", "Encoded"]
     assert set(dir(sc)) >= set(sc.__all__)
-    assert sc.formats() == list(sc.io.tensors.BUILTIN_FORMATS)
+    from sparsecodec.options import BUILTIN_FORMATS
+
+    assert sc.formats() == list(BUILTIN_FORMATS)
 
 
 def test_short_names_keep_both_ends():
@@ -93,3 +95,17 @@ def test_short_names_keep_both_ends():
     s = short_name(name, 40)
     assert len(s) == 40 and s.startswith("encoder.") and s.endswith("model.name") and "..." in s
     assert name_width(["a", "bb"]) == 6 and name_width([name]) == 60
+
+
+def test_every_document_the_code_and_docs_point_to_exists():
+    """Help texts, docstrings, the README and the docs name documents by path; each exists."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    texts = [*root.joinpath("sparsecodec").rglob("*.py"), root / "README.md",
+             *root.joinpath("docs").glob("*.md")]
+    named = {(m, t.relative_to(root)) for t in texts
+             for m in re.findall(r"(?:docs|formats)/[a-z_]+\.md", t.read_text())}
+    missing = sorted(str(p) for p in named if not (root / p[0]).is_file())
+    assert named and missing == []

@@ -1,6 +1,6 @@
 """Quantizers and pruning: contracts of the result type, optimality against brute force,
-statistical unbiasedness, and the comparisons the issue asks for (ECSQ vs k-means, GWK vs
-k-means)."""
+statistical unbiasedness, and the comparisons that justify each quantizer (ECSQ vs k-means,
+GWK vs k-means)."""
 
 import itertools
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 import numpy as np
 
 from ..errors import FormatError, SparseCodecError, UnknownFormatError
+from ..options import BUILTIN_FORMATS
 from ..plugins import format_entry_points
 
 if TYPE_CHECKING:
@@ -37,9 +38,6 @@ Budget = int | None | Literal["auto"]
 DECODE_FLOOR = 256 << 20
 DECODE_RATIO = 1024
 _ITEMSIZE = {"float16": 2, "float32": 4, "float64": 8}  # the matrices' dtypes (FLOAT_DTYPES)
-# the formats this release reads, in the order of sc.formats() (tests keep the two equal)
-BUILTIN_FORMATS = ("dense", "csr", "csc", "coo", "index_map", "ham", "sham", "sham_gap", "sham_ans",
-                   "cer", "cser", "pq", "grid")
 MAX_JSON_ITEMS = 1 << 20  # objects and numbers in one stored JSON text (a header, a meta)
 
 

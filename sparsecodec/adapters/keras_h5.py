@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +64,6 @@ class HDF5Source(TensorSource):
         with h5_errors(f"{self.path}: dataset {name!r}"):
             d = self._file()[name]
             return tuple(d.shape), d.dtype
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names)
-
-    def __len__(self) -> int:
-        return len(self.names)
 
 
 def source(path: str | os.PathLike, max_bytes: Budget = "auto") -> TensorSource:

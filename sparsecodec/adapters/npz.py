@@ -10,7 +10,7 @@ import os
 import tokenize
 import zipfile
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -96,20 +96,13 @@ class NpzSource(TensorSource):
                 f.close()
         return shape, dtype
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names)
-
-    def __len__(self) -> int:
-        return len(self.names)
-
 
 def source(path: str | os.PathLike, max_bytes: Budget = "auto") -> TensorSource:
     return NpzSource(path, max_bytes)
 
 
 def read(path: str | os.PathLike, max_bytes: Budget = "auto") -> dict[str, np.ndarray]:
-    src = NpzSource(path, max_bytes)
-    return {name: src[name] for name in src}
+    return dict(NpzSource(path, max_bytes))
 
 
 def write(path: str | os.PathLike, tensors: Mapping[str, np.ndarray]) -> None:

@@ -162,8 +162,7 @@ def source(path: str | os.PathLike, max_bytes: Budget = "auto") -> TensorSource:
 
 def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Every tensor, by name, read through the same checked header as :func:`source`."""
-    src = source(path)
-    return {name: src[name] for name in src}
+    return dict(source(path))
 
 
 def write(path: str | os.PathLike, tensors: Mapping[str, np.ndarray]) -> None:

@@ -18,9 +18,18 @@ import numpy as np
 
 
 class TensorSource(Mapping[str, np.ndarray]):
-    """Named tensors of one input; subclasses read lazily."""
+    """Named tensors of one input; subclasses read lazily. A subclass lists its tensors in
+    ``names`` (or overrides ``__iter__`` and ``__len__``) and reads one in ``__getitem__``;
+    ``dict(source)`` reads them all."""
 
     path: Path
+    names: list[str]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
 
     def info(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
         """(shape, dtype) of a tensor without reading its data."""

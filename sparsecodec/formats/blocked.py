@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .. import status
-from ..coding.bits import width_for, words_for
+from ..coding.bits import check_packed, width_for, words_for
 from ..coding.huffman import (
     MAX_CODE_LENGTH,
     HuffmanPart,
@@ -23,8 +23,9 @@ from ..coding.huffman import (
     stream_bits,
     stream_nbytes,
 )
-from ..errors import OptionError
-from .base import Encoded, Matrix, bits_dtype
+from ..errors import FormatError, OptionError
+from ..kernels.compressed import has_zero
+from .base import Encoded, Matrix, bits_dtype, component, meta_int
 
 BLOCK_SYMBOLS = 1 << 14
 """Default number of symbols per block: 64 KiB of int32 scratch, and plenty of parallel tasks."""
@@ -137,3 +138,61 @@ class BlockedStream(Encoded):
         self._check(self._decode_blocks(b_lo, b_hi, flat))
         out = flat.view(self.dtype).reshape(c_hi - c_lo, n).T
         return out[:, start - c_lo:stop - c_lo]
+
+
+class NonzeroStream(BlockedStream):
+    """What ``sham`` and ``sham_gap`` share: the nonzero values' Huffman part in blocks of
+    ``block_cols`` columns (:func:`nonzero_part`), the ``m + 1`` packed column pointers
+    ``indptr``, and the meta ``nnz`` and ``block_cols``."""
+
+    def __init__(self, shape: tuple[int, int], dtype: np.dtype, part: HuffmanPart,
+                 indptr: np.ndarray, nnz: int, block_cols: int):
+        super().__init__(shape, dtype)
+        self.part = part
+        self.indptr = indptr
+        self._nnz = nnz
+        self.block_cols = block_cols
+
+    def _meta(self) -> dict[str, Any]:
+        return {"nnz": self._nnz, "block_cols": self.block_cols}
+
+    @property
+    def nnz(self) -> int:
+        return self._nnz
+
+    @classmethod
+    def size_of(cls, M: Matrix, block_symbols: int = BLOCK_SYMBOLS,
+                max_code_length: int | None = None) -> int | None:
+        got = nonzero_part_nbytes(M, cls.format, block_symbols, max_code_length)
+        if got is None:
+            return None
+        return got[0] + cls._positions_nbytes(M, got[1], max_code_length)
+
+    @classmethod
+    @abstractmethod
+    def _positions_nbytes(cls, M: Matrix, nblocks: int, max_code_length: int | None) -> int:
+        """Bytes of how the format stores the rows of the nonzeros (besides ``indptr``)."""
+
+    @classmethod
+    def _stored_part(cls, shape: tuple[int, int], dtype: np.dtype, meta: dict[str, Any],
+                     comps: dict[str, np.ndarray]) -> tuple[int, int, np.ndarray, HuffmanPart]:
+        """(nnz, block_cols, the packed indptr, the values' part) from stored parts, each
+        checked: the pointers' packing (their order is the caller's to check, with what it
+        stores besides), the values' count and that none is +0.0, the code and the stream's
+        lane offsets."""
+        fmt = cls.format
+        n, m = shape
+        nnz = meta_int(meta, "nnz", fmt, 0, n * m)
+        bc = meta_int(meta, "block_cols", fmt, 1, max(m, 1))
+        indptr = component(comps, "indptr", fmt, np.uint64)
+        check_packed(indptr, m + 1, width_for(nnz), f"{fmt}: indptr")
+        symbols = component(comps, "symbols", fmt, dtype)
+        if (nnz > 0) != (symbols.shape[0] > 0):
+            raise FormatError(f"{fmt}: {symbols.shape[0]} symbols for {nnz} nonzeros")
+        if has_zero(symbols.view(bits_dtype(dtype))):
+            raise FormatError(f"{fmt}: the codebook holds +0.0 (zeros are never stored)")
+        part = HuffmanPart.from_stored(
+            symbols, component(comps, "code_counts", fmt, np.uint32),
+            component(comps, "stream", fmt, np.uint64),
+            component(comps, "offsets", fmt, np.uint64), -(-m // bc), fmt)
+        return nnz, bc, indptr, part

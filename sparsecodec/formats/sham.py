@@ -18,27 +18,22 @@ from ..coding.huffman import (
     HuffmanPart,
 )
 from ..coding.information import information_bits
-from ..errors import FormatError
 from ..kernels import compressed as kc
 from ..kernels import entropy as ke
-from .base import Matrix, PsiBounds, bits_dtype, component, float_view, meta_int, register
-from .blocked import BLOCK_SYMBOLS, BlockedStream, nonzero_part, nonzero_part_nbytes
+from .base import Matrix, PsiBounds, bits_dtype, component, float_view, register
+from .blocked import BLOCK_SYMBOLS, NonzeroStream, nonzero_part
 from .psi import psi_sham, psi_sham_corrected
 
 
 @register
-class SHAM(BlockedStream):
+class SHAM(NonzeroStream):
     format = "sham"
     options = ("block_symbols", "max_code_length")
 
     def __init__(self, shape, dtype, part: HuffmanPart, indptr: np.ndarray, indices: np.ndarray,
                  nnz: int, block_cols: int):
-        super().__init__(shape, dtype)
-        self.part = part
-        self.indptr = indptr
+        super().__init__(shape, dtype, part, indptr, nnz, block_cols)
         self.indices = indices
-        self._nnz = nnz
-        self.block_cols = block_cols
 
     @classmethod
     def _encode(cls, M: Matrix, block_symbols: int = BLOCK_SYMBOLS,
@@ -49,43 +44,23 @@ class SHAM(BlockedStream):
                    pack(rows, width_for(M.shape[0] - 1)), nnz, bc)
 
     @classmethod
-    def size_of(cls, M: Matrix, block_symbols: int = BLOCK_SYMBOLS,
-                max_code_length: int | None = None) -> int | None:
-        got = nonzero_part_nbytes(M, cls.format, block_symbols, max_code_length)
-        if got is None:
-            return None
-        return got[0] + 8 * words_for(M.nnz * width_for(M.shape[0] - 1))
+    def _positions_nbytes(cls, M: Matrix, nblocks: int, max_code_length: int | None) -> int:
+        """The row indices, packed."""
+        return 8 * words_for(M.nnz * width_for(M.shape[0] - 1))
 
     @classmethod
     def component_names(cls, meta: dict[str, Any]) -> tuple[str, ...]:
         return ("symbols", "code_counts", "stream", "offsets", "indptr", "indices")
 
-    def _meta(self) -> dict[str, Any]:
-        return {"nnz": self._nnz, "block_cols": self.block_cols}
-
     @classmethod
     def _from_parts(cls, shape, dtype, meta, comps) -> SHAM:
         fmt = cls.format
         n, m = shape
-        nnz = meta_int(meta, "nnz", fmt, 0, n * m)
-        bc = meta_int(meta, "block_cols", fmt, 1, max(m, 1))
-        indptr = component(comps, "indptr", fmt, np.uint64)
+        nnz, bc, indptr, part = cls._stored_part(shape, dtype, meta, comps)
         indices = component(comps, "indices", fmt, np.uint64)
-        pw, iw = width_for(nnz), width_for(n - 1)
-        check_packed(indptr, m + 1, pw, f"{fmt}: indptr")
+        iw = width_for(n - 1)
         check_packed(indices, nnz, iw, f"{fmt}: indices")
-        code = kc.check_compressed(indptr, pw, m, indices, iw, n, nnz)
-        status.check(fmt, code)
-        symbols = component(comps, "symbols", fmt, dtype)
-        if (nnz > 0) != (symbols.shape[0] > 0):
-            raise FormatError(f"{fmt}: {symbols.shape[0]} symbols for {nnz} nonzeros")
-        if kc.has_zero(symbols.view(bits_dtype(dtype))):
-            raise FormatError(f"{fmt}: the codebook holds +0.0 (zeros are never stored)")
-        nblocks = -(-m // bc)
-        part = HuffmanPart.from_stored(
-            symbols, component(comps, "code_counts", fmt, np.uint32),
-            component(comps, "stream", fmt, np.uint64),
-            component(comps, "offsets", fmt, np.uint64), nblocks, fmt)
+        status.check(fmt, kc.check_compressed(indptr, width_for(nnz), m, indices, iw, n, nnz))
         return cls(shape, dtype, part, indptr, indices, nnz, bc)
 
     def psi_bounds(self, M: Matrix) -> PsiBounds:
@@ -109,10 +84,6 @@ class SHAM(BlockedStream):
         return {**self.part.layout(),
                 "indptr": ("pointers", (m + 1) * width_for(self._nnz)),
                 "indices": ("indices", self._nnz * width_for(n - 1))}
-
-    @property
-    def nnz(self) -> int:
-        return self._nnz
 
     def _pos_args(self) -> tuple:
         return (self.indptr, width_for(self._nnz), self.indices, width_for(self.shape[0] - 1))

@@ -16,31 +16,27 @@ from typing import Any
 import numpy as np
 
 from .. import status
-from ..coding.bits import check_packed, pack, width_for
+from ..coding.bits import pack, width_for
 from ..coding.huffman import HuffmanPart, code_lengths, stream_bits, stream_nbytes
 from ..coding.information import information_bits
 from ..errors import FormatError
 from ..kernels import compressed as kc
 from ..kernels import gaps as kg
-from .base import Matrix, bits_dtype, component, float_view, meta_int, register
-from .blocked import BLOCK_SYMBOLS, BlockedStream, limit_for, nonzero_part, nonzero_part_nbytes
+from .base import Matrix, bits_dtype, component, float_view, register
+from .blocked import BLOCK_SYMBOLS, NonzeroStream, limit_for, nonzero_part
 
 _GAP_NAMES = ("gap_symbols", "gap_code_counts", "gap_stream", "gap_offsets")
 
 
 @register
-class SHAMGap(BlockedStream):
+class SHAMGap(NonzeroStream):
     format = "sham_gap"
     options = ("block_symbols", "max_code_length")
 
     def __init__(self, shape, dtype, part: HuffmanPart, gap_part: HuffmanPart,
                  indptr: np.ndarray, nnz: int, block_cols: int):
-        super().__init__(shape, dtype)
-        self.part = part
+        super().__init__(shape, dtype, part, indptr, nnz, block_cols)
         self.gap_part = gap_part
-        self.indptr = indptr
-        self._nnz = nnz
-        self.block_cols = block_cols
 
     @staticmethod
     def _gap_stats(M: Matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -63,24 +59,17 @@ class SHAMGap(BlockedStream):
         return cls(M.shape, M.dtype, part, gap_part, pack(ptr, width_for(nnz)), nnz, bc)
 
     @classmethod
-    def size_of(cls, M: Matrix, block_symbols: int = BLOCK_SYMBOLS,
-                max_code_length: int | None = None) -> int | None:
-        got = nonzero_part_nbytes(M, cls.format, block_symbols, max_code_length)
-        if got is None:
-            return None
-        total, nblocks = got
+    def _positions_nbytes(cls, M: Matrix, nblocks: int, max_code_length: int | None) -> int:
+        """The row gaps' Huffman part."""
         _, alphabet, counts = cls._gap_stats(M)
         k = alphabet.size if M.nnz else 0
         lengths = code_lengths(counts, limit_for(k, max_code_length))
-        return total + stream_nbytes(k, 4, int(lengths.max(initial=0)),
-                                     stream_bits(counts, lengths), nblocks)
+        return stream_nbytes(k, 4, int(lengths.max(initial=0)), stream_bits(counts, lengths),
+                             nblocks)
 
     @classmethod
     def component_names(cls, meta: dict[str, Any]) -> tuple[str, ...]:
         return ("symbols", "code_counts", "stream", "offsets", *_GAP_NAMES, "indptr")
-
-    def _meta(self) -> dict[str, Any]:
-        return {"nnz": self._nnz, "block_cols": self.block_cols}
 
     def own_limit(self, M: Matrix) -> float | None:
         """The zero-order information of the nonzero values and of the row gaps."""
@@ -102,27 +91,15 @@ class SHAMGap(BlockedStream):
     def _from_parts(cls, shape, dtype, meta, comps) -> SHAMGap:
         fmt = cls.format
         n, m = shape
-        nnz = meta_int(meta, "nnz", fmt, 0, n * m)
-        bc = meta_int(meta, "block_cols", fmt, 1, max(m, 1))
-        indptr = component(comps, "indptr", fmt, np.uint64)
+        nnz, bc, indptr, part = cls._stored_part(shape, dtype, meta, comps)
         pw = width_for(nnz)
-        check_packed(indptr, m + 1, pw, f"{fmt}: indptr")
-        code = kc.check_pointers(indptr, pw, m, nnz)
-        status.check(fmt, code)
-        symbols = component(comps, "symbols", fmt, dtype)
+        status.check(fmt, kc.check_pointers(indptr, pw, m, nnz))
         gap_symbols = component(comps, "gap_symbols", fmt, np.uint32)
-        for name, arr in (("symbols", symbols), ("gap_symbols", gap_symbols)):
-            if (nnz > 0) != (arr.shape[0] > 0):
-                raise FormatError(f"{fmt}: {arr.shape[0]} {name} for {nnz} nonzeros")
-        if kc.has_zero(symbols.view(bits_dtype(dtype))):
-            raise FormatError(f"{fmt}: the codebook holds +0.0 (zeros are never stored)")
+        if (nnz > 0) != (gap_symbols.shape[0] > 0):
+            raise FormatError(f"{fmt}: {gap_symbols.shape[0]} gap_symbols for {nnz} nonzeros")
         if gap_symbols.shape[0] and (int(gap_symbols.min()) < 1 or int(gap_symbols.max()) > n):
             raise FormatError(f"{fmt}: a gap symbol is outside 1..{n}")
         nblocks = -(-m // bc)
-        part = HuffmanPart.from_stored(
-            symbols, component(comps, "code_counts", fmt, np.uint32),
-            component(comps, "stream", fmt, np.uint64),
-            component(comps, "offsets", fmt, np.uint64), nblocks, fmt)
         gap_part = HuffmanPart.from_stored(
             gap_symbols, component(comps, "gap_code_counts", fmt, np.uint32),
             component(comps, "gap_stream", fmt, np.uint64),
@@ -131,10 +108,6 @@ class SHAMGap(BlockedStream):
             bad, why = kg.check_rows(*gap_part.kernel_args(), gap_symbols, indptr, pw, n, m, bc)
             status.check(fmt, why, bad, part="gaps")
         return cls(shape, dtype, part, gap_part, indptr, nnz, bc)
-
-    @property
-    def nnz(self) -> int:
-        return self._nnz
 
     def _decode_blocks(self, b_lo: int, b_hi: int, flat: np.ndarray) -> int:
         n, m = self.shape

@@ -21,7 +21,7 @@ from .result import (
     check_levels_available,
     check_weights,
 )
-from .sorted_weights import SortedWeights
+from .sorted_weights import SortedWeights, alternate
 
 _TARGETS = ("entropy", "levels", "mse")
 
@@ -89,24 +89,24 @@ def _sorted(A: np.ndarray, k: int, init: str, exact_k: bool) -> SortedWeights:
 
 def _core(sw: SortedWeights, c0: np.ndarray, lam: float, n_iter: int
           ) -> tuple[np.ndarray, np.ndarray, int, bool]:
-    c = np.unique(c0)
-    ell = np.full(c.size, np.log2(max(c.size, 1)))
-    prev = None
-    for it in range(n_iter + 1):
+    def partition(state: tuple[np.ndarray, np.ndarray]
+                  ) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+        c, ell = state  # levels and their code lengths: the cheapest level wins each value
         act, th = kq.lower_envelope(c, lam * ell)
-        c, ell = c[act], ell[act]
-        b = sw.bounds(th)
-        if prev is not None and np.array_equal(b, prev):
-            return c, th, it, True
-        if it == n_iter:
-            break
+        return (c[act], ell[act]), th
+
+    def update(state: tuple[np.ndarray, np.ndarray], b: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
         count, _, mean = sw.stats(b)
         keep = count > 0
-        c = mean[keep]
-        ell = -np.log2(count[keep] / sw.n)
-        prev = b
-    act, th = kq.lower_envelope(c, lam * ell)
-    return c[act], th, n_iter, False
+        return mean[keep], -np.log2(count[keep] / sw.n)
+
+    c = np.unique(c0)
+    (c, ell), th, its, converged = alternate(
+        sw, (c, np.full(c.size, np.log2(max(c.size, 1)))), partition, update, n_iter)
+    if th is None:
+        (c, _), th = partition((c, ell))
+    return c, th, its, converged
 
 
 def _measure(A: np.ndarray, sw: SortedWeights, c0: np.ndarray, lam: float, n_iter: int

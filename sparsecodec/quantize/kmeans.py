@@ -23,7 +23,7 @@ from .result import (
     check_like,
     check_weights,
 )
-from .sorted_weights import SortedWeights
+from .sorted_weights import SortedWeights, alternate
 
 INITS = ("linear", "density", "kmeans++")
 DEFAULT_MAX_POINTS = 1 << 14
@@ -194,19 +194,13 @@ def lloyd(sw: SortedWeights, c: np.ndarray, n_iter: int
     """Lloyd's iterations on the sorted weights from centroids ``c``. Returns the levels, the
     thresholds between them (midpoints), the number of updates and whether the cells reached a
     fixed point."""
-    c = np.sort(np.asarray(c, np.float64))
-    prev = None
-    for it in range(n_iter + 1):
-        th = 0.5 * (c[:-1] + c[1:])
-        b = sw.bounds(th)
-        if prev is not None and np.array_equal(b, prev):
-            return c, th, it, True
-        if it == n_iter:
-            break
+    def update(c: np.ndarray, b: np.ndarray) -> np.ndarray:
         count, _, mean = sw.stats(b)
-        c = _repair(sw, b, count, mean)
-        prev = b
-    return c, 0.5 * (c[:-1] + c[1:]), n_iter, False
+        return _repair(sw, b, count, mean)
+
+    c, th, its, converged = alternate(sw, np.sort(np.asarray(c, np.float64)),
+                                      lambda c: (c, 0.5 * (c[:-1] + c[1:])), update, n_iter)
+    return c, 0.5 * (c[:-1] + c[1:]) if th is None else th, its, converged
 
 
 def _repair(sw: SortedWeights, b: np.ndarray, count: np.ndarray, mean: np.ndarray) -> np.ndarray:

@@ -7,6 +7,9 @@ lookups each: an iteration is O(k log n) instead of O(n k)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from ..kernels import quantize as kq
@@ -113,6 +116,26 @@ class SortedWeights:
     def moments(self, cuts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Prefix weight, first and second moments (about ``center``) at ``cuts``."""
         return kq.sums_at(self.xs, self.ws, self.center, cuts)
+
+
+def alternate(sw: SortedWeights, state: Any, partition: Callable[[Any], tuple[Any, np.ndarray]],
+              update: Callable[[Any, np.ndarray], Any], n_iter: int
+              ) -> tuple[Any, np.ndarray | None, int, bool]:
+    """Alternate ``partition`` (state -> (state, thresholds)) and ``update`` (state, cell
+    bounds -> state) at most ``n_iter`` times, stopping when the cells repeat. Returns (state,
+    the last thresholds or None when not converged, the number of updates, converged): the
+    loop of Lloyd's k-means and of entropy-constrained quantization."""
+    prev = None
+    for it in range(n_iter + 1):
+        state, th = partition(state)
+        b = sw.bounds(th)
+        if prev is not None and np.array_equal(b, prev):
+            return state, th, it, True
+        if it == n_iter:
+            break
+        state = update(state, b)
+        prev = b
+    return state, None, n_iter, False
 
 
 def _sort_with(v: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -37,7 +37,7 @@ from . import quantize as qz
 from .api import candidate_sizes, encode
 from .bounds import entropy_limits
 from .errors import FormatError, OptionError, PackError, QuantizeError, SparseCodecError
-from .formats.base import Encoded, Matrix
+from .formats.base import Encoded, Matrix, get_format
 from .io import ContainerWriter, open_file, save
 from .io.container import file_cost
 from .io.files import atomic_output
@@ -546,6 +546,8 @@ def pack(tensors: Mapping[str, Any] | str | os.PathLike, path: str | os.PathLike
         raise PackError(f"objective must be one of {OBJECTIVES}, found {objective!r}")
     if layout not in LAYOUT_CHOICES:
         raise OptionError(f"layout must be one of {LAYOUT_CHOICES}, got {layout!r}")
+    if format != "auto":
+        get_format(format)  # an unknown name is refused before any tensor is read
     if layers is not None:
         re.compile(layers)
     if not isinstance(workers, int) or workers < 1:

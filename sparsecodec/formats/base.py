@@ -324,16 +324,17 @@ class Encoded(ABC):
 
     @classmethod
     @abstractmethod
-    def _encode(cls, M: Matrix, **opts: Any) -> Encoded:
-        """Encode ``M`` with options already checked against ``options`` by name."""
+    def _encode(cls, M: Matrix, *args: Any, **opts: Any) -> Encoded:
+        """Encode ``M`` with options already checked against ``options`` by name. (Formats
+        declare their own options as keyword parameters; ``*args`` only lets them.)"""
 
     @classmethod
     @abstractmethod
-    def size_of(cls, M: Matrix, **opts: Any) -> int | None:
+    def size_of(cls, M: Matrix, *args: Any, **opts: Any) -> int | None:
         """Exact ``nbytes`` the encoding of ``M`` would have, or None if it cannot be encoded."""
 
     @classmethod
-    def size_within(cls, M: Matrix, limit: float, **opts: Any) -> int | None:
+    def size_within(cls, M: Matrix, limit: float, *args: Any, **opts: Any) -> int | None:
         """``size_of``, except that a format may answer None once it knows that it needs more
         than ``limit`` bytes (``auto`` asks this way: a size past the best found is never
         chosen, and some formats stop sizing early)."""

@@ -402,7 +402,7 @@ class Grid(Encoded):
         """``x @ W`` for a 1-D ``x``, computed in ``ft``, as ``out``."""
         n, m = self.shape
         if self.code_bits == 4 and n % 2:
-            xv = np.zeros(n + 1, ft)
+            xv: np.ndarray = np.zeros(n + 1, ft)
             xv[:n] = x
         else:
             xv = np.ascontiguousarray(x, dtype=ft)
@@ -419,10 +419,10 @@ class Grid(Encoded):
         """``(X @ W).T`` as ``ft`` (m, b): column blocks of W decoded into a scratch buffer of
         at most SCRATCH_BYTES and multiplied by BLAS."""
         n, m = self.shape
-        Xf = np.ascontiguousarray(X, dtype=ft)
-        Yt = np.empty((m, X.shape[0]), ft)
+        Xf: np.ndarray = np.ascontiguousarray(X, dtype=ft)
+        Yt: np.ndarray = np.empty((m, X.shape[0]), ft)
         cb = max(1, min(m, SCRATCH_BYTES // max(1, n * np.dtype(ft).itemsize)))
-        scratch = np.empty((cb, n), ft)
+        scratch: np.ndarray = np.empty((cb, n), ft)
         for c0 in range(0, m, cb):
             c1 = min(m, c0 + cb)
             block = scratch[:c1 - c0]
@@ -446,7 +446,7 @@ class Grid(Encoded):
     def _exact(self, X: np.ndarray, ft: type) -> np.ndarray:
         """``(X @ W).T`` (m, b) on exactly decoded column blocks (float16 matrices, whose
         rounding to 11 bits is far from the s * L that the other paths multiply by)."""
-        Xf = np.ascontiguousarray(X, dtype=ft)
+        Xf: np.ndarray = np.ascontiguousarray(X, dtype=ft)
         parts = [np.matmul(b.astype(ft), Xf.T) for b in self._blocks()]
         return np.concatenate(parts) if parts else np.zeros((0, X.shape[0]), ft)
 

@@ -109,7 +109,7 @@ class ContainerWriter:
         if pad:
             self._data.write(b"\0" * pad)
             self._offset += pad
-        raw = memoryview(a).cast("B") if a.size else memoryview(b"")
+        raw = a.data.cast("B") if a.size else memoryview(b"")
         self._data.write(raw)
         entry = {"dtype": code, "shape": list(a.shape), "offset": self._offset,
                  "length": a.nbytes, "crc32": zlib.crc32(raw)}
@@ -340,7 +340,7 @@ class ContainerFile(Mapping[str, Any]):
         start = self._data_start + c["offset"]
         blob = self._bytes(start, start + c["length"])
         if self.verify:
-            if zlib.crc32(memoryview(blob)) != c["crc32"]:
+            if zlib.crc32(blob.data) != c["crc32"]:
                 raise FormatError(f"{at}: checksum mismatch")
             gap = self._bytes(self._data_start + self._gaps[key], start)
             if gap.any():

@@ -193,9 +193,11 @@ def build(at: str, fmt: Any, shape: Any, dtype: Any, meta: Any,
     if fmt == ARRAY:
         if meta:
             raise FormatError(f"{at}: an array has no meta, found keys {sorted(meta)[:5]}")
-        values = comps.get("values")
-        scalar = shape == [] and values is not None and list(values.shape) == [1]
-        if set(comps) != {"values"} or (list(values.shape) != list(shape) and not scalar):
+        if set(comps) != {"values"}:
+            raise FormatError(f"{at}: an array has one component 'values' of its shape")
+        values = comps["values"]
+        scalar = shape == [] and list(values.shape) == [1]
+        if list(values.shape) != list(shape) and not scalar:
             raise FormatError(f"{at}: an array has one component 'values' of its shape")
         if values.dtype.name != dtype:
             raise FormatError(f"{at}: dtype {dtype!r} does not match its values")

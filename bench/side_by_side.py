@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+WORK = ("encode", "validate", "decode", "x@W", "X@W(32)")
 FORMATS = ("csc", "index_map", "ham", "sham", "sham_gap", "sham_ans", "cer", "grid")
 LAYERS = ((384, 1536, 0.1), (1536, 384, 0.5), (4096, 4096, 0.1))
 
@@ -40,8 +42,9 @@ def _best(fn, repeat: int) -> float:
     return best
 
 
-def child(out: str) -> None:
-    """Time every workload with the sparsecodec found first on sys.path; write JSON."""
+def child(out: str, only: str) -> None:
+    """Time every workload (those matching ``only``) with the sparsecodec found first on
+    sys.path; write JSON."""
     import numpy as np
 
     import sparsecodec as sc
@@ -50,7 +53,13 @@ def child(out: str) -> None:
     from sparsecodec.quantize import ecsq, kmeans
 
     print(f"timing {sc.__file__}", file=sys.stderr)
-    res: dict[str, float] = {"_path": 0.0}
+    res: dict[str, float] = {}
+    pick = re.compile(only)
+
+    def timed(name: str, fn, repeat: int) -> None:
+        if pick.search(name):
+            res[name] = _best(fn, repeat)
+
     for n, m, density in LAYERS:
         W = pruned_quantized_layer(n, m, density, 32, seed=3)
         rng = np.random.default_rng(4)
@@ -58,33 +67,37 @@ def child(out: str) -> None:
         reps = 3 if n * m > 10**6 else 20
         tag = f"{n}x{m}@{int(100 * density)}%"
         for fmt in FORMATS:
+            if not any(pick.search(f"{fmt} {w} {tag}") for w in WORK):
+                continue
             cls = registry()[fmt]
-            res[f"{fmt} encode {tag}"] = _best(lambda c=cls, W=W: c.encode(Matrix(W)), 3)
+            timed(f"{fmt} encode {tag}", lambda c=cls, W=W: c.encode(Matrix(W)), 3)
             enc = cls.encode(W)
             meta, comps = enc.meta, enc.components()
-            res[f"{fmt} validate {tag}"] = _best(
-                lambda c=cls, mt=meta, cp=comps: c.from_components(mt, cp), reps)
-            res[f"{fmt} decode {tag}"] = _best(enc.decode, reps)
-            res[f"{fmt} x@W {tag}"] = _best(lambda e=enc, x=x: x @ e, reps)
-            res[f"{fmt} X@W(32) {tag}"] = _best(lambda e=enc, X=X: X @ e, max(3, reps // 4))
+            timed(f"{fmt} validate {tag}",
+                  lambda c=cls, mt=meta, cp=comps: c.from_components(mt, cp), reps)
+            timed(f"{fmt} decode {tag}", enc.decode, reps)
+            timed(f"{fmt} x@W {tag}", lambda e=enc, x=x: x @ e, reps)
+            timed(f"{fmt} X@W(32) {tag}", lambda e=enc, X=X: X @ e, max(3, reps // 4))
     A = np.random.default_rng(5).standard_normal(1 << 20).astype(np.float32)
-    res["kmeans:32 1M"] = _best(lambda: kmeans(A, 32), 3)
-    res["ecsq 1M"] = _best(lambda: ecsq(A, 32, lam=0.05), 3)
+    timed("kmeans:32 1M", lambda: kmeans(A, 32), 3)
+    timed("ecsq 1M", lambda: ecsq(A, 32, lam=0.05), 3)
+    if not pick.search("container"):
+        Path(out).write_text(json.dumps(res))
+        return
     encs = {f"w{i}": sc.encode(pruned_quantized_layer(1536, 384, 0.3, 32, seed=i), "sham")
             for i in range(8)}
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "m.spc"
-        res["container save"] = _best(lambda: sc.save(path, encs), 5)
-        res["container load+build"] = _best(
-            lambda: [f[k].nnz for f in [sc.open(path)] for k in f], 5)
-    res.pop("_path")
+        timed("container save", lambda: sc.save(path, encs), 5)
+        timed("container load+build",
+              lambda: [f[k].nnz for f in [sc.open(path)] for k in f], 5)
     Path(out).write_text(json.dumps(res))
 
 
-def run_side(src: Path, out: Path) -> dict[str, float]:
+def run_side(src: Path, out: Path, only: str) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(src)}
-    subprocess.run([sys.executable, __file__, "--child", str(out)], env=env, check=True,
-                   cwd=src)
+    subprocess.run([sys.executable, __file__, "--child", str(out), "--only", only], env=env,
+                   check=True, cwd=src)
     return json.loads(out.read_text())
 
 
@@ -92,10 +105,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("old", nargs="?", help="the revision to compare with")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--only", default="", help="a regular expression: time only the "
+                    "workloads whose name it finds")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(args.child)
+        child(args.child, args.only)
         return
     with tempfile.TemporaryDirectory() as tmp:
         old = Path(tmp) / "old"
@@ -106,7 +121,7 @@ def main() -> None:
             for r in range(args.rounds + 1):
                 order = [("old", old), ("new", ROOT)] if r % 2 else [("new", ROOT), ("old", old)]
                 for side, src in order:
-                    got = run_side(src, Path(tmp) / f"{side}.json")
+                    got = run_side(src, Path(tmp) / f"{side}.json", args.only)
                     if r == 0:
                         continue  # the first round compiles
                     for k, v in got.items():

@@ -33,6 +33,8 @@ LAYERS = ((384, 1536, 0.1), (1536, 384, 0.5), (4096, 4096, 0.1))
 
 
 def _best(fn, repeat: int) -> float:
+    """Best of ``repeat`` calls after a warm-up (not sparsecodec.timing.best_time: an old
+    revision under test may not have it)."""
     fn()
     best = float("inf")
     for _ in range(repeat):

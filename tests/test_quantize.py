@@ -194,6 +194,21 @@ def test_ecsq_lambda_targets():
         qz.ecsq(W, 4, mse=1e-12)
 
 
+def test_ecsq_refuses_an_entropy_only_one_level_meets():
+    """A 50%-pruned Gaussian layer: ECSQ's points are one level (0 bits, every weight lost) and
+    two symmetric levels (1 bit), nothing between. A target in the gap is an error naming the
+    lowest entropy that keeps the weights, not a silent collapse to one level."""
+    W = np.random.default_rng(9).standard_normal((64, 256)) * 0.05
+    P = qz.prune(W, 50).weights
+    with pytest.raises(sc.QuantizeError, match=r"entropy=0.3: .*between 0 bits .* and 1.000 "
+                                               r"bits \(2 levels\)"):
+        qz.ecsq(P, 64, entropy=0.3)
+    two = qz.ecsq(P, 64, entropy=1.0)
+    assert two.k == 2 and np.linalg.norm(two.values - P) < 0.5 * np.linalg.norm(P)
+    assert qz.ecsq(P, 64, entropy=0.0).k == 1  # asked for: one level
+    assert qz.ecsq(np.random.default_rng(1).laplace(size=20_000), 64, entropy=0.3).k > 1
+
+
 def test_gwk_lowers_importance_weighted_error():
     rng = np.random.default_rng(8)
     W = rng.standard_normal(20_000)

@@ -42,7 +42,9 @@ def ecsq(W: Any, k: int = 256, lam: float | None = None, *, entropy: float | Non
     Give ``lam`` (units: squared weight per bit; 0 is Lloyd's k-means without empty-cell
     repair) or one target, and lambda is found by :func:`ecsq_lambda`: ``entropy`` (bits per
     nonzero weight, at most), ``levels`` (at most this many levels) or ``mse`` (at most this
-    mean squared error over all entries, the lowest entropy that keeps it)."""
+    mean squared error over all entries, the lowest entropy that keeps it). An ``entropy``
+    target that only the one-level solution meets (every weight lost) raises
+    :class:`QuantizeError` naming the lowest entropy with two levels or more."""
     A = check_weights(W)
     k = check_k(k)
     targets = {"entropy": entropy, "levels": levels, "mse": mse}
@@ -157,6 +159,15 @@ def _search(A: np.ndarray, sw: SortedWeights, k: int, init: str, n_iter: int, se
             good = mid
         else:
             bad = mid
+    if name == "entropy" and target > 0:
+        got, near = _measure(A, sw, c0, good, n_iter), _measure(A, sw, c0, bad, n_iter)
+        if got["levels"] <= 1 < near["levels"]:
+            raise QuantizeError(
+                f"entropy={target}: ECSQ has no solution between 0 bits per nonzero (one "
+                f"level: every weight lost) and {near['entropy']:.3f} bits "
+                f"({near['levels']:.0f} levels) on these weights; ask for at least "
+                f"{near['entropy']:.3f}, or prune more (a pruned layer's nonzeros often lie in "
+                "two equal lobes away from 0: two levels cost one bit, one level loses all)")
     return float(good)
 
 

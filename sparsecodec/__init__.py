@@ -33,6 +33,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "bounds": ".bounds", "quantize": ".quantize",
     "encode": ".api", "formats": ".api", "sizes": ".api", "to_compute": ".api",
+    "compress": ".targets",
     "Encoded": ".formats.base",
     "ContainerFile": ".io", "ContainerWriter": ".io", "HDF5File": ".io", "load": ".io",
     "save": ".io", "open": ".io",
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from .formats.base import Encoded
     from .io import ContainerFile, ContainerWriter, HDF5File, load, save
     from .io import open_file as open  # noqa: A001
+    from .targets import compress
 
 
 def _load() -> None:
@@ -98,6 +100,7 @@ __all__ = [
     "ShapeError",
     "SparseCodecError",
     "UnknownFormatError",
+    "compress",
     "encode",
     "formats",
     "load",

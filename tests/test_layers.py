@@ -12,7 +12,7 @@ LAYERS = [
     {"coding"},
     {"kernels"},
     {"formats"},
-    {"api", "bounds", "quantize", "examples"},
+    {"api", "bounds", "quantize", "examples", "targets"},
     {"io"},
     {"adapters", "sources"},
     {"pack", "runtime"},

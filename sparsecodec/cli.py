@@ -140,7 +140,7 @@ def pack_cmd(args: argparse.Namespace) -> int:
                 format=args.format, layers=args.layers, layout=args.layout,
                 show_progress=True, model=args.model or model,
                 shard_size=parse_size(args.shard_size), workers=args.workers, dask=args.dask,
-                objective=args.objective)
+                objective=args.objective, max_error=args.max_error, bits=args.bits)
     width = name_width(r.name for r in rows)
     print(f"{'tensor':<{width}}{'shape':>16}{'matrix':>14}{'zeros':>7}{'k':>6} {'format':<10}"
           f"{'bytes':>12}{'bits/w':>8}{'limit B':>11}")
@@ -340,6 +340,15 @@ def build_parser() -> argparse.ArgumentParser:
     pk.add_argument("--quantize", help="kmeans:32, uniform:16, optimal:8, probabilistic:16, "
                     "ecsq:32 (levels), int:4 or int:8 (bits; a scale per output, the "
                     "fastest to compute with) or pq:d=8,k=256")
+    target = pk.add_mutually_exclusive_group()
+    target.add_argument("--max-error", type=float, metavar="E",
+                        help="instead of --quantize: each weight matrix gets the smallest "
+                        "exact encoding whose relative error ||W - Q|| / ||W|| is at most E, "
+                        "quantizer and format searched together (sc.compress; "
+                        "docs/quantize.md)")
+    target.add_argument("--bits", type=float, metavar="B",
+                        help="instead of --quantize: each weight matrix gets the least error "
+                        "within B bits per weight (sc.compress)")
     pk.add_argument("--format", default="auto", choices=format_choices(),
                     metavar="FORMAT", help="auto (default) or a format: "
                     f"{', '.join(format_choices()[1:])}")

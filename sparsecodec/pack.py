@@ -24,6 +24,7 @@ Layouts (our matrices are always W of shape (inputs, outputs), y = x @ W):
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -47,6 +48,7 @@ from .io.tensors import Budget, check_shape, parse_json
 from .options import LAYOUT_CHOICES, LAYOUTS, OBJECTIVES
 from .progress import progress
 from .sources import TensorSource, open_source
+from .targets import compress
 
 META_KEY = "sparsecodec.pack"
 FILE_COST_MARGIN = 2048  # bytes: how far a format's header entry and padding can move it
@@ -168,8 +170,27 @@ def _encode(M: Matrix, fmt: str, objective: str = "size") -> Encoded:
 _POSITION_FREE = ("kmeans", "uniform", "optimal", "ecsq")  # probabilistic rounding is not
 
 
+def _target(max_error: float | None, bits: float | None, quantize: str | None
+            ) -> tuple[str, float] | None:
+    """``sc.compress``'s target from ``max_error`` or ``bits`` (at most one, not with a
+    quantizer), checked."""
+    given = [(k, v) for k, v in (("rel_error", max_error), ("bits_per_weight", bits))
+             if v is not None]
+    if not given:
+        return None
+    if len(given) > 1 or quantize is not None:
+        raise OptionError("give one of quantize, max_error and bits")
+    kind, value = given[0]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not math.isfinite(value) or value < 0:
+        raise OptionError(f"{'max_error' if kind == 'rel_error' else 'bits'} must be a finite "
+                          f"number >= 0, found {value!r}")
+    return kind, float(value)
+
+
 def _compress(holder: list[np.ndarray], prune: float | None,
-              quant: tuple[str, dict[str, int]] | None, fmt: str, objective: str = "size"
+              quant: tuple[str, dict[str, int]] | None, fmt: str, objective: str = "size",
+              target: tuple[str, float] | None = None
               ) -> tuple[Encoded, Matrix | None, str | None]:
     """The encoded matrix, and the exact matrix it holds, analysed once for both the encoder
     and the report (None for pq: it never exists), and a note when the quantizer could not be
@@ -179,6 +200,9 @@ def _compress(holder: list[np.ndarray], prune: float | None,
     W = holder.pop()
     if prune:
         W = qz.prune(W, prune).weights
+    if target is not None:  # --max-error / --bits: sc.compress searches quantizer and format
+        enc = compress(W, **{target[0]: target[1]}, format=fmt, objective=objective)
+        return enc, Matrix(enc.decode()), None
     if quant is None:
         M = Matrix(W)
         return _encode(M, fmt, objective), M, None
@@ -223,6 +247,7 @@ class _Settings:
     layout: str
     layers: str | None
     objective: str = "size"
+    target: tuple[str, float] | None = None  # ("rel_error" | "bits_per_weight", value)
 
     def is_weight(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> bool:
         return (np.dtype(dtype).kind == "f" and len(shape) >= 2 and int(np.prod(shape)) > 0
@@ -233,6 +258,8 @@ class _Settings:
                "format": self.format, "layout": self.layout, "layers": self.layers}
         if self.objective != "size":  # files packed for size keep their metadata unchanged
             out["objective"] = self.objective
+        if self.target is not None:
+            out[self.target[0]] = self.target[1]
         return out
 
 
@@ -251,7 +278,8 @@ def _pack_tensor(source: TensorSource, name: str, st: _Settings
         matrix = W.shape
         holder = [W]
         del W
-        enc, held, note = _compress(holder, st.prune, st.quant, st.format, st.objective)
+        enc, held, note = _compress(holder, st.prune, st.quant, st.format, st.objective,
+                                    st.target)
         k = limit = None
         if held is not None:
             limit = entropy_limits(held).sparse / 8
@@ -520,7 +548,8 @@ def pack(tensors: Mapping[str, Any] | str | os.PathLike, path: str | os.PathLike
          layers: str | None = None, layout: str = "auto", show_progress: bool = False,
          model: list[dict[str, Any]] | str | os.PathLike | None = None,
          shard_size: int | None = None, workers: int = 1, dask: Any = None,
-         max_bytes: Budget = "auto", objective: str = "size") -> list[PackedTensor]:
+         max_bytes: Budget = "auto", objective: str = "size", max_error: float | None = None,
+         bits: float | None = None) -> list[PackedTensor]:
     """Write ``tensors`` to the container ``path``; see the module docstring.
 
     ``tensors`` is a mapping of arrays or the path of a model file. Files are read one tensor
@@ -540,8 +569,11 @@ def pack(tensors: Mapping[str, Any] | str | os.PathLike, path: str | os.PathLike
     :class:`PackError` naming the tensor that failed (nothing is left at ``path``),
     :class:`FormatError` when no tensor is a weight matrix. ``objective="speed"`` makes
     ``auto`` choose each tensor's fastest format for ``x @ W`` (``sparsecodec.encode``)
-    instead of its smallest."""
+    instead of its smallest. ``max_error`` (a relative error) or ``bits`` (bits per weight)
+    instead of ``quantize``: each weight matrix gets ``sc.compress``'s smallest encoding
+    within that error, or its least error within that size."""
     quant = parse_quantizer(quantize)
+    target = _target(max_error, bits, quantize)
     if objective not in OBJECTIVES:
         raise PackError(f"objective must be one of {OBJECTIVES}, found {objective!r}")
     if layout not in LAYOUT_CHOICES:
@@ -552,7 +584,7 @@ def pack(tensors: Mapping[str, Any] | str | os.PathLike, path: str | os.PathLike
         re.compile(layers)
     if not isinstance(workers, int) or workers < 1:
         raise PackError(f"workers must be a positive integer, found {workers!r}")
-    st = _Settings(prune, quant, format, layout, layers, objective)
+    st = _Settings(prune, quant, format, layout, layers, objective, target)
     source = open_source(tensors, max_bytes)
     names = list(source)
     if not any(st.is_weight(n, *source.info(n)) for n in names):

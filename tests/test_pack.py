@@ -318,7 +318,7 @@ def test_cli_pack_format_layers_and_debug(tmp_path, capsys):
     assert "invalid choice: 'zip' (choose from 'auto', 'dense'" in err and "'grid'" in err
     assert not (tmp_path / "x.spc").exists()
     with pytest.raises(sc.UnknownFormatError, match="zip"):  # the API names it too
-        sc.pack.pack(tmp_path / "m.npz", tmp_path / "x.spc", format="zip")
+        pack(tmp_path / "m.npz", tmp_path / "x.spc", format="zip")
     assert main(["--max-bytes", "1kB", "verify", str(out)]) == 2  # 48x32 floats: 6 kB
     assert "decode budget" in capsys.readouterr().err
     assert main(["--max-bytes", "none", "verify", str(out)]) == 0
@@ -387,3 +387,32 @@ def test_auto_layout_of_onnx_weights_follows_their_operators(tmp_path, capsys):
     want = ReferenceEvaluator(str(tmp_path / "g.onnx")).run(None, {"x": x})[0]
     got = ReferenceEvaluator(str(tmp_path / "q.onnx")).run(None, {"x": x})[0]
     assert got.shape == want.shape and all(np.unique(q[n]).size <= 8 for n in "KBM")
+
+
+def test_pack_to_an_error_or_a_size(tmp_path, capsys):
+    """--max-error / --bits: every weight matrix packed by sc.compress within the target, the
+    target recorded in the file's settings; not together with --quantize."""
+    rng = np.random.default_rng(3)
+    t = {"fc1.weight": (rng.standard_normal((40, 48)) * 0.05).astype(np.float32),
+         "fc1.bias": np.ones(40, np.float32)}
+    np.savez(tmp_path / "m.npz", **t)
+    out = tmp_path / "m.spc"
+    assert main(["pack", str(tmp_path / "m.npz"), "-o", str(out), "--max-error", "0.2",
+                 "--layout", "as-is"]) == 0
+    W = t["fc1.weight"].astype(np.float64)
+    with sc.open(out) as f:
+        Q = f["fc1.weight"].decode().astype(np.float64)
+        settings = json.loads(f.metadata["sparsecodec.pack"])["settings"]
+    assert np.linalg.norm(Q - W) <= 0.2 * np.linalg.norm(W)
+    assert settings["rel_error"] == 0.2 and settings["quantize"] is None
+    rows = pack(t, tmp_path / "b.spc", bits=2.0)
+    assert 8 * rows[0].nbytes <= 2.0 * t["fc1.weight"].size
+    with pytest.raises(sc.OptionError, match="one of quantize, max_error and bits"):
+        pack(t, tmp_path / "c.spc", quantize="kmeans:8", max_error=0.1)
+    with pytest.raises(sc.OptionError, match="max_error must be a finite number"):
+        pack(t, tmp_path / "c.spc", max_error=-1.0)
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["pack", str(tmp_path / "m.npz"), "-o", str(out), "--max-error", "0.1",
+              "--bits", "2"])
+    assert "not allowed with argument" in capsys.readouterr().err

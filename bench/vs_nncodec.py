@@ -42,12 +42,12 @@ import argparse
 import os
 import sys
 import time
-import types
 
 import numpy as np
 import scipy.sparse as sp
 from conftest import interleaved_best
 from figures import pyplot, write_csv
+from nncodec_stub import load_nncodec
 
 import sparsecodec as sc
 from sparsecodec.coding import rans, rans_static
@@ -58,33 +58,6 @@ from sparsecodec.quantize import kmeans, prune
 KEEP = (10, 20, 40)
 LEVELS = (16, 32, 256)
 FORMATS = ("sham", "sham_gap", "sham_ans")
-
-
-def load_nncodec():
-    """``nncodec.nnc``, imported without torch/torchvision, or None if not installed.
-
-    ``nncodec.nnc`` imports ``nncodec.framework`` (model loaders that need torchvision), which
-    the numpy-dict ``compress``/``decompress`` path never uses. Three empty modules stand in
-    for it.
-    """
-    try:
-        import nncodec  # noqa: F401
-    except ImportError:
-        return None
-    stubs = {"tensorflow_model": {"is_tef_model": lambda _: False},
-             "pytorch_model": {"is_pyt_model": lambda _: False},
-             "use_case_init": {"use_cases": {}}}
-    framework = types.ModuleType("nncodec.framework")
-    framework.__path__ = []
-    for name, attrs in stubs.items():
-        mod = types.ModuleType(f"nncodec.framework.{name}")
-        mod.__dict__.update(attrs)
-        setattr(framework, name, mod)
-        sys.modules[mod.__name__] = mod
-    sys.modules["nncodec.framework"] = framework
-    from nncodec import nnc
-
-    return nnc
 
 
 def levels_of(Q: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:

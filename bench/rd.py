@@ -1,0 +1,159 @@
+"""Bits per weight needed for a relative error, ``sc.compress`` against NNCodec.
+
+    python bench/rd.py [--nncodec-python PATH]
+
+For each layer (made offline: Gaussian 384x1536, Laplacian 1536x384, a 384x384 layer with
+per-row and per-column scales, and the demo model's two trained hidden layers) and each
+target r in 0.02, 0.05, 0.1, 0.2, 0.4 (relative Frobenius error), it measures:
+
+- ``sc.compress(W, rel_error=r)``: the bytes of the smallest exact encoding it finds;
+- NNCodec 2.1.3 (dependent quantization on, its default): ``qp`` swept one by one over steps
+  from 2^-10 to 2^0 of the layer's largest weight (each step 2^(1/4) apart), W given as is and
+  transposed. Its bits at exactly r are interpolated linearly in (log error, bits) between
+  the swept points around r (those whose bits fall as the error grows), the orientation that
+  does better at r taken: the benefit of the doubt, since a finer ``qp`` grid
+  (``qp_density``) could reach points between the swept ones.
+
+NNCodec needs numpy < 2, so it runs in its own environment (``--nncodec-python``, a Python with
+``nncodec`` installed as ``../shared/notes/baselines.md`` says); this script sends it the
+layers and reads back (error, bytes) for every setting. Without it only our side is printed.
+Writes ``rd_vs_nncodec.csv`` (and the figure ``rd_vs_nncodec.png``) into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+TARGETS = (0.02, 0.05, 0.1, 0.2, 0.4)
+
+
+def layers() -> dict[str, np.ndarray]:
+    """The layers, float32, made the same way every run."""
+    rng = np.random.default_rng(0)
+    out = {"gauss 384x1536": rng.standard_normal((384, 1536)) * 0.05,
+           "laplace 1536x384": rng.laplace(size=(1536, 384)) * 0.03}
+    rows = np.exp(rng.normal(0, 0.7, (384, 1)))
+    cols = np.exp(rng.normal(0, 0.7, (1, 384)))
+    out["scaled 384x384"] = rng.standard_normal((384, 384)) * 0.02 * rows * cols
+    with np.load(HERE.parent / "sparsecodec" / "data" / "digits_mlp.npz") as d:
+        out["demo fc1 64x256"] = d["fc1.weight"]
+        out["demo fc2 256x256"] = d["fc2.weight"]
+    return {k: np.ascontiguousarray(v, np.float32) for k, v in out.items()}
+
+
+def nncodec_child(inp: str, out: str) -> None:
+    """(In NNCodec's environment.) For every layer of ``inp`` (.npz) and both orientations,
+    every qp in a sweep: (relative error, bytes); written to ``out`` as JSON."""
+    sys.path.insert(0, str(HERE))
+    from nncodec_stub import load_nncodec
+
+    nnc = load_nncodec()
+    res: dict[str, list[tuple[float, int, str]]] = {}
+    with np.load(inp) as d:
+        for name in d.files:
+            W = d[name]
+            scale = float(np.abs(W).max())
+            points = []
+            for orient, A in (("as is", W), ("transposed", np.ascontiguousarray(W.T))):
+                norm = float(np.linalg.norm(A.astype(np.float64)))
+                e0 = int(np.floor(np.log2(scale)))
+                for qp in range(4 * (e0 - 10), 4 * e0 + 1):
+                    bs = nnc.compress({"w": A}, bitstream_path=None, return_bitstream=True,
+                                      verbose=False, qp=qp, use_dq=True)
+                    back = np.asarray(nnc.decompress(bytearray(bs))["w"], np.float64)
+                    err = float(np.linalg.norm(back - A)) / norm
+                    points.append((err, len(bs), orient))
+            res[name] = points
+    Path(out).write_text(json.dumps(res))
+
+
+def nncodec_points(python: str, L: dict[str, np.ndarray]) -> dict[str, list]:
+    with tempfile.TemporaryDirectory() as d:
+        np.savez(Path(d) / "layers.npz", **{k.replace(" ", "_"): v for k, v in L.items()})
+        subprocess.run([python, __file__, "--nncodec-child", str(Path(d) / "layers.npz"),
+                        str(Path(d) / "out.json")], check=True)
+        got = json.loads((Path(d) / "out.json").read_text())
+    return {k: got[k.replace(" ", "_")] for k in L}
+
+
+def _bits_at(points: list, r: float, size: int) -> float:
+    """NNCodec's bits per weight at error ``r``: per orientation, linear interpolation of bits
+    against log error between the two swept points around r on the lower hull (nan outside
+    the sweep); the better orientation."""
+    best = float("nan")
+    for orient in {o for _, _, o in points}:
+        pts = sorted((e, 8 * b / size) for e, b, o in points if o == orient and e > 0)
+        hull: list[tuple[float, float]] = []  # the points whose bits fall as the error grows
+        for e, b in pts:
+            if hull and b >= hull[-1][1]:
+                continue
+            hull.append((e, b))
+        for (e0, b0), (e1, b1) in zip(hull, hull[1:], strict=False):
+            if e0 <= r <= e1:
+                t = (np.log(r) - np.log(e0)) / (np.log(e1) - np.log(e0))
+                got = b0 + t * (b1 - b0)
+                best = got if not np.isfinite(best) else min(best, got)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--nncodec-python", help="a Python with nncodec installed")
+    ap.add_argument("--out", default=str(HERE.parent / "docs" / "img"))
+    ap.add_argument("--nncodec-child", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.nncodec_child:
+        nncodec_child(*args.nncodec_child)
+        return
+    from figures import pyplot, write_csv
+
+    import sparsecodec as sc
+
+    L = layers()
+    theirs = nncodec_points(args.nncodec_python, L) if args.nncodec_python else {}
+    rows, worst = [], 0.0
+    print(f"{'layer':<20}{'r':>6}{'ours b/w':>10}{'NNCodec b/w':>13}{'ours/NNCodec':>14}")
+    for name, W in L.items():
+        for r in TARGETS:
+            enc = sc.compress(W, rel_error=r)
+            ours = 8 * enc.nbytes / W.size
+            nn = _bits_at(theirs.get(name, []), r, W.size)
+            ratio = ours / nn
+            if np.isfinite(ratio):
+                worst = max(worst, ratio)
+            rows.append({"layer": name, "rel_error": r, "ours_bits": round(ours, 4),
+                         "ours_format": enc.format, "nncodec_bits": round(nn, 4),
+                         "ratio": round(ratio, 4)})
+            print(f"{name:<20}{r:>6}{ours:>10.3f}{nn:>13.3f}{ratio:>14.3f}")
+    if theirs:
+        print(f"\nworst ours/NNCodec: {worst:.3f} (goal 0.95)")
+    out = Path(args.out)
+    print(write_csv(rows, str(out), "rd_vs_nncodec.csv"))
+    if theirs:
+        plt = pyplot()
+        fig, axes = plt.subplots(1, len(L), figsize=(4 * len(L), 3.4), squeeze=False)
+        for ax, name in zip(axes[0], L, strict=True):
+            mine = [x for x in rows if x["layer"] == name]
+            ax.plot([x["ours_bits"] for x in mine], [x["rel_error"] for x in mine], "o-",
+                    label="sc.compress")
+            pts = sorted(theirs[name])
+            ax.plot([8 * b / L[name].size for _, b, _ in pts], [e for e, _, _ in pts], ".",
+                    alpha=0.4, label="NNCodec (qp sweep)")
+            ax.set(title=name, xlabel="bits per weight", ylabel="relative error",
+                   yscale="log", xlim=(0, 8))
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / "rd_vs_nncodec.png", dpi=110)
+        print(out / "rd_vs_nncodec.png")
+
+
+if __name__ == "__main__":
+    main()

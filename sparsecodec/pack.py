@@ -201,7 +201,10 @@ def _compress(holder: list[np.ndarray], prune: float | None,
     if prune:
         W = qz.prune(W, prune).weights
     if target is not None:  # --max-error / --bits: sc.compress searches quantizer and format
-        enc = compress(W, **{target[0]: target[1]}, format=fmt, objective=objective)
+        kind, value = target
+        enc = (compress(W, rel_error=value, format=fmt, objective=objective)
+               if kind == "rel_error" else
+               compress(W, bits_per_weight=value, format=fmt, objective=objective))
         return enc, Matrix(enc.decode()), None
     if quant is None:
         M = Matrix(W)

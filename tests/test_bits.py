@@ -64,3 +64,14 @@ def test_peek_never_reads_outside(p):
     v = int(bits.peek64(words, p))
     expect = "".join(format(int(w), "064b") for w in words) + "0" * 500
     assert v == int(expect[p:p + 64], 2)
+
+
+def test_best_exp_golomb_is_the_cheapest_order_and_the_first_on_a_tie():
+    from sparsecodec.coding.bits import best_exp_golomb, exp_golomb_bits
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        v = np.minimum((rng.pareto(1.0, rng.integers(0, 200)) * 20).astype(np.int64), 1 << 16)
+        top = int(rng.integers(0, 33))
+        each = [exp_golomb_bits(v, k) for k in range(top + 1)]
+        assert best_exp_golomb(v, top) == (int(np.argmin(each)), min(each))

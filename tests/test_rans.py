@@ -120,3 +120,15 @@ def test_corrupt_and_truncated_words_never_crash(seed, cut, flips):
     broken[idx] ^= rng.integers(1, 1 << 16, flips).astype(np.uint16)
     bad, out = decode(broken, offsets, starts, freq)
     assert -1 <= bad < 3 and out.min(initial=0) >= 0 and out.max(initial=0) < 5
+
+
+@given(seed=st.integers(0, 2**32 - 1), rows=st.integers(1, 8), k=st.integers(1, 40),
+       scale_bits=st.integers(6, 14))
+def test_row_wise_frequencies_equal_one_row_at_a_time(seed, rows, k, scale_bits):
+    """quantize_freqs_rows, which sham_ans sizes its tables with, gives every row exactly
+    what quantize_freqs gives it (including rows whose floors overshoot, and empty rows)."""
+    rng = np.random.default_rng(seed)
+    counts = (rng.pareto(rng.uniform(0.3, 3), (rows, k)) * rng.integers(1, 50)).astype(np.int64)
+    counts[rng.random((rows, k)) < rng.uniform(0, 0.8)] = 0
+    got = rans.quantize_freqs_rows(counts, scale_bits)
+    assert np.array_equal(got, [rans.quantize_freqs(r, scale_bits) for r in counts])

@@ -204,13 +204,15 @@ def exp_golomb_bits(values: np.ndarray, order: int) -> int:
 
 
 def best_exp_golomb(values: np.ndarray, max_order: int) -> tuple[int, int]:
-    """(order, bits) of the cheapest Exp-Golomb order in 0..max_order for ``values``."""
-    best = (0, exp_golomb_bits(values, 0))
-    for k in range(1, max_order + 1):
-        bits = exp_golomb_bits(values, k)
-        if bits < best[1]:
-            best = (k, bits)
-    return best
+    """(order, bits) of the cheapest Exp-Golomb order in 0..max_order for ``values`` (the
+    first order on a tie), every order sized at once over the distinct values and their
+    counts (tables repeat a few values)."""
+    distinct, counts = np.unique(np.asarray(values, np.int64), return_counts=True)
+    k = np.arange(max_order + 1, dtype=np.int64)[:, None]
+    b = np.floor(np.log2(distinct[None, :] + (np.int64(1) << k))).astype(np.int64) + 1
+    bits = (counts[None, :] * (2 * b - 1 - k)).sum(axis=1)
+    best = int(np.argmin(bits))
+    return best, int(bits[best])
 
 
 @njit(cache=True, nogil=True)

@@ -65,6 +65,33 @@ def quantize_freqs(counts: np.ndarray, scale_bits: int = 12) -> np.ndarray:
     return freq
 
 
+def quantize_freqs_rows(counts: np.ndarray, scale_bits: int) -> np.ndarray:
+    """:func:`quantize_freqs` of every row of ``counts`` (2-D), the same numbers, computed for
+    all rows at once (a row whose floors overshoot takes the one-row path)."""
+    counts = np.asarray(counts, np.int64)
+    total = 1 << scale_bits
+    present = counts > 0
+    if int(present.sum(axis=1).max(initial=0)) > total:
+        k = int(present.sum(axis=1).max())
+        raise EncodeError(f"{k} symbols do not fit a {scale_bits}-bit frequency table")
+    sums = counts.sum(axis=1)
+    live = sums > 0
+    freq = np.zeros(counts.shape, np.int64)
+    if not live.any():
+        return freq
+    c, p = counts[live], present[live]
+    exact = c * (total / sums[live])[:, None]
+    f = np.where(p, np.maximum(np.floor(exact), 1), 0).astype(np.int64)
+    diff = total - f.sum(axis=1)
+    order = np.argsort(-(exact - np.floor(exact)) * p, axis=1, kind="stable")
+    bump = (np.arange(f.shape[1])[None, :] < np.maximum(diff, 0)[:, None]).astype(np.int64)
+    np.put_along_axis(f, order, np.take_along_axis(f, order, axis=1) + bump, axis=1)
+    for i in np.flatnonzero(diff < 0):  # the floors of 1 overshot: rare, one row at a time
+        f[i] = quantize_freqs(c[i], scale_bits)
+    freq[live] = f
+    return freq
+
+
 def cumulative(freq: np.ndarray) -> np.ndarray:
     """Start of each symbol's slots along the last axis: 0, f0, f0 + f1, ... (one more)."""
     freq = np.asarray(freq, np.int64)

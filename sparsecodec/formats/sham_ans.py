@@ -37,7 +37,7 @@ from ..coding.bits import (
     width_for,
 )
 from ..coding.information import information_bits
-from ..coding.rans import cumulative, quantize_freqs, slot_tables
+from ..coding.rans import cumulative, quantize_freqs_rows, slot_tables
 from ..errors import EncodeError, FormatError, OptionError
 from ..kernels import ans_columns as ka
 from ..kernels import compressed as kc
@@ -125,16 +125,17 @@ def _choose_runs(hist: np.ndarray, m: int, n: int) -> int:
 def _rows_cost(counts: np.ndarray, sb: int) -> tuple[float, np.ndarray] | None:
     """(bits the rows of ``counts`` take with frequencies quantized to 2^sb, one context per
     row, and those frequencies); None when a row has more symbols than slots."""
+    used = counts > 0
+    per_row = used.sum(axis=1)
+    if int(per_row.max(initial=0)) > (1 << sb):
+        return None
+    freq = quantize_freqs_rows(counts, sb)
+    bits = counts[used] * (sb - np.log2(freq[used]))  # row by row, as each row sums below
     total = 0.0
-    freq = np.zeros(counts.shape, np.int64)
-    for i, row in enumerate(counts):
-        if not row.any():
-            continue
-        if int((row > 0).sum()) > (1 << sb):
-            return None
-        freq[i] = f = quantize_freqs(row, sb)
-        used = row > 0
-        total += float((row[used] * (sb - np.log2(f[used]))).sum())
+    end = np.cumsum(per_row).tolist()
+    for a, b in zip([0, *end[:-1]], end, strict=True):
+        if b > a:  # each row summed on its own, then added in row order
+            total += float(bits[a:b].sum())
     return total, freq
 
 

@@ -201,21 +201,30 @@ def fit(V, usable, digits, tiny, bits, scales, anchors, levels, accepted):
         # divisor 13): try every divisor up to the code range then, it costs little
         ndiv = MAX_DIVISOR if k > FEW_VALUES else (1 << bits) - 1
         best_s = 0.0
-        for trial in range(len(guesses) * ndiv):
-            g = guesses[trial // ndiv] / (1 + trial % ndiv)
-            if not (g > 0.0 and g < np.inf):  # a subnormal gap divided underflows to 0
-                continue
-            lev, s_lo, s_hi = _accept(u, ulo, uhi, by_count, g, bits)
-            # judged by the entries a scale really reproduces: when many values narrow the
-            # interval to an ulp, a finer step can accept them all (a value off the grid
-            # included) while no float scale reproduces them together
-            s, w = _scale(u, cnt, by_count, lev, s_lo, s_hi, digits)
-            if w > best_w:
-                best_w = w
-                best_lev = lev
-                best_s = s
-            if w == idx.shape[0]:
-                break  # every value fits: finer steps could only tie
+        # values are accepted most frequent first (the first in value order among equals);
+        # when that leaves exceptions, once more with that value last: a value off the grid
+        # taken first anchors every guess, and the values on the grid then fall off it
+        order = by_count
+        for attempt in range(2 if k > 1 else 1):
+            if attempt:
+                if best_w == idx.shape[0]:
+                    break
+                order = np.concatenate((by_count[1:], by_count[:1]))
+            for trial in range(len(guesses) * ndiv):
+                g = guesses[trial // ndiv] / (1 + trial % ndiv)
+                if not (g > 0.0 and g < np.inf):  # a subnormal gap divided underflows to 0
+                    continue
+                lev, s_lo, s_hi = _accept(u, ulo, uhi, order, g, bits)
+                # judged by the entries a scale really reproduces: when many values narrow
+                # the interval to an ulp, a finer step can accept them all (a value off the
+                # grid included) while no float scale reproduces them together
+                s, w = _scale(u, cnt, order, lev, s_lo, s_hi, digits)
+                if w > best_w:
+                    best_w = w
+                    best_lev = lev
+                    best_s = s
+                if w == idx.shape[0]:
+                    break  # every value fits: finer steps could only tie
         if best_w <= 0:
             continue
         top = 0

@@ -66,19 +66,6 @@ def bounds(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_model(path: str, max_bytes: Any = "auto") -> tuple[dict, list | None]:
-    """Tensors of a framework file (.npz, .safetensors, .onnx, Keras .h5, .pt) or of a
-    sparsecodec file (decoded), and, for a Keras Sequential .h5, its runtime description."""
-    from . import adapters
-    from .io import filetypes
-    from .pack import unpack
-
-    kind = filetypes.kind_of(path)
-    if kind in (filetypes.CONTAINER, filetypes.HDF5):
-        return unpack(path, max_bytes), None
-    return adapters.read(path), _keras_spec(path) if kind == "keras" else None
-
-
 def _keras_spec(path: str) -> list[dict[str, Any]] | None:
     """The runtime description of a Keras Sequential model, or None (said on stderr)."""
     from . import adapters
@@ -124,7 +111,9 @@ def _model_input(path: str, max_bytes: Any = "auto"
 
     kind = filetypes.kind_of(path)
     if kind in (filetypes.CONTAINER, filetypes.HDF5):
-        return _read_model(path, max_bytes)
+        from .pack import unpack
+
+        return unpack(path, max_bytes), None
     return path, _keras_spec(path) if kind == "keras" else None
 
 

@@ -116,14 +116,15 @@ class Matrix:
     @cached_property
     def csr(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(indptr int64[n+1], cols int64[nnz], value bits[nnz]) of the nonzero entries."""
-        return ak.compress_structure(np.ascontiguousarray(self.bits.T))
+        return self.row_structure()
 
     def row_structure(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``csr`` if it is known, else made anew and not kept (for an encoder that needs it
         once)."""
         known = self.__dict__.get("csr")
-        return known if known is not None else ak.compress_structure(
-            np.ascontiguousarray(self.bits.T))
+        if known is not None:
+            return known
+        return ak.compress_structure(np.ascontiguousarray(self.bits.T))
 
     @property
     def nnz(self) -> int:

@@ -188,6 +188,25 @@ def value_counts(hv: np.ndarray, value_model: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class ContextEntropy:
+    """The ideal size, in bits, of ``sham_ans``'s symbol stream under one context model: every
+    context coded with its exact empirical distribution and its table free. No static code
+    with these contexts does better (Gibbs' inequality); a model that adds contexts can only
+    lower it, which is why the encoder charges the tables before buying one."""
+
+    order: str          # "columns" or "rows"
+    gap_model: str      # e.g. "prev+line" or "none"
+    value_model: str    # e.g. "sig+pos" or "none"
+    gap_bits: float     # positions: the gap symbols, ends of lines included
+    value_bits: float   # values
+    raw_bits: int       # escape bits of long runs, coded raw
+
+    @property
+    def total(self) -> float:
+        return self.gap_bits + self.value_bits + self.raw_bits
+
+
+@dataclass(frozen=True)
 class Statistics:
     """What the encoder decides from, for one order: the coded matrix's structure (``ptr``,
     ``rows``, value symbols ``vsym``, its shape), the runs coded directly, the joint histograms
@@ -206,12 +225,15 @@ class Statistics:
     pos_classes: np.ndarray
     line_classes: np.ndarray
 
-    def entropy_bits(self, gap_model: int, value_model: int) -> float:
+    def context_entropy(self, gap_model: int, value_model: int) -> ContextEntropy:
         """Ideal bits of the stream under a context model: each context coded with its exact
         empirical distribution, tables free, plus the raw escape bits. No static coder with
         these contexts does better (Gibbs' inequality)."""
-        return (model_entropy(gap_counts(self.gaps, gap_model))
-                + model_entropy(value_counts(self.values, value_model)) + self.raw_bits)
+        return ContextEntropy(self.order, model_name(gap_model, GAP_FEATURES),
+                              model_name(value_model, VALUE_FEATURES),
+                              model_entropy(gap_counts(self.gaps, gap_model)),
+                              model_entropy(value_counts(self.values, value_model)),
+                              self.raw_bits)
 
 
 def _memo(M: Matrix, what: str) -> dict[Any, Any]:
@@ -329,32 +351,6 @@ class KernelArgs(NamedTuple):
     block_lines: int
 
 
-@dataclass(frozen=True)
-class ContextEntropy:
-    """The ideal size, in bits, of ``sham_ans``'s symbol stream under one context model: every
-    context coded with its exact empirical distribution and its table free. No static code
-    with these contexts does better (Gibbs' inequality); a model that adds contexts can only
-    lower it, which is why the encoder charges the tables before buying one."""
-
-    order: str          # "columns" or "rows"
-    gap_model: str      # e.g. "prev+line" or "none"
-    value_model: str    # e.g. "sig+pos" or "none"
-    gap_bits: float     # positions: the gap symbols, ends of lines included
-    value_bits: float   # values
-    raw_bits: int       # escape bits of long runs, coded raw
-
-    @property
-    def total(self) -> float:
-        return self.gap_bits + self.value_bits + self.raw_bits
-
-
-def _model_entropy(M: Matrix, order: str, g: int, v: int) -> ContextEntropy:
-    st = statistics(M, order)
-    return ContextEntropy(order, model_name(g, GAP_FEATURES), model_name(v, VALUE_FEATURES),
-                          model_entropy(gap_counts(st.gaps, g)),
-                          model_entropy(value_counts(st.values, v)), st.raw_bits)
-
-
 @register
 class SHAMAns(Encoded):
     format = "sham_ans"
@@ -451,7 +447,7 @@ class SHAMAns(Encoded):
                                model_name(vv, VALUE_FEATURES)): bits / 8
                               for c in choices for (gg, vv), bits in c.costs.items()},
             "gap_payload_bits": ch.gap.payload, "value_payload_bits": ch.value.payload,
-            "raw_bits": st.raw_bits, "model_entropy_bits": st.entropy_bits(g, v),
+            "raw_bits": st.raw_bits, "model_entropy_bits": st.context_entropy(g, v).total,
         }
         model = Model(order=st.order, runs=st.runs, block_lines=bc, gap_model=g, value_model=v,
                       pos_classes=pc, line_classes=lc)
@@ -516,11 +512,11 @@ class SHAMAns(Encoded):
                               f"{order!r}")
         g = parse_model(gap_model or "none", GAP_FEATURES, "gap_model") or 0
         v = parse_model(value_model or "none", VALUE_FEATURES, "value_model") or 0
-        return _model_entropy(M, order, g, v)
+        return statistics(M, order).context_entropy(g, v)
 
     def model_entropy(self, M: Matrix) -> ContextEntropy:
         """:meth:`context_entropy` of ``M``, the matrix this encoding holds, under its model."""
-        return _model_entropy(M, self.order, self.gap_model, self.value_model)
+        return statistics(M, self.order).context_entropy(self.gap_model, self.value_model)
 
     def own_limit(self, M: Matrix) -> float | None:
         """The context-conditioned entropy of its model (escape bits included)."""

@@ -24,7 +24,6 @@ Layouts (our matrices are always W of shape (inputs, outputs), y = x @ W):
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from collections.abc import Mapping
@@ -48,7 +47,7 @@ from .io.tensors import Budget, check_shape, parse_json
 from .options import LAYOUT_CHOICES, LAYOUTS, OBJECTIVES
 from .progress import progress
 from .sources import TensorSource, open_source
-from .targets import compress
+from .targets import check_target, compress
 
 META_KEY = "sparsecodec.pack"
 FILE_COST_MARGIN = 2048  # bytes: how far a format's header entry and padding can move it
@@ -181,11 +180,7 @@ def _target(max_error: float | None, bits: float | None, quantize: str | None
     if len(given) > 1 or quantize is not None:
         raise OptionError("give one of quantize, max_error and bits")
     kind, value = given[0]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-            not math.isfinite(value) or value < 0:
-        raise OptionError(f"{'max_error' if kind == 'rel_error' else 'bits'} must be a finite "
-                          f"number >= 0, found {value!r}")
-    return kind, float(value)
+    return kind, check_target("max_error" if kind == "rel_error" else "bits", value)
 
 
 def _compress(holder: list[np.ndarray], prune: float | None,

@@ -38,6 +38,15 @@ FAMILIES = ("uniform", "ecsq", "kmeans")
 STEPS = 30  # bisection steps per family
 
 
+def check_target(what: str, value: Any) -> float:
+    """``value`` as a float when it is a finite number >= 0, else :class:`OptionError`
+    saying ``what`` it is (``compress`` and ``pack --max-error/--bits`` both ask)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not math.isfinite(value) or value < 0:
+        raise OptionError(f"{what} must be a finite number >= 0, found {value!r}")
+    return float(value)
+
+
 def _error_of(W: np.ndarray, h: np.ndarray | None) -> Callable[[np.ndarray], float]:
     """The (weighted) relative error of an approximation of ``W``; 0 for an all-zero W."""
     W64 = W.astype(np.float64)
@@ -129,11 +138,8 @@ def compress(W: Any, *, rel_error: float | None = None, bits_per_weight: float |
     W = check_matrix(W)
     if (rel_error is None) == (bits_per_weight is None):
         raise OptionError("compress: give exactly one of rel_error= and bits_per_weight=")
-    target = rel_error if rel_error is not None else bits_per_weight
-    if isinstance(target, bool) or not isinstance(target, (int, float)) or \
-            not math.isfinite(target) or target < 0:
-        raise OptionError(f"compress: the target must be a finite number >= 0, found "
-                          f"{target!r}")
+    target = check_target("compress: the target",
+                          rel_error if rel_error is not None else bits_per_weight)
     if objective not in OBJECTIVES:
         raise OptionError(f"compress: objective must be one of {OBJECTIVES}, found "
                           f"{objective!r}")

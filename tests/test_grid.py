@@ -317,3 +317,15 @@ def test_sizing_within_a_limit_stops_the_fit_early(monkeypatch):
     monkeypatch.setattr(fg.kg, "fit", lambda V, *a: (calls.append(V.shape[0]), fit(V, *a)))
     assert Grid.size_within(Matrix(W), limit) is None
     assert 0 < sum(calls) < W.shape[1]
+
+
+def test_a_repeated_value_off_the_grid_does_not_anchor_the_fit():
+    """A column on one step (levels -100..100) with 0.12345679 planted twice: accepted first,
+    as the most frequent value, it used to set every step guess, and 29 of 31 entries became
+    exceptions. The fit retries with it last: only the two planted entries are off the grid."""
+    levels = np.array([3, 87, -27, -79, -74, 33, 51, 64, -62, 39, 49, 100, 61, 54, 32, 0, 97,
+                       -40, -67, 20, -85, 0, -21, -64, -43, 56, 80, -2, 41, -66, 45])
+    W = (0.048808336 * levels).astype(np.float32).reshape(-1, 1)
+    W[[15, 21], 0] = 0.12345679
+    enc = sc.encode(W, format="grid", code_bits=8)
+    assert enc.nx == 2 and same_bits(enc.decode(), W)

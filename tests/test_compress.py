@@ -34,6 +34,16 @@ def test_the_error_target_is_met(seed, target, density):
     assert not np.any(np.signbit(Q) & (Q == 0))  # no -0.0 made from small negatives
 
 
+def test_rounding_makes_zeros_not_negative_zeros():
+    """Small negative weights rounded to the step 0 become +0.0: a -0.0 is a stored value
+    (not a zero) in every format, so it would cost bits for nothing."""
+    W = layer(7)
+    enc = compress(W, rel_error=0.4, families=("uniform",))
+    Q = enc.decode()
+    assert (Q == 0).sum() > (W == 0).sum()  # the step zeroed weights, some of them negative
+    assert not np.any(np.signbit(Q) & (Q == 0)) and rel(W, Q) <= 0.4
+
+
 def test_a_looser_target_is_never_larger_and_the_search_is_deterministic():
     W = layer(1, 96, 80)
     sizes = [compress(W, rel_error=r).nbytes for r in (0.05, 0.1, 0.2, 0.4)]

@@ -136,6 +136,9 @@ def compress(W: Any, *, rel_error: float | None = None, bits_per_weight: float |
     (measured on the result, not estimated). Raises :class:`QuantizeError` when no family
     meets the target."""
     W = check_matrix(W)
+    if not np.isfinite(W).all():
+        raise QuantizeError("compress: W has NaN or infinite entries: no error of an "
+                            "approximation is defined (encode such a matrix losslessly)")
     if (rel_error is None) == (bits_per_weight is None):
         raise OptionError("compress: give exactly one of rel_error= and bits_per_weight=")
     target = check_target("compress: the target",

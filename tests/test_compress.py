@@ -84,5 +84,9 @@ def test_bad_requests():
         compress(W, rel_error=0.1, importance=np.ones(3))
     with pytest.raises(sc.OptionError, match="families"):
         compress(W, rel_error=0.1, families=("nope",))
+    bad = W.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(sc.QuantizeError, match="NaN or infinite"):
+        compress(bad, rel_error=0.1)
     with pytest.raises(sc.QuantizeError, match="no quantizer"):
         compress(W, rel_error=0.0, families=("ecsq",))  # 256 levels cannot be exact here

@@ -239,6 +239,6 @@ def test_the_encoding_is_built_from_named_parts():
         enc.model.order = "rows"
     with pytest.raises(TypeError):
         SHAMAns(enc.shape, enc.dtype, enc.symbols)  # parts by keyword only
-    assert KernelArgs._fields[-1] == "block_lines" and len(enc._kernel_args) == 15
+    assert KernelArgs._fields[-1] == "block_lines" and len(enc._kernel_args) == 16
     assert set(M.memo) >= {"sham_ans.statistics", "sham_ans.encodings"}
     assert not any(k.startswith("_sham") for k in vars(M))

@@ -29,6 +29,9 @@ def test_variants_differ_from_the_plain_vectors():
     rows = sc.open(VECTORS / "sham_ans.rows.spc")["long_codes"].meta
     assert rows["order"] == "rows" and rows["gap_model"] and rows["value_model"]
     assert sc.open(VECTORS / "pq.d3-huffman.spc")["small"].meta["coding"] == "huffman"
+    state = sc.open(VECTORS / "sham_ans.state.spc")["long_codes"]  # values k/8: on a grid
+    assert state.meta["gap_model"] & 8 and state.meta["value_model"] & 8
+    assert state.model.parities.any() and (state.model.parities > 1).any()
 
 
 @pytest.mark.parametrize("stem", FILES)

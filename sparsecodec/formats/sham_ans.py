@@ -13,8 +13,9 @@ cost of each. Blocks of lines are independent streams, decoded and multiplied in
 
 Components: ``symbols`` (the k distinct nonzero values), ``gap_freqs`` and ``value_freqs`` (one
 frequency row per context, Exp-Golomb coded), ``pos_classes`` and ``line_classes`` (2 bits each,
-empty when unused), ``stream`` (uint16 rANS words) and ``offsets`` (word offset of each block,
-packed). Spec: ``formats/sham_ans.md``.
+empty when unused), ``stream`` (uint16 rANS words), ``offsets`` (word offset of each block,
+packed) and, with ``state`` contexts only, ``parities`` (2 bits per symbol). Spec:
+``formats/sham_ans.md``.
 """
 
 from __future__ import annotations
@@ -49,14 +50,16 @@ from .base import (
     float_view,
     meta_int,
     register,
+    widened,
 )
 from .blocked import BLOCK_SYMBOLS, block_range, check_coder_options
 
 MAX_RUNS = 1 << 12
 MAX_SCALE = 16
 CLASS_BITS = 2
-GAP_FEATURES = {"prev": ka.PREV, "line": ka.LINE, "rem": ka.REM}
-VALUE_FEATURES = {"sig": ka.SIG, "pos": ka.POS, "line": ka.VLINE}
+GAP_FEATURES = {"prev": ka.PREV, "line": ka.LINE, "rem": ka.REM, "state": ka.STATE}
+VALUE_FEATURES = {"sig": ka.SIG, "pos": ka.POS, "line": ka.VLINE, "state": ka.VSTATE}
+PARITY_BITS = 2  # a symbol's index parity in quantizer class 0 (bit 0) and 1 (bit 1)
 ORDERS = ("columns", "rows")
 _NAMES = ("symbols", "gap_freqs", "value_freqs", "pos_classes", "line_classes", "stream",
           "offsets")
@@ -82,16 +85,47 @@ def parse_model(v: Any, features: dict[str, int], option: str) -> int | None:
 
 def _ngap_contexts(gap_model: int) -> int:
     return ((ka.NPREV if gap_model & ka.PREV else 1) * (ka.NCLASS if gap_model & ka.LINE else 1)
-            * (ka.NREM if gap_model & ka.REM else 1))
+            * (ka.NREM if gap_model & ka.REM else 1) * (ka.NSTATE if gap_model & ka.STATE else 1))
 
 
 def _nvalue_contexts(value_model: int) -> int:
     return ((2 if value_model & ka.SIG else 1) * (ka.NCLASS if value_model & ka.POS else 1)
-            * (ka.NCLASS if value_model & ka.VLINE else 1))
+            * (ka.NCLASS if value_model & ka.VLINE else 1)
+            * (2 if value_model & ka.VSTATE else 1))
 
 
 def uses_lines(gap_model: int, value_model: int) -> bool:
     return bool(gap_model & ka.LINE or value_model & ka.VLINE)
+
+
+def uses_state(gap_model: Any, value_model: Any) -> bool:
+    """Whether either model follows the dependent-quantization state (and so stores each
+    symbol's index parities). False for meta values that are not integers (rejected later)."""
+    return any(isinstance(x, int) and not isinstance(x, bool) and x & 8
+               for x in (gap_model, value_model))
+
+
+def grid_parities(values: np.ndarray) -> np.ndarray | None:
+    """Each symbol's index parities (bit 0: in quantizer class 0, bit 1: in class 1) when the
+    values are integer multiples m of one step, as dependent quantization makes them
+    (``quantize.dependent``): the step is the smallest |value| or half of it, whichever puts
+    every value on the grid (to the dtype's rounding). None when neither does. The parities
+    only choose contexts: a wrong guess costs bits, never exactness."""
+    v = widened(values)  # a signalling NaN among them: no warning (it rules the grid out)
+    a = np.abs(v)
+    if not v.size or not np.isfinite(a).all() or a.min() == 0:
+        return None
+    eps = float(np.finfo(values.dtype).eps)
+    for step in (a.min(), a.min() / 2):
+        r = v / step
+        m = np.rint(r)
+        if np.abs(m).max() >= 2.0 ** 40:
+            return None
+        if (np.abs(r - m) <= np.minimum(0.25, 4 * eps * np.maximum(1.0, np.abs(m)))).all():
+            mi = m.astype(np.int64)
+            sg = np.sign(mi)
+            return (((mi >> 1) & 1) | ((((mi + sg) >> 1) & 1) << 1)).astype(np.int8)
+    return None
 
 
 def classes_by_count(counts: np.ndarray) -> np.ndarray:
@@ -177,6 +211,7 @@ def gap_counts(hg: np.ndarray, gap_model: int) -> np.ndarray:
     h = hg if gap_model & ka.PREV else hg.sum(axis=0, keepdims=True)
     h = h if gap_model & ka.LINE else h.sum(axis=1, keepdims=True)
     h = h if gap_model & ka.REM else h.sum(axis=2, keepdims=True)
+    h = h if gap_model & ka.STATE else h.sum(axis=3, keepdims=True)
     return _rows(h)
 
 
@@ -184,6 +219,7 @@ def value_counts(hv: np.ndarray, value_model: int) -> np.ndarray:
     h = hv if value_model & ka.SIG else hv.sum(axis=0, keepdims=True)
     h = h if value_model & ka.POS else h.sum(axis=1, keepdims=True)
     h = h if value_model & ka.VLINE else h.sum(axis=2, keepdims=True)
+    h = h if value_model & ka.VSTATE else h.sum(axis=3, keepdims=True)
     return _rows(h)
 
 
@@ -218,6 +254,7 @@ class Statistics:
     ptr: np.ndarray
     rows: np.ndarray
     vsym: np.ndarray
+    parities: np.ndarray | None  # index parities of the symbols (``grid_parities``)
     runs: int
     gaps: np.ndarray
     values: np.ndarray
@@ -260,10 +297,12 @@ def statistics(M: Matrix, order: str = "columns") -> Statistics:
         R = _choose_runs(ka.runs_histogram(ptr, rows, n), m, n)
         pos_cls = classes_by_count(np.bincount(rows, minlength=n))
         line_cls = classes_by_count(np.diff(ptr))
+        par = grid_parities(d.values.view(M.dtype))
         hg, hv, raw = ka.joint_histograms(ptr, rows, vsym, max(k, 1), R, ka.ngap_symbols(R, n),
-                                          n, pos_cls if n else np.zeros(1, np.int8), line_cls)
-        cache[order] = Statistics(order, (n, m), ptr, rows, vsym, R, hg, hv[..., :k], int(raw),
-                                  pos_cls, line_cls)
+                                          n, pos_cls if n else np.zeros(1, np.int8), line_cls,
+                                          _kernel_parities(par, k))
+        cache[order] = Statistics(order, (n, m), ptr, rows, vsym, par, R, hg, hv[..., :k],
+                                  int(raw), pos_cls, line_cls)
     return cache[order]
 
 
@@ -284,18 +323,22 @@ class _Choice:
 
 
 def _choose(st: Statistics, forced_g: int | None, forced_v: int | None) -> _Choice:
+    """The cheapest models; the ``state`` feature is tried only when the values lie on one
+    step's grid (``grid_parities``), and used on other matrices only when forced."""
     n, m = st.shape
-    gaps = {g: _best_table(gap_counts(st.gaps, g)) for g in range(8)
-            if forced_g is None or g == forced_g}
-    vals = {v: _best_table(value_counts(st.values, v)) for v in range(8)
-            if forced_v is None or v == forced_v}
+    models = range(16 if st.parities is not None else 8)
+    gaps = {g: _best_table(gap_counts(st.gaps, g))
+            for g in (models if forced_g is None else (forced_g,))}
+    vals = {v: _best_table(value_counts(st.values, v))
+            for v in (models if forced_v is None else (forced_v,))}
     if any(t.bits == math.inf for t in (*gaps.values(), *vals.values())):
         raise EncodeError(f"sham_ans: more than 2^{MAX_SCALE} distinct nonzero values in one "
                           "context; quantize the matrix first")
     costs = {}
     for g, gt in gaps.items():
         for v, vt in vals.items():
-            side = CLASS_BITS * (n * bool(v & ka.POS) + m * uses_lines(g, v))
+            side = (CLASS_BITS * (n * bool(v & ka.POS) + m * uses_lines(g, v))
+                    + _parity_bits(st.values.shape[-1], g, v))
             costs[(g, v)] = gt.bits + vt.bits + side + st.raw_bits
     g, v = min(costs, key=lambda gv: (costs[gv], gv))
     return _Choice(st, g, v, gaps[g], vals[v], costs)
@@ -319,8 +362,9 @@ class CodeTable:
 class Model:
     """How the stream is laid out and which contexts code it: the ``order`` ("columns":
     W's columns are the coded lines; "rows": W^T's), the ``runs`` coded directly, the lines
-    per block, the context models (feature bits) and the position and line classes (int8,
-    empty when unused)."""
+    per block, the context models (feature bits), the position and line classes (int8,
+    empty when unused) and the symbols' index parities (int8, empty unless a model uses the
+    ``state`` feature)."""
 
     order: str
     runs: int
@@ -329,6 +373,7 @@ class Model:
     value_model: int
     pos_classes: np.ndarray
     line_classes: np.ndarray
+    parities: np.ndarray
 
 
 class KernelArgs(NamedTuple):
@@ -345,6 +390,7 @@ class KernelArgs(NamedTuple):
     value_model: int
     pos_classes: np.ndarray
     line_classes: np.ndarray
+    parities: np.ndarray
     n: int
     m: int
     nnz: int
@@ -380,7 +426,8 @@ class SHAMAns(Encoded):
             value_slots=value.slots(), value_scale=value.scale, runs=model.runs,
             gap_model=model.gap_model, value_model=model.value_model,
             pos_classes=_kernel_classes(model.pos_classes, n),
-            line_classes=_kernel_classes(model.line_classes, m), n=n, m=m, nnz=nnz,
+            line_classes=_kernel_classes(model.line_classes, m),
+            parities=_kernel_parities(model.parities, symbols.shape[0]), n=n, m=m, nnz=nnz,
             block_lines=model.block_lines)
 
     # the model's settings, by the names the options and the stored meta use
@@ -431,14 +478,17 @@ class SHAMAns(Encoded):
         gfreq, vfreq = ch.gap.freq, ch.value.freq
         pc = st.pos_classes if v & ka.POS else np.zeros(0, np.int8)
         lc = st.line_classes if uses_lines(g, v) else np.zeros(0, np.int8)
+        par = np.zeros(0, np.int8)
+        if uses_state(g, v):
+            par = _kernel_parities(st.parities, d.k)[:d.k]
         per_line = max(2 * nnz + m, 1) / max(m, 1)
         bc = max(1, min(max(m, 1), math.ceil(block_symbols / per_line)))
         ops = ka.count_ops(st.ptr, st.rows, st.runs, bc)
         op_off = np.zeros(ops.shape[0] + 1, np.int64)
         np.cumsum(ops, out=op_off[1:])
         words, used = ka.encode(st.ptr, st.rows, st.vsym, st.runs, n, g, v, _kernel_classes(pc, n),
-                                _kernel_classes(lc, m), gfreq, cumulative(gfreq), gsb, vfreq,
-                                cumulative(vfreq), vsb, bc, op_off)
+                                _kernel_classes(lc, m), _kernel_parities(par, d.k), gfreq,
+                                cumulative(gfreq), gsb, vfreq, cumulative(vfreq), vsb, bc, op_off)
         if (used < 0).any():  # pragma: no cover - the capacity is proven sufficient
             raise EncodeError(f"{fmt}: internal error: a block overflowed its buffer")
         stream, offsets = ka.compact(words, used, op_off)
@@ -450,7 +500,7 @@ class SHAMAns(Encoded):
             "raw_bits": st.raw_bits, "model_entropy_bits": st.context_entropy(g, v).total,
         }
         model = Model(order=st.order, runs=st.runs, block_lines=bc, gap_model=g, value_model=v,
-                      pos_classes=pc, line_classes=lc)
+                      pos_classes=pc, line_classes=lc, parities=par)
         return cls(M.shape, M.dtype, symbols=d.values.view(M.dtype), stream=stream,
                    offsets=offsets, nnz=nnz, model=model,
                    gap=CodeTable(gfreq, gsb, ch.gap.order),
@@ -474,6 +524,8 @@ class SHAMAns(Encoded):
     # ---- storage
     @classmethod
     def component_names(cls, meta: dict[str, Any]) -> tuple[str, ...]:
+        if uses_state(meta.get("gap_model"), meta.get("value_model")):
+            return (*_NAMES, "parities")
         return _NAMES
 
     def _meta(self) -> dict[str, Any]:
@@ -486,9 +538,12 @@ class SHAMAns(Encoded):
 
     def _packed(self) -> dict[str, tuple[np.ndarray, int]]:
         """Each packed component: (values, width)."""
-        return {"pos_classes": (self.model.pos_classes, CLASS_BITS),
-                "line_classes": (self.model.line_classes, CLASS_BITS),
-                "offsets": (self.offsets, width_for(self.stream.shape[0]))}
+        out = {"pos_classes": (self.model.pos_classes, CLASS_BITS),
+               "line_classes": (self.model.line_classes, CLASS_BITS),
+               "offsets": (self.offsets, width_for(self.stream.shape[0]))}
+        if uses_state(self.gap_model, self.value_model):
+            out["parities"] = (self.model.parities, PARITY_BITS)
+        return out
 
     def _tables(self) -> dict[str, tuple[np.ndarray, int]]:
         """Each Exp-Golomb coded table: (frequencies, order)."""
@@ -526,7 +581,7 @@ class SHAMAns(Encoded):
         out = {"symbols": self.symbols, "stream": self.stream}
         out.update({name: exp_golomb_encode(f, o) for name, (f, o) in self._tables().items()})
         out.update({name: pack(vals, w) for name, (vals, w) in self._packed().items()})
-        return {name: out[name] for name in _NAMES}
+        return {name: out[name] for name in self.component_names(self.meta)}
 
     def layout(self) -> dict[str, tuple[str, int]]:
         out = {"symbols": ("codebook", 8 * self.symbols.nbytes),
@@ -535,7 +590,7 @@ class SHAMAns(Encoded):
             out[name] = ("codebook", exp_golomb_bits(f, o))
         for name, (vals, w) in self._packed().items():
             out[name] = ("pointers" if name == "offsets" else "codebook", vals.shape[0] * w)
-        return {name: out[name] for name in _NAMES}
+        return {name: out[name] for name in self.component_names(self.meta)}
 
     @classmethod
     def _from_parts(cls, shape, dtype, meta, comps) -> SHAMAns:
@@ -548,8 +603,8 @@ class SHAMAns(Encoded):
         nnz = meta_int(meta, "nnz", fmt, 0, n * m)
         bc = meta_int(meta, "block_lines", fmt, 1, max(m, 1))
         R = meta_int(meta, "runs", fmt, 1, MAX_RUNS)
-        g = meta_int(meta, "gap_model", fmt, 0, 7)
-        v = meta_int(meta, "value_model", fmt, 0, 7)
+        g = meta_int(meta, "gap_model", fmt, 0, 15)
+        v = meta_int(meta, "value_model", fmt, 0, 15)
         gsb = meta_int(meta, "gap_scale", fmt, 1, MAX_SCALE)
         vsb = meta_int(meta, "value_scale", fmt, 1, MAX_SCALE)
         go = meta_int(meta, "gap_table_order", fmt, 0, MAX_SCALE)
@@ -568,6 +623,9 @@ class SHAMAns(Encoded):
         vfreq = _freqs(comps, "value_freqs", _nvalue_contexts(v), k, vsb, vo, fmt)
         pc = _classes(comps, "pos_classes", n if v & ka.POS else 0, fmt)
         lc = _classes(comps, "line_classes", m if uses_lines(g, v) else 0, fmt)
+        par = np.zeros(0, np.int8)
+        if uses_state(g, v):
+            par = _packed_small(comps, "parities", k, PARITY_BITS, fmt)
         stream = component(comps, "stream", fmt, np.uint16)
         nblocks = -(-m // bc)
         ow = width_for(stream.shape[0])
@@ -578,7 +636,7 @@ class SHAMAns(Encoded):
             raise FormatError(f"{fmt}: block offsets must rise from 0 to the stream's "
                               f"{stream.shape[0]} words")
         model = Model(order=order, runs=R, block_lines=bc, gap_model=g, value_model=v,
-                      pos_classes=pc, line_classes=lc)
+                      pos_classes=pc, line_classes=lc, parities=par)
         enc = cls(shape, dtype, symbols=symbols, stream=stream, offsets=offsets, nnz=nnz,
                   model=model, gap=CodeTable(gfreq, gsb, go), value=CodeTable(vfreq, vsb, vo))
         got = enc._run(ka.MODE_CHECK, 0, nblocks)
@@ -653,7 +711,23 @@ def _freqs(comps: dict[str, np.ndarray], name: str, nctx: int, A: int, sb: int, 
     return freq
 
 
-def _classes(comps: dict[str, np.ndarray], name: str, count: int, fmt: str) -> np.ndarray:
+def _kernel_parities(par: np.ndarray | None, k: int) -> np.ndarray:
+    """The kernels index parities by symbol unconditionally: zeros when there are none."""
+    if par is not None and par.shape[0] == k and k:
+        return par
+    return np.zeros(max(k, 1), np.int8)
+
+
+def _parity_bits(k: int, gap_model: int, value_model: int) -> int:
+    return PARITY_BITS * k if uses_state(gap_model, value_model) else 0
+
+
+def _packed_small(comps: dict[str, np.ndarray], name: str, count: int, width: int,
+                  fmt: str) -> np.ndarray:
     words = component(comps, name, fmt, np.uint64)
-    check_packed(words, count, CLASS_BITS, f"{fmt}: {name}")
-    return unpack(words, CLASS_BITS, count).astype(np.int8)
+    check_packed(words, count, width, f"{fmt}: {name}")
+    return unpack(words, width, count).astype(np.int8)
+
+
+def _classes(comps: dict[str, np.ndarray], name: str, count: int, fmt: str) -> np.ndarray:
+    return _packed_small(comps, name, count, CLASS_BITS, fmt)

@@ -15,7 +15,11 @@ Contexts (see ``formats/sham_ans.md``), with "line" the coded column and "positi
   x (class of the line, if ``gap_model & LINE``) x (class of the nonzeros expected in the rest
   of the line at the matrix's density, if ``gap_model & REM``);
 - value table = (previous entry nonzero, if ``value_model & SIG``)
-  x (class of the position, if ``POS``) x (class of the line, if ``VLINE``).
+  x (class of the position, if ``POS``) x (class of the line, if ``VLINE``);
+- with ``STATE`` (either model), the state of the dependent-quantization machine
+  (``kernels.trellis``) walked along the line: the gap table also by the state before the
+  run (4), the value table by the quantizer class of the state at the nonzero (2). Each
+  symbol's index parity in either class is in ``par`` (bit 0: Q0, bit 1: Q1).
 
 A context the encoder never used decodes to frequency 0 (see ``rans.slot_tables``), which
 every walker treats as corrupt.
@@ -30,9 +34,11 @@ from ..coding import rans
 from ..coding.huffman import first_bad
 from ..coding.rans import LANES, RANS_L
 from ..status import CORRUPT, OK, ROW_OUT_OF_RANGE
+from .trellis import TRANS
 
-PREV, LINE, REM = 1, 2, 4  # gap_model bits
-SIG, POS, VLINE = 1, 2, 4  # value_model bits
+PREV, LINE, REM, STATE = 1, 2, 4, 8  # gap_model bits
+SIG, POS, VLINE, VSTATE = 1, 2, 4, 8  # value_model bits
+NSTATE = 4  # states of the dependent-quantization machine (2 quantizer classes)
 NPREV = 7  # column start, then previous run 0, 1, 2-3, 4-7, 8-15, >= 16
 NCLASS = 4  # position and line classes
 NREM = 4  # classes of the nonzeros expected in the rest of the line
@@ -66,23 +72,43 @@ def rem_class(left, q, nm):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def gap_context(gap_model, pc, cc, left, q, nm):
+def gap_context(gap_model, pc, cc, left, q, nm, st):
     g = pc if gap_model & PREV else 0
     if gap_model & LINE:
         g = g * NCLASS + cc
     if gap_model & REM:
         g = g * NREM + rem_class(left, q, nm)
+    if gap_model & STATE:
+        g = g * NSTATE + st
     return g
 
 
 @njit(cache=True, nogil=True, inline="always")
-def value_context(value_model, sig, rc, cc):
+def value_context(value_model, sig, rc, cc, st):
     v = sig if value_model & SIG else 0
     if value_model & POS:
         v = v * NCLASS + rc
     if value_model & VLINE:
         v = v * NCLASS + cc
+    if value_model & VSTATE:
+        v = v * 2 + (st >> 1)
     return v
+
+
+@njit(cache=True, nogil=True, inline="always")
+def after_zeros(st, run):
+    """The state after ``run`` zeros, each a step ``TRANS[state, 0]``: states 1 and 2 swap on
+    each zero, 0 and 3 stay."""
+    if run & 1 and (st == 1 or st == 2):
+        return 3 - st
+    return st
+
+
+@njit(cache=True, nogil=True, inline="always")
+def after_value(st, par_s):
+    """The state after a nonzero whose index parities (bit 0: Q0, bit 1: Q1) are ``par_s``:
+    the machine of ``kernels.trellis``, which the quantizer walks too."""
+    return TRANS[st, (par_s >> (st >> 1)) & 1]
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -119,27 +145,31 @@ def runs_histogram(ptr, rows, n):
 
 
 @njit(cache=True, nogil=True)
-def joint_histograms(ptr, rows, vsym, k, R, A, n, poscls, linecls):
-    """Gap symbols by (previous-run class, line class, remaining class) and value symbols by
-    (previous entry nonzero, position class, line class), plus the total raw bits of escapes."""
-    hg = np.zeros((NPREV, NCLASS, NREM, A), np.int64)
+def joint_histograms(ptr, rows, vsym, k, R, A, n, poscls, linecls, par):
+    """Gap symbols by (previous-run class, line class, remaining class, state) and value
+    symbols by (previous entry nonzero, position class, line class, quantizer class), plus the
+    total raw bits of escapes."""
+    hg = np.zeros((NPREV, NCLASS, NREM, NSTATE, A), np.int64)
     q = ptr[-1]
     nm = n * (ptr.shape[0] - 1)
-    hv = np.zeros((2, NCLASS, NCLASS, k), np.int64)
+    hv = np.zeros((2, NCLASS, NCLASS, 2, k), np.int64)
     raw = 0
     for j in range(ptr.shape[0] - 1):
         cc = linecls[j]
         prev = -1
         prev_run = -1
+        st = 0
         for t in range(ptr[j], ptr[j + 1]):
             run = rows[t] - prev - 1
             s, nb, _ = gap_symbol(run, R)
-            hg[prev_class(prev_run), cc, rem_class(n - 1 - prev, q, nm), s] += 1
+            hg[prev_class(prev_run), cc, rem_class(n - 1 - prev, q, nm), st, s] += 1
             raw += nb
-            hv[1 if run == 0 else 0, poscls[rows[t]], cc, vsym[t]] += 1
+            st = after_zeros(st, run)
+            hv[1 if run == 0 else 0, poscls[rows[t]], cc, st >> 1, vsym[t]] += 1
+            st = after_value(st, par[vsym[t]])
             prev = rows[t]
             prev_run = run
-        hg[prev_class(prev_run), cc, rem_class(n - 1 - prev, q, nm), 0] += 1
+        hg[prev_class(prev_run), cc, rem_class(n - 1 - prev, q, nm), st, 0] += 1
     return hg, hv, raw
 
 
@@ -172,7 +202,7 @@ def _queue(st, fq, sc, i, start, freq, scale):
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def encode(ptr, rows, vsym, R, n, gap_model, value_model, poscls, linecls,
+def encode(ptr, rows, vsym, R, n, gap_model, value_model, poscls, linecls, par,
            gfreq, gcum, gsb, vfreq, vcum, vsb, block_lines, op_off):
     """rANS-code every block in parallel. Returns (words, used) where block b's words are
     words[2 * op_off[b] + 8 * b + (cap - used[b]) :][: used[b]] with cap its capacity."""
@@ -183,7 +213,7 @@ def encode(ptr, rows, vsym, R, n, gap_model, value_model, poscls, linecls,
     total = op_off[nblocks]
     words = np.empty(total + LANES * 2 * nblocks, np.uint16)
     used = np.zeros(nblocks, np.int64)
-    st = np.empty(total, np.uint64)
+    starts = np.empty(total, np.uint64)
     fq = np.empty(total, np.uint64)
     sc = np.empty(total, np.uint8)
     for b in prange(nblocks):
@@ -194,23 +224,26 @@ def encode(ptr, rows, vsym, R, n, gap_model, value_model, poscls, linecls,
             cc = linecls[j]
             prev = -1
             prev_run = -1
+            st = 0
             for t in range(ptr[j], ptr[j + 1]):
                 run = rows[t] - prev - 1
                 s, nb, e = gap_symbol(run, R)
-                g = gap_context(gap_model, prev_class(prev_run), cc, n - 1 - prev, q, nm)
-                i = _queue(st, fq, sc, i, gcum[g, s], gfreq[g, s], gsb)
+                g = gap_context(gap_model, prev_class(prev_run), cc, n - 1 - prev, q, nm, st)
+                i = _queue(starts, fq, sc, i, gcum[g, s], gfreq[g, s], gsb)
                 left = nb
                 while left > 0:
                     w = min(RAW_CHUNK, left)
-                    i = _queue(st, fq, sc, i, e & ((1 << w) - 1), 1, w)
+                    i = _queue(starts, fq, sc, i, e & ((1 << w) - 1), 1, w)
                     e >>= w
                     left -= w
-                v = value_context(value_model, 1 if run == 0 else 0, poscls[rows[t]], cc)
-                i = _queue(st, fq, sc, i, vcum[v, vsym[t]], vfreq[v, vsym[t]], vsb)
+                st = after_zeros(st, run)
+                v = value_context(value_model, 1 if run == 0 else 0, poscls[rows[t]], cc, st)
+                i = _queue(starts, fq, sc, i, vcum[v, vsym[t]], vfreq[v, vsym[t]], vsb)
+                st = after_value(st, par[vsym[t]])
                 prev = rows[t]
                 prev_run = run
-            g = gap_context(gap_model, prev_class(prev_run), cc, n - 1 - prev, q, nm)
-            i = _queue(st, fq, sc, i, gcum[g, 0], gfreq[g, 0], gsb)
+            g = gap_context(gap_model, prev_class(prev_run), cc, n - 1 - prev, q, nm, st)
+            i = _queue(starts, fq, sc, i, gcum[g, 0], gfreq[g, 0], gsb)
         # code the block's ops backwards into its slice of ``words``, filled from the end
         lo = op_off[b]
         hi = op_off[b + 1]
@@ -219,8 +252,8 @@ def encode(ptr, rows, vsym, R, n, gap_model, value_model, poscls, linecls,
         states = np.full(LANES, RANS_L, np.uint64)
         for o in range(hi - 1, lo - 1, -1):
             lane = (o - lo) % LANES
-            states[lane], pos = rans.put(states[lane], fq[o], st[o], np.uint64(sc[o]), words,
-                                         pos)
+            states[lane], pos = rans.put(states[lane], fq[o], starts[o], np.uint64(sc[o]),
+                                         words, pos)
         for lane in range(LANES - 1, -1, -1):  # the decoder reads lane 0's state first
             pos = rans.flush(states[lane], words, pos)
         used[b] = hi + LANES * 2 * (b + 1) - pos
@@ -248,7 +281,7 @@ def compact(words, used, op_off):
 
 @njit(cache=True, nogil=True, inline="always")
 def _walk(mode, words, w0, w1, gtab, gsb, vtab, vsb, R, gap_model, value_model, poscls,
-          linecls, n, nm, q, c0, c1, vals, out, out_c0, cbf, Xt, Yt):
+          linecls, par, n, nm, q, c0, c1, vals, out, out_c0, cbf, Xt, Yt):
     """Decode columns c0..c1 from words[w0:w1] and, by ``mode``, only check them, scatter the
     value bits into the column-major ``out`` (column c0 at column ``out_c0``), accumulate
     ``Yt[j] = sum Xt[row] * value`` or, for a coded W^T, ``Yt[row] += Xt[j] * value``.
@@ -274,14 +307,16 @@ def _walk(mode, words, w0, w1, gtab, gsb, vtab, vsb, R, gap_model, value_model, 
     vmask = np.uint64(vsize - 1)
     zero = np.uint64(0)
     bsz = Xt.shape[1]
+    dq = (gap_model & STATE) or (value_model & VSTATE)
     count = 0
     for j in range(c0, c1):
         cc = linecls[j]
         r = np.int64(-1)
         prev_run = np.int64(-1)
+        st = 0
         acc = 0.0
         while True:  # ends: every nonzero moves r forward and r < n is checked
-            g = gap_context(gap_model, prev_class(prev_run), cc, n - 1 - r, q, nm)
+            g = gap_context(gap_model, prev_class(prev_run), cc, n - 1 - r, q, nm, st)
             x, p, s, f = rans.table_get(words, p, w1, x0, gtab, g * gsize, gs, gmask)
             x0, x1, x2, x3 = x1, x2, x3, x
             if f == zero:
@@ -306,11 +341,15 @@ def _walk(mode, words, w0, w1, gtab, gsb, vtab, vsb, R, gap_model, value_model, 
             r += run + 1
             if r >= n:
                 return ROW_OUT_OF_RANGE, 0
-            vc = value_context(value_model, 1 if run == 0 else 0, poscls[r], cc)
+            if dq:
+                st = after_zeros(st, run)
+            vc = value_context(value_model, 1 if run == 0 else 0, poscls[r], cc, st)
             x, p, s, f = rans.table_get(words, p, w1, x0, vtab, vc * vsize, vs, vmask)
             x0, x1, x2, x3 = x1, x2, x3, x
             if f == zero:
                 return CORRUPT, 0
+            if dq:
+                st = after_value(st, par[s])
             count += 1
             prev_run = run
             if mode == MODE_SCATTER:
@@ -336,7 +375,7 @@ def _walk(mode, words, w0, w1, gtab, gsb, vtab, vsb, R, gap_model, value_model, 
 
 @njit(cache=True, nogil=True, parallel=True)
 def run_blocks(mode, words, offsets, gtab, gsb, vtab, vsb, R, gap_model, value_model, poscls,
-               linecls, n, m, q, block_lines, b_lo, b_hi, vals, out, cbf, Xt, Yt):
+               linecls, par, n, m, q, block_lines, b_lo, b_hi, vals, out, cbf, Xt, Yt):
     """Walk blocks b_lo..b_hi in parallel. Returns (first failing block or -1, its status,
     total nonzeros)."""
     nb = max(b_hi - b_lo, 1)
@@ -347,8 +386,8 @@ def run_blocks(mode, words, offsets, gtab, gsb, vtab, vsb, R, gap_model, value_m
         c0 = b * block_lines
         c1 = min(m, c0 + block_lines)
         status, got = _walk(mode, words, offsets[b], offsets[b + 1], gtab, gsb, vtab, vsb, R,
-                            gap_model, value_model, poscls, linecls, n, n * m, q, c0, c1, vals,
-                            out, (b - b_lo) * block_lines, cbf, Xt, Yt)
+                            gap_model, value_model, poscls, linecls, par, n, n * m, q, c0, c1,
+                            vals, out, (b - b_lo) * block_lines, cbf, Xt, Yt)
         res[b - b_lo] = got
         if status != OK:
             bad[b - b_lo] = b
@@ -361,7 +400,7 @@ def run_blocks(mode, words, offsets, gtab, gsb, vtab, vsb, R, gap_model, value_m
 
 @njit(cache=True, nogil=True, parallel=True)
 def scatter_blocks(words, offsets, gtab, gsb, vtab, vsb, R, gap_model, value_model, poscls,
-                   linecls, n, m, q, block_lines, cbf, Xt, Yt, ntasks):
+                   linecls, par, n, m, q, block_lines, cbf, Xt, Yt, ntasks):
     """``Yt = (X @ W).T`` when the coded matrix is W^T (n = its rows = W's columns): blocks
     split over ``ntasks`` tasks, each scattering into a private copy of Yt, then summed.
     Returns (first failing block or -1, its status)."""
@@ -376,7 +415,7 @@ def scatter_blocks(words, offsets, gtab, gsb, vtab, vsb, R, gap_model, value_mod
         for b in range(task * nblocks // ntasks, (task + 1) * nblocks // ntasks):
             c0 = b * block_lines
             status, _ = _walk(MODE_TDOT, words, offsets[b], offsets[b + 1], gtab, gsb, vtab,
-                              vsb, R, gap_model, value_model, poscls, linecls, n, n * m, q,
+                              vsb, R, gap_model, value_model, poscls, linecls, par, n, n * m, q,
                               c0, min(m, c0 + block_lines), dummy, dummy, 0, cbf, Xt, mine)
             if status != OK:
                 bad[task] = b

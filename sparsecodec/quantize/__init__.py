@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import QuantizeError
+from .dependent import dependent
 from .ecsq import ecsq, ecsq_lambda
 from .integer import integer
 from .kmeans import centroid_gradients, gwk, kmeans, optimal_kmeans
@@ -52,6 +53,7 @@ __all__ = [
     "Quantized",
     "centroid_gradients",
     "conv_to_matrix",
+    "dependent",
     "ecsq",
     "ecsq_lambda",
     "global_prune",

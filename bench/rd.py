@@ -1,12 +1,17 @@
 """Bits per weight needed for a relative error, ``sc.compress`` against NNCodec.
 
-    python bench/rd.py [--nncodec-python PATH]
+    python bench/rd.py [--nncodec-python PATH] [--nncodec-points FILE.json]
 
 For each layer (made offline: Gaussian 384x1536, Laplacian 1536x384, a 384x384 layer with
 per-row and per-column scales, and the demo model's two trained hidden layers) and each
 target r in 0.02, 0.05, 0.1, 0.2, 0.4 (relative Frobenius error), it measures:
 
-- ``sc.compress(W, rel_error=r)``: the bytes of the smallest exact encoding it finds;
+- ``sc.compress(W, rel_error=r)``: the bytes of the smallest exact encoding it finds, and
+  what each quantizer family alone reaches (``families=(f,)``: compress is their minimum);
+- for the Gaussian and Laplacian layers, the lowest bits any coder can reach on average for
+  their source at that error: Shannon's R(D) = log2(1/r) for i.i.d. Gaussian weights (exact),
+  and the Shannon lower bound h - log2(2 pi e D) / 2 = log2(1/r) - log2(pi/e) / 2 for
+  i.i.d. Laplacian ones (D = r^2 times the variance);
 - NNCodec 2.1.3 (dependent quantization on, its default): ``qp`` swept one by one over steps
   from 2^-10 to 2^0 of the layer's largest weight (each step 2^(1/4) apart), W given as is and
   transposed. Its bits at exactly r are interpolated linearly in (log error, bits) between
@@ -47,6 +52,17 @@ def layers() -> dict[str, np.ndarray]:
         out["demo fc1 64x256"] = d["fc1.weight"]
         out["demo fc2 256x256"] = d["fc2.weight"]
     return {k: np.ascontiguousarray(v, np.float32) for k, v in out.items()}
+
+
+def shannon_bound(name: str, r: float) -> float:
+    """Bits per weight no coder beats on average at relative error r for the layer's source:
+    R(D) of i.i.d. Gaussian weights; the Shannon lower bound for i.i.d. Laplacian ones; nan
+    for the other layers (no source model)."""
+    if name.startswith("gauss"):
+        return float(np.log2(1 / r))
+    if name.startswith("laplace"):
+        return float(np.log2(1 / r) - 0.5 * np.log2(np.pi / np.e))
+    return float("nan")
 
 
 def nncodec_child(inp: str, out: str) -> None:
@@ -108,6 +124,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--nncodec-python", help="a Python with nncodec installed")
     ap.add_argument("--out", default=str(HERE.parent / "docs" / "img"))
+    ap.add_argument("--nncodec-points", help="a JSON file of NNCodec's sweep: read if it "
+                    "exists, else written after the sweep")
     ap.add_argument("--nncodec-child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.nncodec_child:
@@ -116,23 +134,45 @@ def main() -> None:
     from figures import pyplot, write_csv
 
     import sparsecodec as sc
+    from sparsecodec.targets import FAMILIES
 
     L = layers()
-    theirs = nncodec_points(args.nncodec_python, L) if args.nncodec_python else {}
+    theirs: dict[str, list] = {}
+    cache = Path(args.nncodec_points) if args.nncodec_points else None
+    if cache is not None and cache.exists():  # NNCodec's sweep takes minutes: reuse it
+        theirs = json.loads(cache.read_text())
+    elif args.nncodec_python:
+        theirs = nncodec_points(args.nncodec_python, L)
+        if cache is not None:
+            cache.write_text(json.dumps(theirs))
     rows, worst = [], 0.0
-    print(f"{'layer':<20}{'r':>6}{'ours b/w':>10}{'NNCodec b/w':>13}{'ours/NNCodec':>14}")
+    fams = FAMILIES
+    print(f"{'layer':<20}{'r':>6}" + "".join(f"{f:>10}" for f in fams)
+          + f"{'ours b/w':>10}{'NNCodec':>9}{'ours/NNC':>9}{'bound':>7}{'bound/NNC':>10}")
     for name, W in L.items():
         for r in TARGETS:
-            enc = sc.compress(W, rel_error=r)
+            per = {}
+            for f in fams:
+                try:
+                    per[f] = sc.compress(W, rel_error=r, families=(f,))
+                except sc.QuantizeError:
+                    continue
+            fam, enc = min(per.items(), key=lambda fe: fe[1].nbytes)
             ours = 8 * enc.nbytes / W.size
             nn = _bits_at(theirs.get(name, []), r, W.size)
             ratio = ours / nn
+            bound = shannon_bound(name, r)
             if np.isfinite(ratio):
                 worst = max(worst, ratio)
+            fbits = {f: 8 * per[f].nbytes / W.size if f in per else float("nan") for f in fams}
             rows.append({"layer": name, "rel_error": r, "ours_bits": round(ours, 4),
-                         "ours_format": enc.format, "nncodec_bits": round(nn, 4),
-                         "ratio": round(ratio, 4)})
-            print(f"{name:<20}{r:>6}{ours:>10.3f}{nn:>13.3f}{ratio:>14.3f}")
+                         "ours_family": fam, "ours_format": enc.format,
+                         **{f"{f}_bits": round(b, 4) for f, b in fbits.items()},
+                         "nncodec_bits": round(nn, 4), "ratio": round(ratio, 4),
+                         "bound_bits": round(bound, 4), "bound_over_nncodec":
+                         round(bound / nn, 4)})
+            print(f"{name:<20}{r:>6}" + "".join(f"{fbits[f]:>10.3f}" for f in fams)
+                  + f"{ours:>10.3f}{nn:>9.3f}{ratio:>9.3f}{bound:>7.3f}{bound / nn:>10.3f}")
     if theirs:
         print(f"\nworst ours/NNCodec: {worst:.3f} (goal 0.95)")
     out = Path(args.out)

@@ -167,7 +167,7 @@ def test_state_contexts_code_trellis_output_exactly_and_pay():
     W, Q = trellis_layer()
     auto = SHAMAns.encode(Q)
     assert auto.gap_model & 8 or auto.value_model & 8  # the encoder's cost search takes them
-    assert "parities" in auto.components()
+    assert "symbol_levels" in auto.components()  # the parities follow from the levels
     assert same_bits(auto.decode(), Q)
     plain = SHAMAns.encode(Q, gap_model="rem", value_model="none")
     assert auto.nbytes < 0.97 * plain.nbytes
@@ -202,7 +202,8 @@ def test_forced_state_models_round_trip_any_matrix(seed, order, gap, value, grid
 
 def test_parities_are_stored_only_with_state_contexts_and_checked():
     W, Q = trellis_layer(1, 64, 32)
-    enc = SHAMAns.encode(Q, gap_model="state", value_model="state", block_symbols=64)
+    enc = SHAMAns.encode(Q, gap_model="state", value_model="state", block_symbols=64,
+                         symbol_table="floats")
     meta, comps = dict(enc.meta), dict(enc.components())
     with pytest.raises(sc.FormatError, match="components"):
         SHAMAns.from_components(meta, {k: v for k, v in comps.items() if k != "parities"})
@@ -220,9 +221,12 @@ def test_corrupt_parities_or_stream_raise_format_error_or_decode_safely(data):
     """Flipped bits in the parities change the contexts a reader walks: the stream then fails
     its checks (FormatError) or decodes to values of the codebook; nothing else escapes."""
     W, Q = trellis_layer(2, 48, 24)
-    enc = SHAMAns.encode(Q, gap_model="rem+state", value_model="state", block_symbols=64)
+    table = data.draw(st.sampled_from(["floats", "grid"]))
+    enc = SHAMAns.encode(Q, gap_model="rem+state", value_model="state", block_symbols=64,
+                         symbol_table=table)
     meta, comps = dict(enc.meta), {k: v.copy() for k, v in enc.components().items()}
-    name = data.draw(st.sampled_from(["parities", "stream", "value_freqs"]))
+    name = data.draw(st.sampled_from(["parities" if table == "floats" else "symbol_levels",
+                                      "stream", "value_freqs"]))
     raw = comps[name].reshape(-1).view(np.uint8).copy()
     for _ in range(data.draw(st.integers(1, 3))):
         raw[data.draw(st.integers(0, raw.size - 1))] ^= np.uint8(1 << data.draw(
@@ -232,7 +236,8 @@ def test_corrupt_parities_or_stream_raise_format_error_or_decode_safely(data):
         D = SHAMAns.from_components(meta, broken).decode()
     except sc.FormatError:
         return
-    assert set(np.unique(D[D != 0]).tolist()) <= set(enc.symbols.tolist())
+    if name != "symbol_levels":  # (other levels are other values)
+        assert set(np.unique(D[D != 0]).tolist()) <= set(enc.symbols.tolist())
 
 
 def test_the_coder_walks_the_quantizers_machine():

@@ -32,6 +32,11 @@ def test_variants_differ_from_the_plain_vectors():
     state = sc.open(VECTORS / "sham_ans.state.spc")["long_codes"]  # values k/8: on a grid
     assert state.meta["gap_model"] & 8 and state.meta["value_model"] & 8
     assert state.model.parities.any() and (state.model.parities > 1).any()
+    assert "parities" in state.components() and "symbols" in state.components()
+    grid = sc.open(VECTORS / "sham_ans.grid-state.spc")["long_codes"]
+    assert "parities" not in grid.components() and "symbol_levels" in grid.components()
+    assert grid.grid.levels.tolist() == list(range(1, 41)) and grid.grid.step == 0.125
+    assert np.array_equal(grid.model.parities, state.model.parities)
 
 
 @pytest.mark.parametrize("stem", FILES)

@@ -52,7 +52,8 @@ OPTIONS = {"ham": {"block_symbols": 16, "max_code_length": 24},
 
 # every other variant a user can write, pinned in ``<format>.<variant>.spc``: the default code
 # length limit (11 bits: the decode table's width), sham_ans's row order and contexts and its
-# dependent-quantization state contexts (parities stored), pq at
+# dependent-quantization state contexts (parities stored with float symbols, derived from
+# grid symbols), pq at
 # other sub-vector lengths with Huffman-coded and packed indices, grid's 8-bit codes
 VARIANTS = {
     "ham.default": ("ham", {}),
@@ -63,7 +64,10 @@ VARIANTS = {
     "sham_ans.plain": ("sham_ans", {"order": "columns", "gap_model": "none",
                                     "value_model": "none"}),
     "sham_ans.state": ("sham_ans", {"order": "columns", "gap_model": "rem+state",
-                                    "value_model": "sig+state", "block_symbols": 16}),
+                                    "value_model": "sig+state", "block_symbols": 16,
+                                    "symbol_table": "floats"}),
+    "sham_ans.grid-state": ("sham_ans", {"order": "columns", "gap_model": "rem+state",
+                                         "value_model": "sig+state", "block_symbols": 16}),
     "pq.d3-huffman": ("pq", {"d": 3, "index_coding": "huffman", "block_symbols": 8}),
     "pq.d1-packed": ("pq", {"d": 1, "index_coding": "packed"}),
     "grid.bits8": ("grid", {"code_bits": 8}),

@@ -53,6 +53,8 @@ from .base import (
     widened,
 )
 from .blocked import BLOCK_SYMBOLS, block_range, check_coder_options
+from .levels import MAX_GRID_SYMBOLS, SymbolGrid, find_grid, index_parities
+from .levels import MAX_ORDER as GRID_MAX_ORDER
 
 MAX_RUNS = 1 << 12
 MAX_SCALE = 16
@@ -61,6 +63,7 @@ GAP_FEATURES = {"prev": ka.PREV, "line": ka.LINE, "rem": ka.REM, "state": ka.STA
 VALUE_FEATURES = {"sig": ka.SIG, "pos": ka.POS, "line": ka.VLINE, "state": ka.VSTATE}
 PARITY_BITS = 2  # a symbol's index parity in quantizer class 0 (bit 0) and 1 (bit 1)
 ORDERS = ("columns", "rows")
+SYMBOL_TABLES = ("auto", "floats", "grid")
 _NAMES = ("symbols", "gap_freqs", "value_freqs", "pos_classes", "line_classes", "stream",
           "offsets")
 
@@ -105,12 +108,15 @@ def uses_state(gap_model: Any, value_model: Any) -> bool:
                for x in (gap_model, value_model))
 
 
-def grid_parities(values: np.ndarray) -> np.ndarray | None:
+def grid_parities(values: np.ndarray, grid: SymbolGrid | None = None) -> np.ndarray | None:
     """Each symbol's index parities (bit 0: in quantizer class 0, bit 1: in class 1) when the
     values are integer multiples m of one step, as dependent quantization makes them
-    (``quantize.dependent``): the step is the smallest |value| or half of it, whichever puts
-    every value on the grid (to the dtype's rounding). None when neither does. The parities
-    only choose contexts: a wrong guess costs bits, never exactness."""
+    (``quantize.dependent``): the levels of ``grid`` when given, else the step is the smallest
+    |value| or half of it, whichever puts every value on the grid (to the dtype's rounding).
+    None when neither does. The parities only choose contexts: a wrong guess costs bits,
+    never exactness."""
+    if grid is not None:
+        return index_parities(grid.levels)
     v = widened(values)  # a signalling NaN among them: no warning (it rules the grid out)
     a = np.abs(v)
     if not v.size or not np.isfinite(a).all() or a.min() == 0:
@@ -122,9 +128,7 @@ def grid_parities(values: np.ndarray) -> np.ndarray | None:
         if np.abs(m).max() >= 2.0 ** 40:
             return None
         if (np.abs(r - m) <= np.minimum(0.25, 4 * eps * np.maximum(1.0, np.abs(m)))).all():
-            mi = m.astype(np.int64)
-            sg = np.sign(mi)
-            return (((mi >> 1) & 1) | ((((mi + sg) >> 1) & 1) << 1)).astype(np.int8)
+            return index_parities(m.astype(np.int64))
     return None
 
 
@@ -255,6 +259,7 @@ class Statistics:
     rows: np.ndarray
     vsym: np.ndarray
     parities: np.ndarray | None  # index parities of the symbols (``grid_parities``)
+    grid: SymbolGrid | None      # the symbols as a step and levels, when they are on one
     runs: int
     gaps: np.ndarray
     values: np.ndarray
@@ -297,12 +302,13 @@ def statistics(M: Matrix, order: str = "columns") -> Statistics:
         R = _choose_runs(ka.runs_histogram(ptr, rows, n), m, n)
         pos_cls = classes_by_count(np.bincount(rows, minlength=n))
         line_cls = classes_by_count(np.diff(ptr))
-        par = grid_parities(d.values.view(M.dtype))
+        grid = find_grid(d.values.view(M.dtype))
+        par = grid_parities(d.values.view(M.dtype), grid)
         hg, hv, raw = ka.joint_histograms(ptr, rows, vsym, max(k, 1), R, ka.ngap_symbols(R, n),
                                           n, pos_cls if n else np.zeros(1, np.int8), line_cls,
                                           _kernel_parities(par, k))
-        cache[order] = Statistics(order, (n, m), ptr, rows, vsym, par, R, hg, hv[..., :k],
-                                  int(raw), pos_cls, line_cls)
+        cache[order] = Statistics(order, (n, m), ptr, rows, vsym, par, grid, R, hg,
+                                  hv[..., :k], int(raw), pos_cls, line_cls)
     return cache[order]
 
 
@@ -338,7 +344,7 @@ def _choose(st: Statistics, forced_g: int | None, forced_v: int | None) -> _Choi
     for g, gt in gaps.items():
         for v, vt in vals.items():
             side = (CLASS_BITS * (n * bool(v & ka.POS) + m * uses_lines(g, v))
-                    + _parity_bits(st.values.shape[-1], g, v))
+                    + (0 if st.grid else _parity_bits(st.values.shape[-1], g, v)))
             costs[(g, v)] = gt.bits + vt.bits + side + st.raw_bits
     g, v = min(costs, key=lambda gv: (costs[gv], gv))
     return _Choice(st, g, v, gaps[g], vals[v], costs)
@@ -400,7 +406,7 @@ class KernelArgs(NamedTuple):
 @register
 class SHAMAns(Encoded):
     format = "sham_ans"
-    options = ("block_symbols", "order", "gap_model", "value_model")
+    options = ("block_symbols", "order", "gap_model", "value_model", "symbol_table")
 
     @classmethod
     def lower_bound(cls, M: Matrix) -> int:
@@ -408,13 +414,17 @@ class SHAMAns(Encoded):
         Exp-Golomb code (one bit at least) per value. (Sizing this format means encoding it:
         this is what lets ``auto`` skip that on unquantized floats.)"""
         k = M.nonzero_k_at_least
+        if k <= MAX_GRID_SYMBOLS:  # on a grid they may cost a bit each
+            return k // 8
         return k * M.dtype.itemsize + k // 8
 
     def __init__(self, shape: tuple[int, int], dtype: np.dtype, *, symbols: np.ndarray,
                  stream: np.ndarray, offsets: np.ndarray, nnz: int, model: Model,
-                 gap: CodeTable, value: CodeTable, info: dict[str, Any] | None = None):
+                 gap: CodeTable, value: CodeTable, grid: SymbolGrid | None = None,
+                 info: dict[str, Any] | None = None):
         super().__init__(shape, dtype)
         self.symbols = symbols  # the distinct nonzero values, ascending bit patterns
+        self.grid = grid  # the same as a step and integer levels, when stored that way
         self.stream = stream  # uint16 words
         self.offsets = offsets  # int64, nblocks + 1
         self._nnz = nnz
@@ -446,18 +456,25 @@ class SHAMAns(Encoded):
     # ---- encoding
     @classmethod
     def _encode(cls, M: Matrix, block_symbols: int = BLOCK_SYMBOLS, order: Any = None,
-                gap_model: Any = None, value_model: Any = None) -> SHAMAns:
-        key = (block_symbols, order, gap_model, value_model)
+                gap_model: Any = None, value_model: Any = None,
+                symbol_table: Any = None) -> SHAMAns:
+        key = (block_symbols, order, gap_model, value_model, symbol_table)
         cache = _memo(M, "encodings")
         if key not in cache:
-            cache[key] = cls._encode_new(M, block_symbols, order, gap_model, value_model)
+            cache[key] = cls._encode_new(M, block_symbols, order, gap_model, value_model,
+                                         symbol_table)
         return cache[key]
 
     @classmethod
     def _encode_new(cls, M: Matrix, block_symbols: int, order: Any, gap_model: Any,
-                    value_model: Any) -> SHAMAns:
+                    value_model: Any, symbol_table: Any = None) -> SHAMAns:
         fmt = cls.format
         check_coder_options(fmt, block_symbols, None)
+        if symbol_table is None:
+            symbol_table = "auto"
+        if symbol_table not in SYMBOL_TABLES:
+            raise OptionError(f"{fmt}: symbol_table must be one of {SYMBOL_TABLES}, "
+                              f"found {symbol_table!r}")
         if order not in (None, "auto", *ORDERS):
             raise OptionError(f"{fmt}: order must be 'auto', 'columns' or 'rows', "
                               f"found {order!r}")
@@ -472,6 +489,14 @@ class SHAMAns(Encoded):
             if c is not ch:
                 cache.pop(c.stats.order, None)
         st, g, v = ch.stats, ch.gap_model, ch.value_model
+        grid = None if symbol_table == "floats" else st.grid
+        if grid is None and symbol_table == "grid":
+            raise EncodeError(f"{fmt}: symbol_table='grid', but the values are not the "
+                              f"multiples of one step (or there are more than "
+                              f"{MAX_GRID_SYMBOLS})")
+        if grid is not None and symbol_table == "auto" and (
+                8 + 8 * -(-grid.bits() // 64) >= d.k * M.dtype.itemsize):
+            grid = None  # floats are as small (one or two values)
         n, m = st.shape
         nnz = int(st.ptr[-1])
         gsb, vsb = ch.gap.scale, ch.value.scale
@@ -480,7 +505,8 @@ class SHAMAns(Encoded):
         lc = st.line_classes if uses_lines(g, v) else np.zeros(0, np.int8)
         par = np.zeros(0, np.int8)
         if uses_state(g, v):
-            par = _kernel_parities(st.parities, d.k)[:d.k]
+            par = (index_parities(grid.levels) if grid is not None
+                   else _kernel_parities(st.parities, d.k)[:d.k])
         per_line = max(2 * nnz + m, 1) / max(m, 1)
         bc = max(1, min(max(m, 1), math.ceil(block_symbols / per_line)))
         ops = ka.count_ops(st.ptr, st.rows, st.runs, bc)
@@ -504,26 +530,33 @@ class SHAMAns(Encoded):
         return cls(M.shape, M.dtype, symbols=d.values.view(M.dtype), stream=stream,
                    offsets=offsets, nnz=nnz, model=model,
                    gap=CodeTable(gfreq, gsb, ch.gap.order),
-                   value=CodeTable(vfreq, vsb, ch.value.order), info=info)
+                   value=CodeTable(vfreq, vsb, ch.value.order), grid=grid, info=info)
 
     @classmethod
     def size_of(cls, M: Matrix, block_symbols: int = BLOCK_SYMBOLS, order: Any = None,
-                gap_model: Any = None, value_model: Any = None) -> int | None:
+                gap_model: Any = None, value_model: Any = None,
+                symbol_table: Any = None) -> int | None:
         """Exact bytes, found by encoding (an rANS stream's length is known only once coded);
         the encoding is kept on ``M`` so that ``encode`` after ``auto`` does not redo it."""
         if M.nonzero_distinct is None:
             return None
         try:
-            return cls._encode(M, block_symbols, order, gap_model, value_model).nbytes
+            return cls._encode(M, block_symbols, order, gap_model, value_model,
+                               symbol_table).nbytes
         except EncodeError:
-            if (gap_model, value_model, order, block_symbols) == (None, None, None,
-                                                                  BLOCK_SYMBOLS):
+            if (gap_model, value_model, order, block_symbols, symbol_table) == (
+                    None, None, None, BLOCK_SYMBOLS, None):
                 return None  # auto skips us; an explicit option that is wrong still raises
             raise
 
     # ---- storage
     @classmethod
     def component_names(cls, meta: dict[str, Any]) -> tuple[str, ...]:
+        """With a grid (meta ``grid_symbols``) the symbols are a step and levels, and the
+        parities follow from the levels; else they are floats, and the parities are stored
+        when a model uses the state."""
+        if "grid_symbols" in meta:
+            return ("symbol_step", "symbol_levels", *_NAMES[1:])
         if uses_state(meta.get("gap_model"), meta.get("value_model")):
             return (*_NAMES, "parities")
         return _NAMES
@@ -534,14 +567,16 @@ class SHAMAns(Encoded):
                 "runs": md.runs, "gap_model": md.gap_model, "value_model": md.value_model,
                 "gap_scale": self.gap.scale, "value_scale": self.value.scale,
                 "gap_table_order": self.gap.golomb_order,
-                "value_table_order": self.value.golomb_order}
+                "value_table_order": self.value.golomb_order,
+                **({"grid_symbols": int(self.grid.levels.shape[0]),
+                    "grid_order": self.grid.order} if self.grid is not None else {})}
 
     def _packed(self) -> dict[str, tuple[np.ndarray, int]]:
         """Each packed component: (values, width)."""
         out = {"pos_classes": (self.model.pos_classes, CLASS_BITS),
                "line_classes": (self.model.line_classes, CLASS_BITS),
                "offsets": (self.offsets, width_for(self.stream.shape[0]))}
-        if uses_state(self.gap_model, self.value_model):
+        if uses_state(self.gap_model, self.value_model) and self.grid is None:
             out["parities"] = (self.model.parities, PARITY_BITS)
         return out
 
@@ -579,6 +614,9 @@ class SHAMAns(Encoded):
 
     def components(self) -> dict[str, np.ndarray]:
         out = {"symbols": self.symbols, "stream": self.stream}
+        if self.grid is not None:
+            out["symbol_step"] = np.array([self.grid.step], np.float64)
+            out["symbol_levels"] = self.grid.words()
         out.update({name: exp_golomb_encode(f, o) for name, (f, o) in self._tables().items()})
         out.update({name: pack(vals, w) for name, (vals, w) in self._packed().items()})
         return {name: out[name] for name in self.component_names(self.meta)}
@@ -586,6 +624,9 @@ class SHAMAns(Encoded):
     def layout(self) -> dict[str, tuple[str, int]]:
         out = {"symbols": ("codebook", 8 * self.symbols.nbytes),
                "stream": ("payload", 16 * self.stream.shape[0])}
+        if self.grid is not None:
+            out["symbol_step"] = ("codebook", 64)
+            out["symbol_levels"] = ("codebook", self.grid.bits())
         for name, (f, o) in self._tables().items():
             out[name] = ("codebook", exp_golomb_bits(f, o))
         for name, (vals, w) in self._packed().items():
@@ -609,7 +650,16 @@ class SHAMAns(Encoded):
         vsb = meta_int(meta, "value_scale", fmt, 1, MAX_SCALE)
         go = meta_int(meta, "gap_table_order", fmt, 0, MAX_SCALE)
         vo = meta_int(meta, "value_table_order", fmt, 0, MAX_SCALE)
-        symbols = component(comps, "symbols", fmt, dtype)
+        grid = None
+        if "grid_symbols" in meta:
+            k = meta_int(meta, "grid_symbols", fmt, 1, MAX_GRID_SYMBOLS)
+            grid = SymbolGrid.read(component(comps, "symbol_step", fmt, np.float64),
+                                   component(comps, "symbol_levels", fmt, np.uint64), k,
+                                   meta_int(meta, "grid_order", fmt, 0, GRID_MAX_ORDER),
+                                   f"{fmt}: symbol_levels")
+            symbols = grid.values(dtype)
+        else:
+            symbols = component(comps, "symbols", fmt, dtype)
         k = symbols.shape[0]
         bits = symbols.view(bits_dtype(dtype))
         if kc.has_zero(bits):
@@ -625,7 +675,8 @@ class SHAMAns(Encoded):
         lc = _classes(comps, "line_classes", m if uses_lines(g, v) else 0, fmt)
         par = np.zeros(0, np.int8)
         if uses_state(g, v):
-            par = _packed_small(comps, "parities", k, PARITY_BITS, fmt)
+            par = (index_parities(grid.levels) if grid is not None
+                   else _packed_small(comps, "parities", k, PARITY_BITS, fmt))
         stream = component(comps, "stream", fmt, np.uint16)
         nblocks = -(-m // bc)
         ow = width_for(stream.shape[0])
@@ -638,7 +689,8 @@ class SHAMAns(Encoded):
         model = Model(order=order, runs=R, block_lines=bc, gap_model=g, value_model=v,
                       pos_classes=pc, line_classes=lc, parities=par)
         enc = cls(shape, dtype, symbols=symbols, stream=stream, offsets=offsets, nnz=nnz,
-                  model=model, gap=CodeTable(gfreq, gsb, go), value=CodeTable(vfreq, vsb, vo))
+                  model=model, gap=CodeTable(gfreq, gsb, go), value=CodeTable(vfreq, vsb, vo),
+                  grid=grid)
         got = enc._run(ka.MODE_CHECK, 0, nblocks)
         if got != nnz:
             raise FormatError(f"{fmt}: the stream holds {got} nonzeros, meta says {nnz}")

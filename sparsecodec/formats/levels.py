@@ -95,22 +95,24 @@ def find_grid(values: np.ndarray) -> SymbolGrid | None:
     a = np.abs(v)
     if not np.isfinite(a).all() or a.min() == 0:
         return None
-    mags = np.abs(values)
-    ulp_above = widened(np.nextafter(mags, np.array(np.inf, dtype))) - a  # to the next magnitude
-    ulp_below = a - widened(np.nextafter(mags, np.array(0, dtype)))      # to the one before
-    for base in (a.min(), a.min() / 2):
-        r = a / base
-        m = np.rint(r)
-        if m.max() >= MAX_LEVEL or (np.abs(r - m) > 0.25).any():
-            continue
-        lo = float(((a - ulp_below / 2) / m).max())
-        hi = float(((a + ulp_above / 2) / m).min())
-        if not lo <= hi:
-            continue
-        levels = (m * np.sign(v)).astype(np.int64)
-        for step in (base, 0.5 * (lo + hi), lo, hi):  # the plain one first, if it works
-            grid = SymbolGrid(float(step), levels)
-            if step > 0 and np.array_equal(grid.values(dtype).view(bits_dtype(dtype)),
-                                           values.view(bits_dtype(dtype))):
-                return grid
+    with np.errstate(all="ignore"):  # at the ends of the range: inf and 0, ruled out below
+        mags = np.abs(values)
+        # the gaps to the next magnitude and to the one before
+        ulp_above = widened(np.nextafter(mags, np.array(np.inf, dtype))) - a
+        ulp_below = a - widened(np.nextafter(mags, np.array(0, dtype)))
+        for base in (a.min(), a.min() / 2):
+            r = a / base
+            m = np.rint(r)
+            if m.max() >= MAX_LEVEL or (np.abs(r - m) > 0.25).any():
+                continue
+            lo = float(((a - ulp_below / 2) / m).max())
+            hi = float(((a + ulp_above / 2) / m).min())
+            if not lo <= hi:
+                continue
+            levels = (m * np.sign(v)).astype(np.int64)
+            for step in (base, 0.5 * (lo + hi), lo, hi):  # the plain one first, if it works
+                grid = SymbolGrid(float(step), levels)
+                if step > 0 and np.array_equal(grid.values(dtype).view(bits_dtype(dtype)),
+                                               values.view(bits_dtype(dtype))):
+                    return grid
     return None

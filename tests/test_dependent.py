@@ -87,7 +87,8 @@ def test_the_viterbi_search_finds_the_cheapest_path(seed, n, lam):
     h = r.random(n) + 0.1
     zb, nzb = r.random(4) * 3, r.random(4) * 3
     vb = r.random((2, 9)) * 4
-    got = kt.levels(w.reshape(1, -1), h.reshape(1, -1), 1.0, lam, zb, nzb, vb)[0]
+    got = kt.levels(w.reshape(1, -1), h.reshape(1, -1), np.ones(1), np.full(1, lam), zb, nzb,
+                    vb)[0]
     assert walk_ok(got) and all(m == 0 for m, x in zip(got, w, strict=True) if x == 0)
     assert cost_of(got, w, h, 1.0, lam, zb, nzb, vb) == pytest.approx(
         brute_force(w, h, 1.0, lam, zb, nzb, vb), rel=1e-12, abs=1e-12)

@@ -8,7 +8,7 @@ import sparsecodec as sc
 from sparsecodec.formats.base import registry
 
 FORMATS = ["dense", "csr", "csc", "coo", "index_map", "ham", "sham", "sham_gap", "sham_ans",
-           "cer", "cser", "pq", "grid"]
+           "cer", "cser", "pq", "grid", "scaled"]
 
 
 def test_registry_lists_the_built_in_formats_in_order():

@@ -121,14 +121,15 @@ def grid_parities(values: np.ndarray, grid: SymbolGrid | None = None) -> np.ndar
     a = np.abs(v)
     if not v.size or not np.isfinite(a).all() or a.min() == 0:
         return None
-    eps = float(np.finfo(values.dtype).eps)
-    for step in (a.min(), a.min() / 2):
-        r = v / step
-        m = np.rint(r)
-        if np.abs(m).max() >= 2.0 ** 40:
-            return None
-        if (np.abs(r - m) <= np.minimum(0.25, 4 * eps * np.maximum(1.0, np.abs(m)))).all():
-            return index_parities(m.astype(np.int64))
+    with np.errstate(all="ignore"):  # a step of 0 or values near the largest float
+        eps = float(np.finfo(values.dtype).eps)
+        for step in (a.min(), a.min() / 2):
+            r = v / step
+            m = np.rint(r)
+            if np.abs(m).max() >= 2.0 ** 40:
+                return None
+            if (np.abs(r - m) <= np.minimum(0.25, 4 * eps * np.maximum(1.0, np.abs(m)))).all():
+                return index_parities(m.astype(np.int64))
     return None
 
 
@@ -702,14 +703,26 @@ class SHAMAns(Encoded):
 
     # ---- computation
     def _run(self, mode: int, b_lo: int, b_hi: int, out: np.ndarray | None = None,
-             Xt: np.ndarray | None = None, Yt: np.ndarray | None = None) -> int:
+             Xt: np.ndarray | None = None, Yt: np.ndarray | None = None,
+             tables: np.ndarray | None = None) -> int:
         vals = self.symbols.view(bits_dtype(self.dtype))
+        cbf, cbw = self._tables_for(tables)
         bad, code, total = ka.run_blocks(
             mode, *self._kernel_args, b_lo, b_hi, vals, vals[:0] if out is None else out,
-            float_view(self.symbols, self.dtype), np.zeros((0, 1)) if Xt is None else Xt,
+            cbf, cbw, np.zeros((0, 1)) if Xt is None else Xt,
             np.zeros((0, 1)) if Yt is None else Yt)
         status.check(self.format, code, bad)
         return int(total)
+
+    def _tables_for(self, tables: np.ndarray | None) -> tuple[np.ndarray, int]:
+        """(flat value table, its stride per column of W) for the kernels: the symbols as
+        float64, or ``tables`` (W's columns x symbols, float64) for a value per column."""
+        if tables is None:
+            return float_view(self.symbols, self.dtype), 0
+        k = self.symbols.shape[0]
+        if tables.shape != (self.shape[1], k):
+            raise ValueError(f"tables must have shape {(self.shape[1], k)}")
+        return np.ascontiguousarray(tables, np.float64).reshape(-1), k
 
     def decode(self) -> np.ndarray:
         return self.decode_columns(0, self.shape[1])
@@ -730,15 +743,23 @@ class SHAMAns(Encoded):
         return out[:, start - c_lo:stop - c_lo]
 
     def _rmatmul(self, Xt: np.ndarray) -> np.ndarray:
+        return self.rmatmul_tables(Xt)
+
+    def rmatmul_tables(self, Xt: np.ndarray, tables: np.ndarray | None = None) -> np.ndarray:
+        """``_rmatmul`` with, optionally, a value per column of W for each symbol
+        (``tables[j, s]``, float64): what the ``scaled`` format multiplies with, its scales
+        folded into the table so that every product uses the entry exactly as decoded."""
         Yt = np.zeros((self.shape[1], Xt.shape[1]), np.float64)
         nlines = self.coded_shape[1]
         if self.model.order == "rows":
-            bad, code = ka.scatter_blocks(*self._kernel_args, float_view(self.symbols, self.dtype),
-                                          Xt, Yt, kc.scatter_tasks())
+            cbf, cbw = self._tables_for(tables)
+            bad, code = ka.scatter_blocks(*self._kernel_args, cbf, cbw, Xt, Yt,
+                                          kc.scatter_tasks())
             status.check(self.format, code, bad)
         else:
             mode = ka.MODE_DOT1 if Xt.shape[1] == 1 else ka.MODE_DOT
-            self._run(mode, 0, -(-nlines // self.model.block_lines), Xt=Xt, Yt=Yt)
+            self._run(mode, 0, -(-nlines // self.model.block_lines), Xt=Xt, Yt=Yt,
+                      tables=tables)
         return Yt
 
 

@@ -281,10 +281,12 @@ def compact(words, used, op_off):
 
 @njit(cache=True, nogil=True, inline="always")
 def _walk(mode, words, w0, w1, gtab, gsb, vtab, vsb, R, gap_model, value_model, poscls,
-          linecls, par, n, nm, q, c0, c1, vals, out, out_c0, cbf, Xt, Yt):
+          linecls, par, n, nm, q, c0, c1, vals, out, out_c0, cbf, cbw, Xt, Yt):
     """Decode columns c0..c1 from words[w0:w1] and, by ``mode``, only check them, scatter the
     value bits into the column-major ``out`` (column c0 at column ``out_c0``), accumulate
-    ``Yt[j] = sum Xt[row] * value`` or, for a coded W^T, ``Yt[row] += Xt[j] * value``.
+    ``Yt[j] = sum Xt[row] * value`` or, for a coded W^T, ``Yt[row] += Xt[j] * value``. The
+    value of symbol s in W's column c is ``cbf[c * cbw + s]``: one table (``cbw`` = 0) or one
+    per column of W (``cbw`` = k, the ``scaled`` format's scale folded in).
     Returns (a status: OK, CORRUPT or ROW_OUT_OF_RANGE; the block's nonzero count).
 
     The four lane states rotate through x0..x3 (x0 serves the current op), which keeps them in
@@ -355,13 +357,13 @@ def _walk(mode, words, w0, w1, gtab, gsb, vtab, vsb, R, gap_model, value_model, 
             if mode == MODE_SCATTER:
                 out[(j - c0 + out_c0) * n + r] = vals[s]
             elif mode == MODE_DOT1:
-                acc += Xt[r, 0] * cbf[s]
+                acc += Xt[r, 0] * cbf[j * cbw + s]
             elif mode == MODE_DOT:
-                v = cbf[s]
+                v = cbf[j * cbw + s]
                 for u in range(bsz):
                     Yt[j, u] += Xt[r, u] * v
             elif mode == MODE_TDOT:  # the coded matrix is W^T: scatter into row r of Yt
-                v = cbf[s]
+                v = cbf[r * cbw + s]
                 for u in range(bsz):
                     Yt[r, u] += Xt[j, u] * v
         if mode == MODE_DOT1:
@@ -375,7 +377,7 @@ def _walk(mode, words, w0, w1, gtab, gsb, vtab, vsb, R, gap_model, value_model, 
 
 @njit(cache=True, nogil=True, parallel=True)
 def run_blocks(mode, words, offsets, gtab, gsb, vtab, vsb, R, gap_model, value_model, poscls,
-               linecls, par, n, m, q, block_lines, b_lo, b_hi, vals, out, cbf, Xt, Yt):
+               linecls, par, n, m, q, block_lines, b_lo, b_hi, vals, out, cbf, cbw, Xt, Yt):
     """Walk blocks b_lo..b_hi in parallel. Returns (first failing block or -1, its status,
     total nonzeros)."""
     nb = max(b_hi - b_lo, 1)
@@ -387,7 +389,7 @@ def run_blocks(mode, words, offsets, gtab, gsb, vtab, vsb, R, gap_model, value_m
         c1 = min(m, c0 + block_lines)
         status, got = _walk(mode, words, offsets[b], offsets[b + 1], gtab, gsb, vtab, vsb, R,
                             gap_model, value_model, poscls, linecls, par, n, n * m, q, c0, c1,
-                            vals, out, (b - b_lo) * block_lines, cbf, Xt, Yt)
+                            vals, out, (b - b_lo) * block_lines, cbf, cbw, Xt, Yt)
         res[b - b_lo] = got
         if status != OK:
             bad[b - b_lo] = b
@@ -400,7 +402,7 @@ def run_blocks(mode, words, offsets, gtab, gsb, vtab, vsb, R, gap_model, value_m
 
 @njit(cache=True, nogil=True, parallel=True)
 def scatter_blocks(words, offsets, gtab, gsb, vtab, vsb, R, gap_model, value_model, poscls,
-                   linecls, par, n, m, q, block_lines, cbf, Xt, Yt, ntasks):
+                   linecls, par, n, m, q, block_lines, cbf, cbw, Xt, Yt, ntasks):
     """``Yt = (X @ W).T`` when the coded matrix is W^T (n = its rows = W's columns): blocks
     split over ``ntasks`` tasks, each scattering into a private copy of Yt, then summed.
     Returns (first failing block or -1, its status)."""
@@ -416,7 +418,8 @@ def scatter_blocks(words, offsets, gtab, gsb, vtab, vsb, R, gap_model, value_mod
             c0 = b * block_lines
             status, _ = _walk(MODE_TDOT, words, offsets[b], offsets[b + 1], gtab, gsb, vtab,
                               vsb, R, gap_model, value_model, poscls, linecls, par, n, n * m, q,
-                              c0, min(m, c0 + block_lines), dummy, dummy, 0, cbf, Xt, mine)
+                              c0, min(m, c0 + block_lines), dummy, dummy, 0, cbf, cbw, Xt,
+                              mine)
             if status != OK:
                 bad[task] = b
                 why[task] = status

@@ -99,16 +99,18 @@ def _line(w, h, step, lam, zero_bits, nz_bits, value_bits, half, out, bs, bm):
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def levels(Wl, H, step, lam, zero_bits, nz_bits, value_bits):
+def levels(Wl, H, steps, lams, zero_bits, nz_bits, value_bits):
     """Levels (int64, Wl's shape) of every line: row j of ``Wl`` (float64) is line j, ``H``
-    its weights (same shape; rows of ones for the plain squared error)."""
+    its weights (same shape; rows of ones for the plain squared error), ``steps[j]`` and
+    ``lams[j]`` its step and lambda."""
     L, n = Wl.shape
     out = np.zeros((L, n), np.int64)
     half = (value_bits.shape[1] - 1) // 2
     for j in prange(L):
         bs = np.empty((n, 4), np.int8)
         bm = np.empty((n, 4), np.int64)
-        _line(Wl[j], H[j], step, lam, zero_bits, nz_bits, value_bits, half, out[j], bs, bm)
+        _line(Wl[j], H[j], steps[j], lams[j], zero_bits, nz_bits, value_bits, half, out[j],
+              bs, bm)
     return out
 
 

@@ -45,29 +45,36 @@ def _rates(zeros: np.ndarray, nonzeros: np.ndarray, hist: np.ndarray
     return zero_bits, nz_bits, value_bits
 
 
-def dependent(W: Any, step: float, *, lam: float | None = None, importance: Any = None,
+def dependent(W: Any, step: Any, *, lam: float | None = None, importance: Any = None,
               order: str = "columns", n_iter: int = 3) -> Quantized:
     """Trellis-quantize a 2-D ``W`` with quantizer ``step``: every weight becomes
     ``step * m`` for an integer m (computed in float64, rounded once to W's dtype), the
     levels chosen per line by a Viterbi search over the 4-state machine of
-    ``kernels.trellis``. ``lam`` (squared weight per bit; default ``LAM_FACTOR * step^2``)
-    trades error for bits; ``importance`` (h >= 0, W's shape) weights the squared error.
-    Zeros stay +0.0, no value is -0.0. Cost: ``n_iter`` Viterbi passes of 4 states x 3
-    candidates per weight, in parallel over lines."""
+    ``kernels.trellis``. ``step`` is one number, or one per line (per column with
+    ``order="columns"``: a per-output-channel quantizer, which the ``scaled`` format stores
+    with its levels shared by every column). ``lam`` (squared weight per bit; default
+    ``LAM_FACTOR * step^2``, per line) trades error for bits; ``importance`` (h >= 0, W's
+    shape) weights the squared error. Zeros stay +0.0, no value is -0.0. Cost: ``n_iter``
+    Viterbi passes of 4 states x 3 candidates per weight, in parallel over lines."""
     A = check_weights(W)
     if A.ndim != 2:
         raise QuantizeError(f"dependent quantization needs a 2-D matrix, got {A.ndim} "
                             "dimension(s)")
-    if isinstance(step, bool) or not isinstance(step, (int, float, np.floating)) or \
-            not math.isfinite(step) or step <= 0:
-        raise QuantizeError(f"step must be a finite number > 0, got {step!r}")
-    step = float(step)
-    if lam is None:
-        lam = LAM_FACTOR * step * step
-    if not math.isfinite(lam) or lam < 0:
-        raise QuantizeError(f"lam must be a finite number >= 0, got {lam!r}")
     if order not in ORDERS:
         raise QuantizeError(f"order must be one of {ORDERS}, got {order!r}")
+    nlines = A.shape[1] if order == "columns" else A.shape[0]
+    if isinstance(step, bool) or isinstance(step, str):
+        raise QuantizeError(f"step must be a finite number > 0 (or one per line), got "
+                            f"{step!r}")
+    steps = np.asarray(step, np.float64)
+    if steps.ndim == 0:
+        steps = np.full(nlines, float(steps))
+    if steps.shape != (nlines,) or not np.isfinite(steps).all() or (steps <= 0).any():
+        raise QuantizeError(f"step must be a finite number > 0, or {nlines} of them (one per "
+                            f"line), got {step!r}")
+    lams = LAM_FACTOR * steps * steps if lam is None else np.full(nlines, lam, np.float64)
+    if lam is not None and (not math.isfinite(lam) or lam < 0):
+        raise QuantizeError(f"lam must be a finite number >= 0, got {lam!r}")
     if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 1:
         raise QuantizeError(f"n_iter must be an integer >= 1, got {n_iter!r}")
     lines = A.T if order == "columns" else A
@@ -79,18 +86,17 @@ def dependent(W: Any, step: float, *, lam: float | None = None, importance: Any 
     if (H < 0).any():
         raise QuantizeError("importance must be >= 0")
     with np.errstate(over="ignore", invalid="ignore"):
-        first = np.rint(Wl / step)
+        first = np.rint(Wl / steps[:, None])
     top = float(np.abs(first).max(initial=0.0))
     if top >= float(kt.MAX_LEVEL):
-        raise QuantizeError(f"step {step:g} is too fine for these weights: levels up to "
+        raise QuantizeError(f"step {step!r} is too fine for these weights: levels up to "
                             f"{top:.3g} (at most {kt.MAX_LEVEL})")
     half = int(min(MAX_HALF, max(2, top + 2)))
     levels = first.astype(np.int64)
     for _ in range(n_iter):  # rates from the previous pass: plain rounding first
-        levels = kt.levels(Wl, H, step, float(lam),
-                           *_rates(*kt.statistics(levels, half)))
-    L = levels.T if order == "columns" else levels
-    values = (step * L).astype(A.dtype)  # an integer 0 times a positive step is +0.0
+        levels = kt.levels(Wl, H, steps, lams, *_rates(*kt.statistics(levels, half)))
+    values = (steps[:, None] * levels).astype(A.dtype)  # a level 0: +0.0 (steps are > 0)
+    values = np.ascontiguousarray(values.T) if order == "columns" else values
     mask = A != 0
     book, inverse = np.unique(values[mask], return_inverse=True)
     labels = np.full(A.shape, -1, np.int32)
@@ -103,4 +109,6 @@ def dependent(W: Any, step: float, *, lam: float | None = None, importance: Any 
         mse=float(np.mean(err * err)) if A.size else 0.0,
         entropy=entropy(np.append(counts[book != 0], zeros)),
         entropy_nonzero=entropy(counts), method="dependent",
-        info={"step": step, "lam": float(lam), "order": order, "n_iter": n_iter})
+        info={"step": step if steps.size == 0 or np.ndim(step) else float(steps[0]),
+              "lam": lam if lam is not None else "LAM_FACTOR * step^2", "order": order,
+              "n_iter": n_iter})

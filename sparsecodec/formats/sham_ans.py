@@ -133,10 +133,15 @@ def grid_parities(values: np.ndarray, grid: SymbolGrid | None = None) -> np.ndar
     return None
 
 
-def classes_by_count(counts: np.ndarray) -> np.ndarray:
+def classes_by_count(counts: np.ndarray, magnitude: np.ndarray | None = None) -> np.ndarray:
     """Class 0..3 of each position (line) by the rank of its nonzero count: four equal groups,
-    fewest nonzeros first (ties by position)."""
-    order = np.argsort(counts, kind="stable")
+    fewest nonzeros first; ties by ``magnitude`` (the mean |value| of its nonzeros, smallest
+    first: on an unpruned layer every count ties and the classes follow the scales of its
+    rows and columns), then by position."""
+    if magnitude is None:
+        order = np.argsort(counts, kind="stable")
+    else:
+        order = np.lexsort((np.arange(counts.shape[0]), magnitude, counts))
     cls = np.empty(counts.shape[0], np.int8)
     cls[order] = (np.arange(counts.shape[0]) * ka.NCLASS // max(counts.shape[0], 1))
     return cls
@@ -301,8 +306,16 @@ def statistics(M: Matrix, order: str = "columns") -> Statistics:
             del bits
             m, n = M.shape
         R = _choose_runs(ka.runs_histogram(ptr, rows, n), m, n)
-        pos_cls = classes_by_count(np.bincount(rows, minlength=n))
-        line_cls = classes_by_count(np.diff(ptr))
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN or inf values: any class
+            mag = np.abs(widened(d.values.view(M.dtype)))[vsym] if vsym.size else np.zeros(0)
+            mag = np.where(np.isfinite(mag), mag, 0.0)
+            pos_count = np.bincount(rows, minlength=n)
+            pos_cls = classes_by_count(pos_count, np.bincount(rows, mag, minlength=n)
+                                       / np.maximum(pos_count, 1))
+            line_count = np.diff(ptr)
+            line_of = np.repeat(np.arange(m), line_count)
+            line_cls = classes_by_count(line_count, np.bincount(line_of, mag, minlength=m)
+                                        / np.maximum(line_count, 1))
         grid = find_grid(d.values.view(M.dtype))
         par = grid_parities(d.values.view(M.dtype), grid)
         hg, hv, raw = ka.joint_histograms(ptr, rows, vsym, max(k, 1), R, ka.ngap_symbols(R, n),

@@ -131,7 +131,7 @@ def main() -> None:
     if args.nncodec_child:
         nncodec_child(*args.nncodec_child)
         return
-    from figures import pyplot, write_csv
+    from figures import write_csv
 
     import sparsecodec as sc
     from sparsecodec.targets import FAMILIES
@@ -178,21 +178,33 @@ def main() -> None:
     out = Path(args.out)
     print(write_csv(rows, str(out), "rd_vs_nncodec.csv"))
     if theirs:
-        plt = pyplot()
-        fig, axes = plt.subplots(1, len(L), figsize=(4 * len(L), 3.4), squeeze=False)
-        for ax, name in zip(axes[0], L, strict=True):
-            mine = [x for x in rows if x["layer"] == name]
-            ax.plot([x["ours_bits"] for x in mine], [x["rel_error"] for x in mine], "o-",
-                    label="sc.compress")
-            pts = sorted(theirs[name])
-            ax.plot([8 * b / L[name].size for _, b, _ in pts], [e for e, _, _ in pts], ".",
-                    alpha=0.4, label="NNCodec (qp sweep)")
-            ax.set(title=name, xlabel="bits per weight", ylabel="relative error",
-                   yscale="log", xlim=(0, 8))
-            ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / "rd_vs_nncodec.png", dpi=110)
-        print(out / "rd_vs_nncodec.png")
+        print(plot(rows, theirs, {k: v.size for k, v in L.items()}, out))
+
+
+def plot(rows: list[dict], theirs: dict[str, list], sizes: dict[str, int], out: Path) -> Path:
+    """Error against bits per weight, one panel per layer: sc.compress's points, NNCodec's
+    sweep, and the rate-distortion bound where the layer's source has one."""
+    from figures import pyplot
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(sizes), figsize=(4 * len(sizes), 3.4), squeeze=False)
+    for ax, name in zip(axes[0], sizes, strict=True):
+        mine = [x for x in rows if x["layer"] == name]
+        ax.plot([float(x["ours_bits"]) for x in mine], [float(x["rel_error"]) for x in mine],
+                "o-", label="sc.compress")
+        pts = sorted(theirs[name])
+        ax.plot([8 * b / sizes[name] for _, b, _ in pts], [e for e, _, _ in pts], ".",
+                alpha=0.4, label="NNCodec (qp sweep)")
+        r = np.logspace(-2.5, -0.2, 40)
+        bound = [shannon_bound(name, x) for x in r]
+        if np.isfinite(bound).all():
+            ax.plot(bound, r, "k--", lw=1, label="bound (no coder below)")
+        ax.set(title=name, xlabel="bits per weight", ylabel="relative error",
+               yscale="log", xlim=(0, 8))
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "rd_vs_nncodec.png", dpi=110)
+    return out / "rd_vs_nncodec.png"
 
 
 if __name__ == "__main__":

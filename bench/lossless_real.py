@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -102,14 +100,10 @@ def main() -> None:
     Qs = cases()
     theirs: dict[str, dict] = {}
     if args.nncodec_python:
-        with tempfile.TemporaryDirectory() as d:
-            np.savez(Path(d) / "levels.npz",
-                     **{f"c{i}": levels_of(Q)[0] for i, Q in enumerate(Qs.values())})
-            subprocess.run([args.nncodec_python, __file__, "--nncodec-child",
-                            str(Path(d) / "levels.npz"), str(Path(d) / "out.json")],
-                           check=True)
-            got = json.loads((Path(d) / "out.json").read_text())
-        theirs = {name: got[f"c{i}"] for i, name in enumerate(Qs)}
+        from nncodec_stub import in_nncodec_env
+
+        theirs = in_nncodec_env(args.nncodec_python, __file__,
+                                {name: levels_of(Q)[0] for name, Q in Qs.items()})
     rows = []
     print(f"{'case':<34}{'auto':>9}{'format':>10}{'NNC as is':>10}{'NNC T':>9}{'H0 rANS':>9}"
           f"{'/NNC':>7}{'/H0':>7}")

@@ -33,3 +33,23 @@ def load_nncodec():
     from nncodec import nnc
 
     return nnc
+
+
+def in_nncodec_env(python: str, script: str, arrays: dict) -> dict:
+    """Run ``script --nncodec-child IN.npz OUT.json`` with NNCodec's Python (it needs numpy < 2,
+    so it lives in its own environment): the arrays go in as an .npz, keyed by name with
+    spaces made underscores, and the JSON it writes comes back under the same names."""
+    import json
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    key = {name: name.replace(" ", "_") for name in arrays}
+    with tempfile.TemporaryDirectory() as d:
+        np.savez(Path(d) / "in.npz", **{key[k]: v for k, v in arrays.items()})
+        subprocess.run([python, script, "--nncodec-child", str(Path(d) / "in.npz"),
+                        str(Path(d) / "out.json")], check=True)
+        got = json.loads((Path(d) / "out.json").read_text())
+    return {name: got[key[name]] for name in arrays}

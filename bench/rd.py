@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -92,12 +90,9 @@ def nncodec_child(inp: str, out: str) -> None:
 
 
 def nncodec_points(python: str, L: dict[str, np.ndarray]) -> dict[str, list]:
-    with tempfile.TemporaryDirectory() as d:
-        np.savez(Path(d) / "layers.npz", **{k.replace(" ", "_"): v for k, v in L.items()})
-        subprocess.run([python, __file__, "--nncodec-child", str(Path(d) / "layers.npz"),
-                        str(Path(d) / "out.json")], check=True)
-        got = json.loads((Path(d) / "out.json").read_text())
-    return {k: got[k.replace(" ", "_")] for k in L}
+    from nncodec_stub import in_nncodec_env
+
+    return in_nncodec_env(python, __file__, L)
 
 
 def _bits_at(points: list, r: float, size: int) -> float:

@@ -141,9 +141,19 @@ class Scaled(Encoded):
     @classmethod
     def _encode(cls, M: Matrix, inner: Any = INNER_DEFAULT, scales: Any = None) -> Scaled:
         """Levels that ``inner`` cannot code (too many distinct values for a table) are coded
-        ``dense``."""
+        ``dense``. With fitted scales the encoding is kept on ``M`` (``auto`` sizes, then
+        encodes)."""
         fmt = cls.format
         inner_cls = _check_inner(inner, fmt)
+        if scales is None:
+            memo = M.memo.setdefault("scaled", {})
+            if ("encoding", inner) not in memo:
+                memo[("encoding", inner)] = cls._encode_new(M, inner_cls, None)
+            return memo[("encoding", inner)]
+        return cls._encode_new(M, inner_cls, scales)
+
+    @classmethod
+    def _encode_new(cls, M: Matrix, inner_cls: type[Encoded], scales: Any) -> Scaled:
         s, U, off, _ = cls._fit(M, scales)
         cols = np.flatnonzero(off.T.reshape(-1))  # exceptions column by column
         xcol, xrow = np.divmod(cols, M.shape[0])

@@ -160,7 +160,10 @@ class Scaled(Encoded):
         counts = np.bincount(xcol, minlength=M.shape[1])
         xptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         xvalues = M.W[xrow, xcol].astype(M.dtype)
-        L = Matrix(U)
+        bits = bits_dtype(M.dtype)
+        # levels equal to W (scales of 1, nothing apart): W's own Matrix, and what formats
+        # have kept on it (auto has sized sham_ans on it already)
+        L = M if np.array_equal(U.view(bits), M.bits) else Matrix(U)
         try:
             levels = inner_cls.encode(L)
         except EncodeError:
@@ -182,8 +185,12 @@ class Scaled(Encoded):
         least = 8 * s.shape[0] + int(off.sum()) * M.dtype.itemsize
         if not fitted:
             n, m = M.shape
-            least += min(_check_inner(inner, cls.format).lower_bound(M),
-                         n * m * M.dtype.itemsize)
+            inner_cls = _check_inner(inner, cls.format)
+            least += min(inner_cls.lower_bound(M), n * m * M.dtype.itemsize)
+            if least <= limit and not off.any():  # the levels are W: its inner size, kept
+                own = inner_cls.size_within(M, limit - 8 * s.shape[0])
+                if own is None:
+                    return None
         if least > limit:
             return None
         size = cls.size_of(M, inner, scales)

@@ -6,9 +6,10 @@ This is what per-output-channel quantizers make (int8/int6/int4 with a scale per
 ``quantize.integer(per="column")``, or a scale per channel and a shared codebook): the values
 differ in every column, so a format that tables distinct values stores m times as many; here
 the levels U are shared by every column and coded by ``inner`` (``sham_ans`` by default,
-whose grid symbols store integer levels in a few bits each). Products decode a few MB of
-columns at a time and multiply them with BLAS: exact on the stored values (applying each
-scale once, ``(x @ U) * scales``, would differ by T's rounding). Spec: ``formats/scaled.md``.
+whose grid symbols store integer levels in a few bits each). Products use every entry exactly
+as stored, ``T(U * scale)`` (applying each scale once, ``(x @ U) * scales``, would differ by
+T's rounding): with ``sham_ans`` levels on the encoded form, a value table per column; with
+other inner formats on decoded blocks of columns. Spec: ``formats/scaled.md``.
 
 The reference encoder finds the scales with the ``grid`` format's per-column fit (levels of
 up to 8 bits, 255 in a column; it applies only when at most a quarter of the nonzeros fall
@@ -36,6 +37,8 @@ from .base import (
     register,
     widened,
 )
+from .grid import Grid, _stored
+from .sham_ans import SHAMAns
 
 PREFIX = "inner_"  # the inner format's meta keys and component names, prefixed
 OWN = ("scales", "xvalues", "xptr", "xrows")
@@ -53,9 +56,10 @@ def _check_inner(name: Any, fmt: str) -> type[Encoded]:
 
 
 def _scaled(U: np.ndarray, scales: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """``T(U * scales[j])`` column by column, binary64 products rounded once."""
+    """``T(U[..., j] * scales[j])``: each entry of U times its column's scale, the binary64
+    product rounded once to ``dtype`` (U of any number of leading dimensions)."""
     with np.errstate(over="ignore", invalid="ignore"):
-        return (widened(U) * scales[None, :]).astype(dtype)
+        return (widened(U) * scales).astype(dtype)
 
 
 def _levels_for(M: Matrix, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -74,7 +78,7 @@ def _levels_for(M: Matrix, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         whole = np.rint(ratio).astype(dtype)
     inf = np.array(np.inf, dtype)
     cands = np.stack([whole, guess, np.nextafter(guess, inf), np.nextafter(guess, -inf)])
-    ok = (_scaled_all(cands, scales, dtype).view(bits) == Wb[None]) & np.isfinite(cands)
+    ok = (_scaled(cands, scales, dtype).view(bits) == Wb[None]) & np.isfinite(cands)
     ok &= (Wb != 0)[None]
     cb = cands.view(bits)
     seen, counts = np.unique(cb[ok], return_counts=True)
@@ -86,11 +90,6 @@ def _levels_for(M: Matrix, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     off = (Wb != 0) & ~ok.any(axis=0)
     U[(Wb == 0) | off] = 0
     return U, off
-
-
-def _scaled_all(C: np.ndarray, scales: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    with np.errstate(over="ignore", invalid="ignore"):
-        return (widened(C) * scales[None, None, :]).astype(dtype)
 
 
 @register
@@ -122,7 +121,6 @@ class Scaled(Encoded):
         not even made: their distinct values rule it out first, ``Grid._at_least``)."""
         n, m = M.shape
         if scales is None:
-            from .grid import Grid, _stored
             memo = M.memo.setdefault("scaled", {})
             if "fit" not in memo:
                 most = M.nnz // 4
@@ -277,10 +275,16 @@ class Scaled(Encoded):
         if nx:  # every exception's level must be +0.0 (products add the exceptions on top)
             cols = enc._xcols()
             bits = bits_dtype(dtype)
-            for j in np.unique(cols):
-                lev = levels.decode_columns(int(j), int(j) + 1)[:, 0].view(bits)
-                if lev[xrows[cols == j]].any():
-                    raise FormatError(f"{fmt}: column {j}: an exception's level is not +0.0")
+            step = max(1, SCRATCH_BYTES // max(8 * n, 1))
+            for c0 in range(0, m, step):  # the columns with exceptions, a block at a time
+                c1 = min(m, c0 + step)
+                lo, hi = int(xptr[c0]), int(xptr[c1])
+                if hi > lo:
+                    lev = levels.decode_columns(c0, c1).view(bits)
+                    bad = np.flatnonzero(lev[xrows[lo:hi], cols[lo:hi] - c0])
+                    if bad.size:
+                        raise FormatError(f"{fmt}: column {cols[lo + bad[0]]}: an "
+                                          "exception's level is not +0.0")
         return enc
 
     # ---- computation
@@ -314,12 +318,10 @@ class Scaled(Encoded):
         are decoded and multiplied in float64. (``(x @ U) * scales`` would apply each scale
         once but be off by the rounding to T: 2^-24 relative in float32.)"""
         n, m = self.shape
-        from .sham_ans import SHAMAns
         if isinstance(self.levels, SHAMAns):
-            if self._tables is None:
-                with np.errstate(over="ignore", invalid="ignore"):
-                    self._tables = widened((widened(self.levels.symbols)[None, :]
-                                            * self.scales[:, None]).astype(self.dtype))
+            if self._tables is None:  # (m, k): symbol s of column j is T(symbol * scale j)
+                self._tables = widened(_scaled(self.levels.symbols[:, None], self.scales,
+                                               self.dtype).T)
             Yt = self.levels.rmatmul_tables(Xt, self._tables)
             if self.nx:
                 with np.errstate(invalid="ignore", over="ignore"):

@@ -79,30 +79,63 @@ class SymbolGrid:
         return cls(float(step[0]), levels)
 
 
+def step_guesses(values: np.ndarray) -> list[tuple[float, np.ndarray, np.ndarray]]:
+    """The two guesses of the step of a grid the ``values`` lie on, the smallest |value| and
+    half of it, each as (guess, |values| / guess, those ratios rounded: the levels' sizes).
+    None when a value is 0, NaN or infinite, and a guess whose ratios are not all finite
+    (a subnormal halved to 0, or a ratio past the largest float) is left out."""
+    a = np.abs(widened(values))
+    if not a.size or not np.isfinite(a).all() or a.min() == 0:
+        return []
+    out = []
+    with np.errstate(all="ignore"):
+        for base in (a.min(), a.min() / 2):
+            r = a / base
+            if base > 0 and np.isfinite(r).all():
+                out.append((float(base), r, np.rint(r)))
+    return out
+
+
+def grid_parities(values: np.ndarray, grid: SymbolGrid | None = None) -> np.ndarray | None:
+    """Each symbol's index parities (bit 0: in quantizer class 0, bit 1: in class 1) when the
+    values are integer multiples m of one step, as dependent quantization makes them
+    (``quantize.dependent``): the levels of ``grid`` when given, else those of the first
+    guess of ``step_guesses`` that puts every value on its grid to within the dtype's
+    rounding. None when neither does. The parities only choose contexts: a wrong guess costs
+    bits, never exactness."""
+    if grid is not None:
+        return index_parities(grid.levels)
+    eps = float(np.finfo(values.dtype).eps)
+    for _, r, m in step_guesses(values):
+        if m.max() >= MAX_LEVEL:
+            return None
+        if (np.abs(r - m) <= np.minimum(0.25, 4 * eps * np.maximum(1.0, m))).all():
+            return index_parities(m.astype(np.int64) * np.sign(widened(values)).astype(np.int64))
+    return None
+
+
 def find_grid(values: np.ndarray) -> SymbolGrid | None:
     """A step and integer levels that give back every one of ``values`` (nonzero, of one float
-    dtype) bit for bit, or None. The step is searched as the smallest |value| or half of it:
-    the levels are the values over it, rounded; then the step is the middle of the interval
-    every value allows (each value rounds back from half a unit in the last place either side
-    of it, divided by its level), unless the smallest value (or its half) works itself; a step
-    is kept only if every product rounds back exactly.
-    At most ``MAX_GRID_SYMBOLS`` values."""
+    dtype) bit for bit, or None. The step is searched from ``step_guesses``: the levels are
+    the values over a guess, rounded; then the step is the middle of the interval every value
+    allows (each value rounds back from half a unit in the last place either side of it,
+    divided by its level), unless the guess works itself; a step is kept only if every
+    product rounds back exactly. At most ``MAX_GRID_SYMBOLS`` values."""
     k = values.shape[0]
     if not 0 < k <= MAX_GRID_SYMBOLS:
         return None
     dtype = values.dtype
+    guesses = step_guesses(values)
+    if not guesses:
+        return None
     v = widened(values)
     a = np.abs(v)
-    if not np.isfinite(a).all() or a.min() == 0:
-        return None
-    with np.errstate(all="ignore"):  # at the ends of the range: inf and 0, ruled out below
+    with np.errstate(all="ignore"):  # the largest float's next one is inf: its interval too
         mags = np.abs(values)
         # the gaps to the next magnitude and to the one before
         ulp_above = widened(np.nextafter(mags, np.array(np.inf, dtype))) - a
         ulp_below = a - widened(np.nextafter(mags, np.array(0, dtype)))
-        for base in (a.min(), a.min() / 2):
-            r = a / base
-            m = np.rint(r)
+        for base, r, m in guesses:
             if m.max() >= MAX_LEVEL or (np.abs(r - m) > 0.25).any():
                 continue
             lo = float(((a - ulp_below / 2) / m).max())

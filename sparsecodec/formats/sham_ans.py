@@ -36,6 +36,7 @@ from ..coding.bits import (
     pack,
     unpack,
     width_for,
+    words_for,
 )
 from ..coding.information import information_bits
 from ..coding.rans import cumulative, quantize_freqs_rows, slot_tables
@@ -53,7 +54,7 @@ from .base import (
     widened,
 )
 from .blocked import BLOCK_SYMBOLS, block_range, check_coder_options
-from .levels import MAX_GRID_SYMBOLS, SymbolGrid, find_grid, index_parities
+from .levels import MAX_GRID_SYMBOLS, SymbolGrid, find_grid, grid_parities, index_parities
 from .levels import MAX_ORDER as GRID_MAX_ORDER
 
 MAX_RUNS = 1 << 12
@@ -102,35 +103,12 @@ def uses_lines(gap_model: int, value_model: int) -> bool:
 
 
 def uses_state(gap_model: Any, value_model: Any) -> bool:
-    """Whether either model follows the dependent-quantization state (and so stores each
+    """Whether either model follows the dependent-quantization state (and so needs each
     symbol's index parities). False for meta values that are not integers (rejected later)."""
-    return any(isinstance(x, int) and not isinstance(x, bool) and x & 8
-               for x in (gap_model, value_model))
+    def bit(x: Any, b: int) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool) and bool(x & b)
 
-
-def grid_parities(values: np.ndarray, grid: SymbolGrid | None = None) -> np.ndarray | None:
-    """Each symbol's index parities (bit 0: in quantizer class 0, bit 1: in class 1) when the
-    values are integer multiples m of one step, as dependent quantization makes them
-    (``quantize.dependent``): the levels of ``grid`` when given, else the step is the smallest
-    |value| or half of it, whichever puts every value on the grid (to the dtype's rounding).
-    None when neither does. The parities only choose contexts: a wrong guess costs bits,
-    never exactness."""
-    if grid is not None:
-        return index_parities(grid.levels)
-    v = widened(values)  # a signalling NaN among them: no warning (it rules the grid out)
-    a = np.abs(v)
-    if not v.size or not np.isfinite(a).all() or a.min() == 0:
-        return None
-    with np.errstate(all="ignore"):  # a step of 0 or values near the largest float
-        eps = float(np.finfo(values.dtype).eps)
-        for step in (a.min(), a.min() / 2):
-            r = v / step
-            m = np.rint(r)
-            if np.abs(m).max() >= 2.0 ** 40:
-                return None
-            if (np.abs(r - m) <= np.minimum(0.25, 4 * eps * np.maximum(1.0, np.abs(m)))).all():
-                return index_parities(m.astype(np.int64))
-    return None
+    return bit(gap_model, ka.STATE) or bit(value_model, ka.VSTATE)
 
 
 def classes_by_count(counts: np.ndarray, magnitude: np.ndarray | None = None) -> np.ndarray:
@@ -509,7 +487,7 @@ class SHAMAns(Encoded):
                               f"multiples of one step (or there are more than "
                               f"{MAX_GRID_SYMBOLS})")
         if grid is not None and symbol_table == "auto" and (
-                8 + 8 * -(-grid.bits() // 64) >= d.k * M.dtype.itemsize):
+                8 + 8 * words_for(grid.bits()) >= d.k * M.dtype.itemsize):
             grid = None  # floats are as small (one or two values)
         n, m = st.shape
         nnz = int(st.ptr[-1])
@@ -517,10 +495,9 @@ class SHAMAns(Encoded):
         gfreq, vfreq = ch.gap.freq, ch.value.freq
         pc = st.pos_classes if v & ka.POS else np.zeros(0, np.int8)
         lc = st.line_classes if uses_lines(g, v) else np.zeros(0, np.int8)
-        par = np.zeros(0, np.int8)
-        if uses_state(g, v):
-            par = (index_parities(grid.levels) if grid is not None
-                   else _kernel_parities(st.parities, d.k)[:d.k])
+        # (with a grid, the statistics' parities are its levels' parities already)
+        par = _kernel_parities(st.parities, d.k)[:d.k] if uses_state(g, v) else np.zeros(
+            0, np.int8)
         per_line = max(2 * nnz + m, 1) / max(m, 1)
         bc = max(1, min(max(m, 1), math.ceil(block_symbols / per_line)))
         ops = ka.count_ops(st.ptr, st.rows, st.runs, bc)

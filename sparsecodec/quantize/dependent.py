@@ -22,10 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from ..coding.information import entropy
 from ..errors import QuantizeError
 from ..kernels import trellis as kt
-from .result import Quantized, check_like, check_weights
+from .result import Quantized, check_like, check_weights, from_values
 
 ORDERS = ("columns", "rows")
 LAM_FACTOR = 0.5    # lam = LAM_FACTOR * step^2 (squared weight per bit) unless given: the
@@ -97,18 +96,7 @@ def dependent(W: Any, step: Any, *, lam: float | None = None, importance: Any = 
         levels = kt.levels(Wl, H, steps, lams, *_rates(*kt.statistics(levels, half)))
     values = (steps[:, None] * levels).astype(A.dtype)  # a level 0: +0.0 (steps are > 0)
     values = np.ascontiguousarray(values.T) if order == "columns" else values
-    mask = A != 0
-    book, inverse = np.unique(values[mask], return_inverse=True)
-    labels = np.full(A.shape, -1, np.int32)
-    labels[mask] = inverse.astype(np.int32)
-    counts = np.bincount(inverse, minlength=book.size)
-    zeros = int(A.size - mask.sum()) + int(counts[book == 0].sum())
-    err = A.astype(np.float64) - values.astype(np.float64)
-    return Quantized(
-        values=values, codebook=book, labels=labels,
-        mse=float(np.mean(err * err)) if A.size else 0.0,
-        entropy=entropy(np.append(counts[book != 0], zeros)),
-        entropy_nonzero=entropy(counts), method="dependent",
-        info={"step": step if steps.size == 0 or np.ndim(step) else float(steps[0]),
-              "lam": lam if lam is not None else "LAM_FACTOR * step^2", "order": order,
-              "n_iter": n_iter})
+    return from_values(A, values, "dependent", {
+        "step": step if steps.size == 0 or np.ndim(step) else float(steps[0]),
+        "lam": lam if lam is not None else "LAM_FACTOR * step^2", "order": order,
+        "n_iter": n_iter})

@@ -8,9 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from ..coding.information import entropy
 from ..errors import QuantizeError
-from .result import Quantized, check_weights
+from .result import Quantized, check_weights, from_values
 
 PER = ("column", "tensor")
 
@@ -49,17 +48,6 @@ def integer(W: Any, bits: int = 8, *, per: str = "column", symmetric: bool = Tru
             L = np.clip(np.rint(np.where(scale > 0, V / scale, 0.0)) + z, 0, (1 << bits) - 1) - z
     L = L.astype(np.int64)  # an integer 0: the product is +0.0, never -0.0
     values = (scale * L).astype(A.dtype).reshape(A.shape)
-    mask = (A != 0).reshape(-1)
-    book, inverse = np.unique(values.reshape(-1)[mask], return_inverse=True)
-    labels = np.full(A.size, -1, np.int32)
-    labels[mask] = inverse
-    counts = np.bincount(inverse, minlength=book.size)
-    zeros = int(A.size - mask.sum()) + int(counts[book == 0].sum())
-    err = A.astype(np.float64) - values.astype(np.float64)
-    return Quantized(
-        values=values, codebook=book, labels=labels.reshape(A.shape),
-        mse=float(np.mean(err * err)) if A.size else 0.0,
-        entropy=entropy(np.append(counts[book != 0], zeros)),
-        entropy_nonzero=entropy(counts), method="integer",
-        info={"bits": int(bits), "per": per, "symmetric": symmetric,
-              "scales": scale.reshape(-1)})
+    return from_values(A, values, "integer", {"bits": int(bits), "per": per,
+                                               "symmetric": symmetric,
+                                               "scales": scale.reshape(-1)})

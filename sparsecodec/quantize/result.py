@@ -138,6 +138,25 @@ def from_labels(W: np.ndarray, labels: np.ndarray, counts: np.ndarray, levels: n
         method=method, info=dict(info or {}))
 
 
+def from_values(W: np.ndarray, values: np.ndarray, method: str,
+                info: dict[str, Any] | None = None) -> Quantized:
+    """Build the result from the quantized array itself (a quantizer that computes each value,
+    as ``integer`` and ``dependent`` do, rather than labels into levels): the codebook is the
+    distinct values of W's nonzero entries, the labels index it (-1 where W is 0)."""
+    mask = (W != 0).reshape(-1)
+    book, inverse = np.unique(values.reshape(-1)[mask], return_inverse=True)
+    labels = np.full(W.size, -1, np.int32)
+    labels[mask] = inverse
+    counts = np.bincount(inverse, minlength=book.size)
+    zeros = int(W.size - mask.sum()) + int(counts[book == 0].sum())
+    err = W.astype(np.float64) - values.astype(np.float64)
+    return Quantized(
+        values=values, codebook=book, labels=labels.reshape(W.shape),
+        mse=float(np.mean(err * err)) if W.size else 0.0,
+        entropy=entropy(np.append(counts[book != 0], zeros)),
+        entropy_nonzero=entropy(counts), method=method, info=dict(info or {}))
+
+
 def by_thresholds(W: np.ndarray, thresholds: np.ndarray, levels: np.ndarray, method: str,
                   info: dict[str, Any] | None = None) -> Quantized:
     """Nearest-cell quantization: nonzero x gets ``levels[i]`` with i = number of ``thresholds``

@@ -53,3 +53,19 @@ def in_nncodec_env(python: str, script: str, arrays: dict) -> dict:
                         str(Path(d) / "out.json")], check=True)
         got = json.loads((Path(d) / "out.json").read_text())
     return {name: got[key[name]] for name in arrays}
+
+
+def parse_args(ap, child):
+    """Add the options of a script that talks to NNCodec through :func:`in_nncodec_env`
+    (``--nncodec-python``, and the hidden ``--nncodec-child IN OUT`` that function runs it
+    with), parse them, and when the script runs as the child, run ``child(IN, OUT)`` and
+    return None; else the parsed arguments."""
+    import argparse
+
+    ap.add_argument("--nncodec-python", help="a Python with nncodec installed")
+    ap.add_argument("--nncodec-child", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.nncodec_child:
+        child(*args.nncodec_child)
+        return None
+    return args

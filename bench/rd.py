@@ -116,15 +116,14 @@ def _bits_at(points: list, r: float, size: int) -> float:
 
 
 def main() -> None:
+    from nncodec_stub import parse_args
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--nncodec-python", help="a Python with nncodec installed")
     ap.add_argument("--out", default=str(HERE.parent / "docs" / "img"))
     ap.add_argument("--nncodec-points", help="a JSON file of NNCodec's sweep: read if it "
                     "exists, else written after the sweep")
-    ap.add_argument("--nncodec-child", nargs=2, help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.nncodec_child:
-        nncodec_child(*args.nncodec_child)
+    args = parse_args(ap, nncodec_child)
+    if args is None:
         return
     from figures import write_csv
 

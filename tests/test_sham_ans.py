@@ -244,3 +244,22 @@ def test_the_encoding_is_built_from_named_parts():
     assert KernelArgs._fields[-1] == "block_lines" and len(enc._kernel_args) == 16
     assert set(M.memo) >= {"sham_ans.statistics", "sham_ans.encodings"}
     assert not any(k.startswith("_sham") for k in vars(M))
+
+
+def test_classes_break_ties_of_counts_by_magnitude():
+    from sparsecodec.formats.sham_ans import classes_by_count
+    counts = np.full(8, 5)
+    mag = np.array([8, 1, 7, 2, 6, 3, 5, 4.0])
+    assert classes_by_count(counts, mag).tolist() == [3, 0, 3, 0, 2, 1, 2, 1]
+    assert classes_by_count(counts).tolist() == [0, 0, 1, 1, 2, 2, 3, 3]  # by position
+    # the count ranks first, the magnitude only among equal counts
+    assert classes_by_count(np.arange(8), mag[::-1]).tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+
+
+def test_an_unpruned_layer_with_row_and_column_scales_buys_its_classes():
+    """Every count ties on an unpruned layer: the classes follow the magnitudes of rows and
+    columns, and the value contexts that use them pay (measured 0.92-0.97x NNCodec on such
+    layers, bench/lossless_real.py)."""
+    from sparsecodec.kernels import ans_columns as ka
+    enc = SHAMAns.encode(scaled_layer(256, 192, keep=1.0, k=16))
+    assert enc.value_model & (ka.POS | ka.VLINE)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import (
     DTypeError,
     EncodeError,
+    EvaluationError,
     FormatError,
     OptionError,
     PackError,
@@ -92,6 +93,7 @@ __all__ = [
     "DTypeError",
     "HDF5File",
     "EncodeError",
+    "EvaluationError",
     "Encoded",
     "FormatError",
     "OptionError",

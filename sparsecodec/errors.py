@@ -50,8 +50,13 @@ class PackError(SparseCodecError):
     """A tensor failed to pack; the message names it. No output file was written."""
 
 
-__all__ = ["DTypeError", "EncodeError", "FormatError", "OptionError", "PackError",
-           "QuantizeError", "ShapeError", "SparseCodecError", "UnknownFormatError",
+class EvaluationError(SparseCodecError):
+    """A user's evaluation function (``sparsecodec.tune``) is missing, cannot be imported,
+    raised, or returned something that is not a finite number. The message says which."""
+
+
+__all__ = ["DTypeError", "EncodeError", "EvaluationError", "FormatError", "OptionError",
+           "PackError", "QuantizeError", "ShapeError", "SparseCodecError", "UnknownFormatError",
            "converted"]
 
 

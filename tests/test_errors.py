@@ -68,7 +68,8 @@ def test_errors_are_one_hierarchy():
     matching built-in, so that ``except ValueError`` / ``except TypeError`` keep working."""
     bases = {sc.FormatError: ValueError, sc.EncodeError: ValueError, sc.ShapeError: ValueError,
              sc.QuantizeError: ValueError, sc.DTypeError: TypeError, sc.OptionError: ValueError,
-             sc.UnknownFormatError: ValueError, sc.PackError: sc.SparseCodecError}
+             sc.UnknownFormatError: ValueError, sc.PackError: sc.SparseCodecError,
+             sc.EvaluationError: sc.SparseCodecError}
     for e, builtin in bases.items():
         assert issubclass(e, sc.SparseCodecError) and issubclass(e, builtin), e
     assert not issubclass(sc.DTypeError, ValueError)

@@ -36,7 +36,14 @@ import numpy as np
 from . import quantize as qz
 from .api import candidate_sizes, encode
 from .bounds import entropy_limits
-from .errors import FormatError, OptionError, PackError, QuantizeError, SparseCodecError
+from .errors import (
+    FormatError,
+    OptionError,
+    PackError,
+    QuantizeError,
+    ShapeError,
+    SparseCodecError,
+)
 from .formats.base import Encoded, Matrix, get_format
 from .io import ContainerWriter, open_file, save
 from .io.container import file_cost
@@ -246,18 +253,23 @@ class _Settings:
     layers: str | None
     objective: str = "size"
     target: tuple[str, float] | None = None  # ("rel_error" | "bits_per_weight", value)
+    plan: Any = None  # {name: Encoded | LowRank}: what to store for those tensors (tune)
+    plan_labels: Any = None  # {name: the setting that made it}, recorded in the metadata
 
     def is_weight(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> bool:
         return (np.dtype(dtype).kind == "f" and len(shape) >= 2 and int(np.prod(shape)) > 0
                 and (self.layers is None or re.search(self.layers, name) is not None))
 
     def describe(self) -> dict[str, Any]:
-        out = {"prune": self.prune, "quantize": list(self.quant) if self.quant else None,
-               "format": self.format, "layout": self.layout, "layers": self.layers}
+        out: dict[str, Any] = {
+            "prune": self.prune, "quantize": list(self.quant) if self.quant else None,
+            "format": self.format, "layout": self.layout, "layers": self.layers}
         if self.objective != "size":  # files packed for size keep their metadata unchanged
             out["objective"] = self.objective
         if self.target is not None:
             out[self.target[0]] = self.target[1]
+        if self.plan_labels:
+            out["tuned"] = dict(self.plan_labels)
         return out
 
 
@@ -274,6 +286,8 @@ def _pack_tensor(source: TensorSource, name: str, st: _Settings
         W, transform = to_matrix(a, source.layout(name) if st.layout == "auto" else st.layout)
         del a
         matrix = W.shape
+        if st.plan is not None and name in st.plan:
+            return _planned(name, shape, nbytes, W, transform, st.plan[name])
         holder = [W]
         del W
         enc, held, note = _compress(holder, st.prune, st.quant, st.format, st.objective,
@@ -294,6 +308,22 @@ def _pack_tensor(source: TensorSource, name: str, st: _Settings
         raise PackError(f"tensor {name!r}: {type(exc).__name__}: {exc}") from exc
 
 
+def _planned(name: str, shape: tuple[int, ...], nbytes: int, W: np.ndarray, transform: str,
+             stored: Any) -> tuple[Any, PackedTensor, dict[str, Any]]:
+    """What ``plan`` gives for a tensor (``sparsecodec.tune``'s choice), checked against the
+    tensor's matrix; a low-rank layer is recorded with its parts."""
+    if tuple(stored.shape) != W.shape:
+        raise PackError(f"tensor {name!r}: the plan holds a {stored.shape} matrix for its "
+                        f"{W.shape} one")
+    rec: dict[str, Any] = {"shape": list(shape), "transform": transform}
+    parts = getattr(stored, "parts", None)
+    if parts is not None:
+        rec["lowrank"] = list(parts)
+    row = PackedTensor(name, shape, W.shape, stored.format, stored.nbytes, nbytes,
+                       None if parts else 1 - stored.nnz / W.size)
+    return stored, row, rec
+
+
 def _record(st: _Settings, records: dict[str, Any]) -> str:
     return json.dumps({"version": 1, "layout": st.layout, "tensors": records,
                        "settings": st.describe()})
@@ -305,7 +335,11 @@ def _write(path: str | os.PathLike, results: Any, st: _Settings,
     rows, records = [], {}
     with _writer(path) as out:
         for i, (name, stored, row, rec) in enumerate(results):
-            out.add(name, stored)
+            parts = getattr(stored, "parts", None)  # a low-rank layer: one entry per part
+            for part, enc in (parts.items() if parts is not None else ()):
+                out.add(f"{name}{LOWRANK}{part}", enc)
+            if parts is None:
+                out.add(name, stored)
             rows.append(row)
             if rec is not None:
                 records[name] = rec
@@ -547,7 +581,7 @@ def pack(tensors: Mapping[str, Any] | str | os.PathLike, path: str | os.PathLike
          model: list[dict[str, Any]] | str | os.PathLike | None = None,
          shard_size: int | None = None, workers: int = 1, dask: Any = None,
          max_bytes: Budget = "auto", objective: str = "size", max_error: float | None = None,
-         bits: float | None = None) -> list[PackedTensor]:
+         bits: float | None = None, plan: Any = None) -> list[PackedTensor]:
     """Write ``tensors`` to the container ``path``; see the module docstring.
 
     ``tensors`` is a mapping of arrays or the path of a model file. Files are read one tensor
@@ -569,8 +603,17 @@ def pack(tensors: Mapping[str, Any] | str | os.PathLike, path: str | os.PathLike
     ``auto`` choose each tensor's fastest format for ``x @ W`` (``sparsecodec.encode``)
     instead of its smallest. ``max_error`` (a relative error) or ``bits`` (bits per weight)
     instead of ``quantize``: each weight matrix gets ``sc.compress``'s smallest encoding
-    within that error, or its least error within that size."""
+    within that error, or its least error within that size. ``plan``: a
+    ``sparsecodec.tune`` allocation (or ``{name: encoded matrix or LowRank}``) whose choices
+    are stored for those tensors as they are (the others are packed with the settings);
+    only serially, in one file."""
     quant = parse_quantizer(quantize)
+    labels = None
+    if plan is not None and hasattr(plan, "stored"):  # an Allocation
+        labels = {n: c.setting.label for n, c in plan.choices.items()}
+        plan = plan.stored()
+    if plan is not None and (shard_size is not None or dask is not None or workers > 1):
+        raise PackError("a plan is packed serially into one file (no shards, workers, dask)")
     target = _target(max_error, bits, quantize)
     if objective not in OBJECTIVES:
         raise PackError(f"objective must be one of {OBJECTIVES}, found {objective!r}")
@@ -582,7 +625,8 @@ def pack(tensors: Mapping[str, Any] | str | os.PathLike, path: str | os.PathLike
         re.compile(layers)
     if not isinstance(workers, int) or workers < 1:
         raise PackError(f"workers must be a positive integer, found {workers!r}")
-    st = _Settings(prune, quant, format, layout, layers, objective, target)
+    st = _Settings(prune, quant, format, layout, layers, objective, target,
+                   dict(plan) if plan is not None else None, labels)
     source = open_source(tensors, max_bytes)
     names = list(source)
     if not any(st.is_weight(n, *source.info(n)) for n in names):
@@ -618,8 +662,10 @@ TRANSFORMS = ("none", "T", "oihw", "hwio", "flatten")
 def pack_records(metadata: Mapping[str, str], where: str) -> dict[str, dict[str, Any]]:
     """The per-tensor records of a file's ``sparsecodec.pack`` metadata (empty without one),
     each checked: ``{"shape": [...], "transform": one of TRANSFORMS}`` and optionally
-    ``"note"``, a string saying what was done instead of the settings (a quantizer's fallback).
-    Raises :class:`FormatError` naming the tensor and field for anything else."""
+    ``"note"``, a string saying what was done instead of the settings (a quantizer's fallback),
+    and ``"lowrank"``, the parts (``["U", "V"]`` or ``["U", "V", "S"]``) of a low-rank layer
+    stored as ``NAME.lowrank.U`` etc. Raises :class:`FormatError` naming the tensor and field
+    for anything else."""
     text = metadata.get(META_KEY)
     if not text:
         return {}
@@ -629,27 +675,52 @@ def pack_records(metadata: Mapping[str, str], where: str) -> dict[str, dict[str,
     records = info.get("tensors", {})
     for name, r in records.items():
         at = f"{where}: metadata {META_KEY}: tensor {name[:80]!r}"
-        if not isinstance(r, dict) or set(r) - {"note"} != {"shape", "transform"} or \
-                not isinstance(r.get("note", ""), str):
+        if not isinstance(r, dict) or set(r) - {"note", "lowrank"} != {"shape", "transform"} \
+                or not isinstance(r.get("note", ""), str):
             raise FormatError(f"{at}: a record holds exactly shape and transform, and "
-                              "optionally a note (a string)")
+                              "optionally a note (a string) and lowrank parts")
+        if "lowrank" in r and (not isinstance(r["lowrank"], list) or
+                               r["lowrank"] not in (["U", "V"], ["U", "V", "S"])):
+            raise FormatError(f"{at}: lowrank must be [\"U\", \"V\"] or [\"U\", \"V\", "
+                              f"\"S\"], found {str(r['lowrank'])[:40]}")
         if r["transform"] not in TRANSFORMS:
             raise FormatError(f"{at}: unknown transform {str(r['transform'])[:40]!r}")
         check_shape(f"{at}: shape", r["shape"])
     return records
 
 
+LOWRANK = ".lowrank."  # a low-rank layer NAME is stored as NAME.lowrank.U, .V (and .S)
+
+
+def _low_rank(f: Any, name: str, parts: Any, where: str) -> Any:
+    from .tune.lowrank import PARTS, LowRank
+
+    assert set(parts) <= set(PARTS)  # pack_records checked them
+    try:
+        enc = {p: f[f"{name}{LOWRANK}{p}"] for p in parts}
+        return LowRank(enc["U"], enc["V"], enc.get("S"), enc["U"].dtype)
+    except (KeyError, ShapeError) as exc:
+        raise FormatError(f"{where}: tensor {name!r}: low-rank parts missing or not "
+                          f"chaining ({exc})") from None
+
+
 def unpack(path: str | os.PathLike, max_bytes: Budget = "auto") -> dict[str, np.ndarray]:
-    """Every tensor of a packed file in its original shape and layout (weights decoded).
-    ``max_bytes``: the decode budget of each matrix (``io.open_file``)."""
+    """Every tensor of a packed file in its original shape and layout (weights decoded; a
+    low-rank layer as the product of its parts). ``max_bytes``: the decode budget of each
+    matrix (``io.open_file``)."""
     out: dict[str, np.ndarray] = {}
     with open_file(path, max_bytes=max_bytes) as f:
         records = pack_records(f.metadata, str(path))
-        for name in f:
-            x = f[name]
-            if isinstance(x, Encoded):
+        parts_of = {f"{n}{LOWRANK}{p}" for n, r in records.items() if "lowrank" in r
+                    for p in r["lowrank"]}
+        names = [n for n in f if n not in parts_of]
+        names += [n for n, r in records.items() if "lowrank" in r]
+        for name in names:
+            r = records.get(name)
+            x = (_low_rank(f, name, r["lowrank"], str(path)) if r and "lowrank" in r
+                 else f[name])
+            if isinstance(x, Encoded) or r and "lowrank" in r:
                 W = x.decode()
-                r = records.get(name)
                 if r is None:
                     out[name] = W
                     continue

@@ -97,15 +97,33 @@ class Sequential:
         return total
 
 
-def build(spec: Sequence[dict[str, Any]], tensors: Any) -> Sequential:
-    """A model from a layer list (see the module docstring) and a name -> tensor mapping."""
+def _weight(tensors: Any, name: str) -> Any:
+    """The weight ``name``: an encoded matrix, or a low-rank layer stored as its parts
+    (``NAME.lowrank.U``, ``.V`` and optionally ``.S``, as ``pack`` writes one)."""
+    if name not in tensors and f"{name}.lowrank.U" in tensors:
+        from ..tune.lowrank import LowRank
+
+        S = f"{name}.lowrank.S"
+        return LowRank(tensors[f"{name}.lowrank.U"], tensors[f"{name}.lowrank.V"],
+                       tensors[S] if S in tensors else None)
+    return tensors[name]
+
+
+def build(spec: Sequence[dict[str, Any]], tensors: Any, dense: bool = False) -> Sequential:
+    """A model from a layer list (see the module docstring) and a name -> tensor mapping.
+    ``dense``: the weights may be plain (inputs, outputs) arrays (a reference run, and the
+    calibration capture of ``sparsecodec.tune``)."""
+    from ..tune.lowrank import LowRank
+
     layers: list[Callable[[np.ndarray], np.ndarray]] = []
     for i, L in enumerate(spec):
         kind = L.get("type") if isinstance(L, dict) else None
         try:
             if kind in ("linear", "conv2d"):
-                w = tensors[L["weight"]]
-                if not isinstance(w, Encoded):
+                w = _weight(tensors, L["weight"])
+                if dense and isinstance(w, np.ndarray) and w.ndim == 2:
+                    w = np.asarray(w, np.float64)
+                elif not isinstance(w, (Encoded, LowRank)):
                     raise FormatError(f"layer {i}: weight {L['weight']!r} is not an encoded "
                                       "matrix")
                 b = tensors[L["bias"]] if L.get("bias") else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import sys
 from collections.abc import Iterable, Sequence
@@ -11,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SparseCodecError
+from .errors import OptionError, SparseCodecError
 from .progress import end_line
 from .timing import FIRST_RUN, best_time, numba_threads
 
@@ -124,6 +125,11 @@ def pack_cmd(args: argparse.Namespace) -> int:
     from .pack import pack
 
     tensors, model = _model_input(args.input, args.max_bytes)
+    if args.target_size is not None or args.max_drop is not None:
+        return _tuned(args, tensors, args.model or model)
+    if args.eval or args.calibration or args.plot or args.menu != "full":
+        raise OptionError("--eval, --calibration, --plot and --menu go with --target-size or "
+                          "--max-drop")
     rows = pack(tensors, args.output, prune=args.prune, quantize=args.quantize,
                 max_bytes=args.max_bytes,
                 format=args.format, layers=args.layers, layout=args.layout,
@@ -150,6 +156,59 @@ def pack_cmd(args: argparse.Namespace) -> int:
     on_disk = sum(p.stat().st_size for p in files_of(args.output))
     print(f"total: {raw:,} bytes in, {packed:,} bytes of tensors ({raw / max(packed, 1):.1f}x), "
           f"file {on_disk:,} bytes; 'limit' = positions + values entropy bound")
+    return 0
+
+
+def _tuned(args: argparse.Namespace, tensors: Any, model: Any) -> int:
+    """``pack --target-size/--max-drop --eval``: allocate per layer, pack, report."""
+    from .sources import open_source
+    from .tune.evaluation import load_function
+    from .tune.model import plot, read_calibration, tune_and_pack
+
+    if not args.eval:
+        raise OptionError("--target-size and --max-drop need --eval MODULE:FUNCTION")
+    if args.prune is not None or args.quantize is not None:
+        raise OptionError("--target-size/--max-drop choose pruning and quantization per "
+                          "layer: drop --prune and --quantize")
+    evaluate = load_function(args.eval)
+    src = open_source(tensors, args.max_bytes)
+    weights = {n: np.asarray(src[n]) for n in src}
+    layout = src.layout if args.layout == "auto" else args.layout
+    spec = model
+    if isinstance(model, str):
+        from .runtime.model import read_spec
+
+        spec = read_spec(model, list(weights))
+    hessians = None
+    if args.calibration:
+        names = [n for n in weights if weights[n].ndim >= 2 and weights[n].dtype.kind == "f"]
+        hessians = read_calibration(args.calibration, weights, names, layout, spec)
+    target = parse_size(args.target_size, "--target-size")
+    settings = None
+    if args.menu == "quick":
+        from .tune.allocate import QUICK, layers_of, menu
+
+        settings = {layer.name: menu(layer.matrix.shape, **QUICK)  # type: ignore[arg-type]
+                    for layer in layers_of(weights, None, layout)}
+    alloc, rows, points = tune_and_pack(weights, args.output, evaluate, target_size=target,
+                                        max_drop=args.max_drop, hessians=hessians,
+                                        layout=layout, model=spec, max_bytes=args.max_bytes,
+                                        source=tensors, settings=settings)
+    width = name_width(alloc.choices)
+    print(f"{'layer':<{width}}{'matrix':>12}  {'setting':<24}{'format':<28}{'bytes':>10}"
+          f"{'bits/w':>8}{'error':>8}")
+    for n, c in alloc.choices.items():
+        fmt = c.stored.format
+        print(f"{short_name(n, width):<{width}}{'x'.join(map(str, c.matrix.shape)):>12}  "
+              f"{c.setting.label:<24}{fmt[:27]:<28}{c.nbytes:>10,}"
+              f"{8 * c.nbytes / c.matrix.size:>8.3f}{c.error:>8.3f}")
+    size = os.path.getsize(args.output)
+    print(f"score {alloc.score:.4g} (float model {alloc.reference:.4g}, drop "
+          f"{alloc.drop:.4g}); file {size:,} bytes; {alloc.evaluations} evaluations")
+    print("score vs size (weight layers):  " + ", ".join(
+        f"{p['bytes']:,} B -> {p['score']:.4g}" for p in points))
+    if args.plot:
+        print(f"plot: {plot(alloc, points, args.plot)}")
     return 0
 
 
@@ -338,6 +397,25 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--bits", type=float, metavar="B",
                         help="instead of --quantize: each weight matrix gets the least error "
                         "within B bits per weight (sc.compress)")
+    target.add_argument("--target-size", metavar="SIZE",
+                        help="tune per layer (sparsecodec.tune, docs/tuning.md) for a file of "
+                        "at most SIZE (2MB, 512KiB, bytes) with the least score drop; needs "
+                        "--eval")
+    target.add_argument("--max-drop", type=float, metavar="D",
+                        help="tune per layer for the smallest file whose score is at most D "
+                        "below the float model's; needs --eval")
+    pk.add_argument("--eval", metavar="MODULE:FUNCTION",
+                    help="with --target-size/--max-drop: a function mapping a dict of the "
+                    "model's arrays to a score, higher is better (MODULE may be a .py path)")
+    pk.add_argument("--calibration", metavar="DATA.npz",
+                    help="with --target-size/--max-drop: layer inputs for calibration-aware "
+                    "quantization (GPTQ/SparseGPT): an array per weight tensor name "
+                    "(samples, inputs), or 'x' (model inputs, run through --model)")
+    pk.add_argument("--plot", metavar="PNG", help="with --target-size/--max-drop: write the "
+                    "allocation (bits per layer) and score vs size")
+    pk.add_argument("--menu", choices=("full", "quick"), default="full",
+                    help="with --target-size/--max-drop: the settings tried per layer: full "
+                    "(38: prune x k-means levels, error targets, low rank) or quick (10)")
     pk.add_argument("--format", default="auto", choices=format_choices(),
                     metavar="FORMAT", help="auto (default) or a format: "
                     f"{', '.join(format_choices()[1:])}")

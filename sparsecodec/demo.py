@@ -23,13 +23,10 @@ from .pack import pack
 from .progress import progress
 from .runtime import load_model
 from .timing import FIRST_RUN, best_time, numba_threads
+from .tune.examples import MLP_SPEC
 
 LAYERS = ("fc1", "fc2", "fc3")
-SPEC: list[dict[str, Any]] = [
-    {"type": "linear", "weight": "fc1.weight", "bias": "fc1.bias", "activation": "relu"},
-    {"type": "linear", "weight": "fc2.weight", "bias": "fc2.bias", "activation": "relu"},
-    {"type": "linear", "weight": "fc3.weight", "bias": "fc3.bias"},
-]
+SPEC = MLP_SPEC
 
 
 def example() -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:

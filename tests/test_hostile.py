@@ -635,6 +635,10 @@ def test_safetensors_shapes_are_checked_as_numbers(tmp_path, capsys, shape):
     ('{"tensors": {"w": {"shape": [7, 7], "transform": "flatten"}}}', "do not fit"),
     ('{"tensors": {"w": {"shape": [6, 5], "transform": "none", "note": 3}}}', "note"),
     ('{"tensors": {"w": {"shape": [6, 5], "transform": "none", "why": "x"}}}', "exactly"),
+    ('{"tensors": {"w": {"shape": [6, 5], "transform": "none", "lowrank": ["U"]}}}', "lowrank"),
+    ('{"tensors": {"w": {"shape": [6, 5], "transform": "none", "lowrank": "UV"}}}', "lowrank"),
+    ('{"tensors": {"v": {"shape": [6, 5], "transform": "none", "lowrank": ["U", "V"]}}}',
+     "parts missing"),
     ('{"tensors": ' + "[" * 50000 + "]" * 50000 + "}", "JSON"),
 ])
 def test_hostile_pack_records_are_one_line_errors(tmp_path, capsys, record, msg):

@@ -220,6 +220,18 @@ def test_lowrank_layer_packs_unpacks_and_runs(tmp_path):
     assert np.allclose(load_model(path)(x), ref, rtol=1e-4, atol=1e-4)
 
 
+def test_lowrank_parts_that_do_not_chain_are_a_format_error(tmp_path):
+    import sparsecodec as sc
+    from sparsecodec import FormatError
+
+    rec = '{"tensors": {"w": {"shape": [6, 5], "transform": "none", "lowrank": ["U", "V"]}}}'
+    sc.save(tmp_path / "m.spc", {"w.lowrank.U": sc.encode(np.ones((6, 2), np.float32)),
+                                 "w.lowrank.V": sc.encode(np.ones((3, 5), np.float32))},
+            metadata={"sparsecodec.pack": rec})
+    with pytest.raises(FormatError, match="not chaining"):
+        unpack(tmp_path / "m.spc")
+
+
 # ---------------------------------------------------------------- allocation
 
 def test_knapsack_matches_brute_force():

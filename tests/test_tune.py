@@ -393,6 +393,29 @@ def test_layer_hessians_are_the_inputs_gram_matrices():
     assert np.allclose(layer_hessians(cspec, {"c": W2}, xi)["c"], cols.T @ cols)
 
 
+def test_sequential_calibration_targets_the_float_outputs():
+    from sparsecodec.tune.capture import quantize_sequentially
+
+    W1 = RNG.standard_normal((8, 16))
+    W2 = RNG.standard_normal((16, 5))
+    spec = [{"type": "linear", "weight": "a", "bias": None, "activation": "relu"},
+            {"type": "linear", "weight": "b", "bias": None}]
+    x = RNG.standard_normal((300, 8))
+    seen = {}
+
+    def keep(name, W, H):  # "quantizing" to the target itself: the corrected weights
+        seen[name] = (W, H)
+        return W if name == "b" else np.round(W)  # only the first layer is really rounded
+
+    out = quantize_sequentially(spec, {"a": W1, "b": W2}, x, keep, batch=64)
+    assert np.array_equal(seen["a"][0], W1)  # the first layer sees the float inputs: W' = W
+    Xq = np.maximum(x @ np.round(W1), 0)
+    assert np.allclose(seen["b"][1], Xq.T @ Xq)
+    Xf = np.maximum(x @ W1, 0)
+    # the second layer's target moves its outputs towards the float model's
+    assert np.linalg.norm(Xq @ out["b"] - Xf @ W2) < 0.9 * np.linalg.norm(Xq @ W2 - Xf @ W2)
+
+
 def test_example_models_load_and_score():
     from sparsecodec.tune.examples import accuracy, digits_cnn, digits_mlp
 

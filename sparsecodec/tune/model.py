@@ -96,13 +96,15 @@ def tune_and_pack(weights: Mapping[str, np.ndarray], output: str | os.PathLike,
 def score_curve(sens: Any, alloc: Allocation, points: int = CURVE_POINTS) -> list[dict]:
     """Score against the bytes of the weight layers: allocations for byte budgets spread
     between the smallest menu choice and the largest, each evaluated (one evaluation per
-    point, cached), plus the chosen one."""
+    point, cached), plus the chosen one; each point keeps its ``allocation``."""
     lo = sum(min(c.nbytes for c in cs) for cs in sens.candidates.values())
     hi = sum(max(c.nbytes for c in cs) for cs in sens.candidates.values())
-    out = [{"bytes": alloc.layer_bytes, "score": alloc.score, "chosen": True}]
+    out = [{"bytes": alloc.layer_bytes, "score": alloc.score, "chosen": True,
+            "allocation": alloc}]
     for b in np.geomspace(max(lo, 1) * 1.01, max(hi, 2), points):
         a = allocate({}, sens=sens, target_bytes=float(b))
-        out.append({"bytes": a.layer_bytes, "score": a.score, "chosen": False})
+        out.append({"bytes": a.layer_bytes, "score": a.score, "chosen": False,
+                    "allocation": a})
     return sorted(out, key=lambda p: p["bytes"])
 
 

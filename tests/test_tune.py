@@ -288,6 +288,7 @@ def test_allocation_gives_the_insensitive_layer_fewer_bits():
     assert {n: c.setting for n, c in a.choices.items()} == \
         {n: c.setting for n, c in b.choices.items()}
     assert a.evaluations == a.sensitivity.evaluator.calls
+    assert set(a.tensors) == set(W) and score(a.tensors) == a.score
     u = uniform_best(a.sensitivity, 3.0)
     assert u is not None and a.layer_bytes <= u[1]
 
@@ -370,6 +371,8 @@ def test_bin_and_quant_splits_the_sensitive_range_until_the_score_is_back():
     centres = (edges[:-1] + edges[1:]) / 2
     assert set(np.unique(layer.values)) <= set(centres.astype(np.float32))
     assert res.evaluations >= 2 and res.bits_per_weight > 0
+    again = bin_and_quant({"W": W}, score, tol=0.5)
+    assert np.array_equal(again.layers[0].edges, edges)  # deterministic
     mean = bin_and_quant({"W": W}, score, tol=0.5, center="mean", split="median")
     assert mean.score >= mean.reference - 0.5 - 1e-9
     with pytest.raises(OptionError):

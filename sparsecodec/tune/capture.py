@@ -18,10 +18,11 @@ def _weight_names(spec: Sequence[dict[str, Any]]) -> list[str]:
     return [L["weight"] for L in spec if L.get("type") in ("linear", "conv2d")]
 
 
-def _inputs(spec: Sequence[dict[str, Any]], matrices: Mapping[str, Any], x: np.ndarray,
+def layer_inputs(spec: Sequence[dict[str, Any]], matrices: Mapping[str, Any], x: np.ndarray,
             stop: str | None = None) -> Iterator[tuple[str, np.ndarray]]:
-    """(weight name, the rows that layer multiplies) for each weight layer of ``spec`` run on
-    the batch ``x``, in order; the run ends after layer ``stop``."""
+    """(weight name, the rows X that layer multiplies: ``X @ W``) for each weight layer of
+    ``spec`` run on the batch ``x`` with the dense ``matrices``, in order (a convolution's X
+    is its im2col patches); the run ends after layer ``stop``."""
     model = build(spec, matrices, dense=True)
     names = iter(_weight_names(spec))
     a = np.asarray(x, np.float64)
@@ -46,7 +47,7 @@ def layer_hessians(spec: Sequence[dict[str, Any]], matrices: Mapping[str, Any], 
     x = np.asarray(x, np.float64)
     H: dict[str, np.ndarray] = {}
     for s in range(0, len(x), batch):
-        for name, X in _inputs(spec, matrices, x[s:s + batch]):
+        for name, X in layer_inputs(spec, matrices, x[s:s + batch]):
             H[name] = H.get(name, 0) + X.T @ X
     return H
 
@@ -70,8 +71,8 @@ def quantize_sequentially(spec: Sequence[dict[str, Any]], matrices: Mapping[str,
         C: Any = 0
         for s in range(0, len(x), batch):
             xb = x[s:s + batch]
-            Xf = dict(_inputs(spec, matrices, xb, name))[name]
-            Xq = dict(_inputs(spec, current, xb, name))[name]
+            Xf = dict(layer_inputs(spec, matrices, xb, name))[name]
+            Xq = dict(layer_inputs(spec, current, xb, name))[name]
             H = H + Xq.T @ Xq
             C = C + Xq.T @ Xf
         W = np.asarray(matrices[name])

@@ -19,7 +19,7 @@ def _weight_names(spec: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def layer_inputs(spec: Sequence[dict[str, Any]], matrices: Mapping[str, Any], x: np.ndarray,
-            stop: str | None = None) -> Iterator[tuple[str, np.ndarray]]:
+                 stop: str | None = None) -> Iterator[tuple[str, np.ndarray]]:
     """(weight name, the rows X that layer multiplies: ``X @ W``) for each weight layer of
     ``spec`` run on the batch ``x`` with the dense ``matrices``, in order (a convolution's X
     is its im2col patches); the run ends after layer ``stop``."""

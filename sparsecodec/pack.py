@@ -336,9 +336,12 @@ def _write(path: str | os.PathLike, results: Any, st: _Settings,
     with _writer(path) as out:
         for i, (name, stored, row, rec) in enumerate(results):
             parts = getattr(stored, "parts", None)  # a low-rank layer: one entry per part
-            for part, enc in (parts.items() if parts is not None else ()):
-                out.add(f"{name}{LOWRANK}{part}", enc)
-            if parts is None:
+            if parts is not None:
+                from .tune.lowrank import part_name
+
+                for part, enc in parts.items():
+                    out.add(part_name(name, part), enc)
+            else:
                 out.add(name, stored)
             rows.append(row)
             if rec is not None:
@@ -689,16 +692,12 @@ def pack_records(metadata: Mapping[str, str], where: str) -> dict[str, dict[str,
     return records
 
 
-LOWRANK = ".lowrank."  # a low-rank layer NAME is stored as NAME.lowrank.U, .V (and .S)
+def _low_rank(f: Any, name: str, parts: list[str], where: str) -> Any:
+    """The low-rank layer ``name`` of an open file, its ``parts`` checked by pack_records."""
+    from .tune.lowrank import assemble
 
-
-def _low_rank(f: Any, name: str, parts: Any, where: str) -> Any:
-    from .tune.lowrank import PARTS, LowRank
-
-    assert set(parts) <= set(PARTS)  # pack_records checked them
     try:
-        enc = {p: f[f"{name}{LOWRANK}{p}"] for p in parts}
-        return LowRank(enc["U"], enc["V"], enc.get("S"), enc["U"].dtype)
+        return assemble(f, name, parts)
     except (KeyError, ShapeError) as exc:
         raise FormatError(f"{where}: tensor {name!r}: low-rank parts missing or not "
                           f"chaining ({exc})") from None
@@ -711,7 +710,9 @@ def unpack(path: str | os.PathLike, max_bytes: Budget = "auto") -> dict[str, np.
     out: dict[str, np.ndarray] = {}
     with open_file(path, max_bytes=max_bytes) as f:
         records = pack_records(f.metadata, str(path))
-        parts_of = {f"{n}{LOWRANK}{p}" for n, r in records.items() if "lowrank" in r
+        from .tune.lowrank import LowRank, part_name
+
+        parts_of = {part_name(n, p) for n, r in records.items() if "lowrank" in r
                     for p in r["lowrank"]}
         names = [n for n in f if n not in parts_of]
         names += [n for n, r in records.items() if "lowrank" in r]
@@ -719,7 +720,7 @@ def unpack(path: str | os.PathLike, max_bytes: Budget = "auto") -> dict[str, np.
             r = records.get(name)
             x = (_low_rank(f, name, r["lowrank"], str(path)) if r and "lowrank" in r
                  else f[name])
-            if isinstance(x, Encoded) or r and "lowrank" in r:
+            if isinstance(x, (Encoded, LowRank)):
                 W = x.decode()
                 if r is None:
                     out[name] = W

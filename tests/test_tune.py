@@ -217,7 +217,11 @@ def test_lowrank_layer_packs_unpacks_and_runs(tmp_path):
     assert np.array_equal(back["a.weight"], W1)
     x = RNG.standard_normal((3, 20))
     ref = np.maximum(x @ W1, 0) @ lr.decode().astype(np.float64)
-    assert np.allclose(load_model(path)(x), ref, rtol=1e-4, atol=1e-4)
+    model = load_model(path)
+    assert np.allclose(model(x), ref, rtol=1e-4, atol=1e-4)
+    size = {r.name: r.nbytes for r in rows}
+    assert size["b.weight"] == lr.nbytes  # the low-rank parts counted, biases as float64
+    assert model.nbytes == size["a.weight"] + lr.nbytes + 64 * 8
 
 
 def test_lowrank_parts_that_do_not_chain_are_a_format_error(tmp_path):

@@ -85,14 +85,15 @@ class Sequential:
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the encoded weights and the biases the layers hold."""
+        """Bytes of the encoded weights (every part of a low-rank one) and the biases the
+        layers hold."""
+        from ..tune.lowrank import LowRank
+
         total = 0
         for layer in self.layers:
             for attr in ("weight", "bias"):
                 v = getattr(layer, attr, None)
-                if isinstance(v, Encoded):
-                    total += v.nbytes
-                elif isinstance(v, np.ndarray):
+                if isinstance(v, (Encoded, LowRank, np.ndarray)):
                     total += v.nbytes
         return total
 
@@ -100,12 +101,10 @@ class Sequential:
 def _weight(tensors: Any, name: str) -> Any:
     """The weight ``name``: an encoded matrix, or a low-rank layer stored as its parts
     (``NAME.lowrank.U``, ``.V`` and optionally ``.S``, as ``pack`` writes one)."""
-    if name not in tensors and f"{name}.lowrank.U" in tensors:
-        from ..tune.lowrank import LowRank
+    from ..tune.lowrank import assemble, part_name
 
-        S = f"{name}.lowrank.S"
-        return LowRank(tensors[f"{name}.lowrank.U"], tensors[f"{name}.lowrank.V"],
-                       tensors[S] if S in tensors else None)
+    if name not in tensors and part_name(name, "U") in tensors:
+        return assemble(tensors, name)
     return tensors[name]
 
 

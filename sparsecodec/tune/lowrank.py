@@ -23,6 +23,21 @@ from ..quantize import kmeans
 from ..quantize.result import check_weights
 
 PARTS = ("U", "V", "S")
+SEPARATOR = ".lowrank."  # a low-rank layer NAME is stored as NAME.lowrank.U, .V (and .S)
+
+
+def part_name(name: str, part: str) -> str:
+    """The name under which part ``part`` of the low-rank layer ``name`` is stored."""
+    return f"{name}{SEPARATOR}{part}"
+
+
+def assemble(tensors: Any, name: str, parts: Any = None) -> LowRank:
+    """The low-rank layer ``name`` from its stored parts (``parts``: which; default U, V and S
+    if stored). KeyError for a missing part, ShapeError for parts that do not chain."""
+    if parts is None:
+        parts = [p for p in PARTS if p != "S" or part_name(name, p) in tensors]
+    enc = {p: tensors[part_name(name, p)] for p in parts}
+    return LowRank(enc["U"], enc["V"], enc.get("S"), enc["U"].dtype)
 
 
 class LowRank:

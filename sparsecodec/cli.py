@@ -162,6 +162,7 @@ def pack_cmd(args: argparse.Namespace) -> int:
 def _tuned(args: argparse.Namespace, tensors: Any, model: Any) -> int:
     """``pack --target-size/--max-drop --eval``: allocate per layer, pack, report."""
     from .sources import open_source
+    from .tune.allocate import QUICK, layers_of, menu
     from .tune.evaluation import load_function
     from .tune.model import plot, read_calibration, tune_and_pack
 
@@ -179,17 +180,15 @@ def _tuned(args: argparse.Namespace, tensors: Any, model: Any) -> int:
         from .runtime.model import read_spec
 
         spec = read_spec(model, list(weights))
+    layers = layers_of(weights, None, layout)
     hessians = None
     if args.calibration:
-        names = [n for n in weights if weights[n].ndim >= 2 and weights[n].dtype.kind == "f"]
-        hessians = read_calibration(args.calibration, weights, names, layout, spec)
+        hessians = read_calibration(args.calibration, weights, layers, spec, args.max_bytes)
     target = parse_size(args.target_size, "--target-size")
     settings = None
     if args.menu == "quick":
-        from .tune.allocate import QUICK, layers_of, menu
-
         settings = {layer.name: menu(layer.matrix.shape, **QUICK)  # type: ignore[arg-type]
-                    for layer in layers_of(weights, None, layout)}
+                    for layer in layers}
     alloc, rows, points = tune_and_pack(weights, args.output, evaluate, target_size=target,
                                         max_drop=args.max_drop, hessians=hessians,
                                         layout=layout, model=spec, max_bytes=args.max_bytes,

@@ -455,7 +455,16 @@ def test_cli_pack_max_drop_and_target_size(tmp_path, capsys):
     assert main(["pack", str(tmp_path / "m.npz"), "-o", str(tmp_path / "s.spc"),
                  "--target-size", "12KB", "--eval", ev, "--menu", "quick"]) == 0
     assert (tmp_path / "s.spc").stat().st_size <= 12000
+    (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 truncated")
+    np.savez(tmp_path / "wrong.npz", A=RNG.standard_normal((80, 7)))
+    np.savez(tmp_path / "other.npz", C=RNG.standard_normal((80, 64)))
     for extra, what in ((["--max-drop", "1"], "need --eval"),
+                        (["--max-drop", "1", "--eval", ev, "--calibration",
+                          str(tmp_path / "bad.npz")], "not a readable .npz"),
+                        (["--max-drop", "1", "--eval", ev, "--calibration",
+                          str(tmp_path / "wrong.npz")], "(samples, 64)"),
+                        (["--max-drop", "1", "--eval", ev, "--calibration",
+                          str(tmp_path / "other.npz")], "no array named like"),
                         (["--eval", ev], "go with --target-size"),
                         (["--max-drop", "1", "--eval", ev, "--prune", "50"], "drop --prune"),
                         (["--max-drop", "1", "--eval", f"{tmp_path / 'ev.py'}:nope"],

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import OptionError, SparseCodecError
 from ..io.tensors import Budget
-from .allocate import Allocation, allocate, layers_of, sensitivity
+from .allocate import Allocation, Layer, allocate, sensitivity
 from .calibrated import hessian
 from .capture import layer_hessians
 from .evaluation import Evaluator
@@ -21,23 +21,33 @@ CURVE_POINTS = 6  # extra allocations (one evaluation each) drawn on the score-v
 
 
 def read_calibration(path: str | os.PathLike, weights: Mapping[str, np.ndarray],
-                     names: Sequence[str], layout: Any,
-                     spec: Sequence[dict[str, Any]] | None) -> dict[str, np.ndarray]:
-    """Per-layer ``X^T X`` from a ``.npz``: an array named like a weight tensor holds that
-    layer's inputs (samples, inputs); an array ``x`` holds model inputs, run through the model
-    description ``spec`` (``pack --model``) to capture every layer's inputs."""
-    from ..io.tensors import Budget as _B  # noqa: F401  (the budget type is shared)
+                     layers: Sequence[Layer], spec: Sequence[dict[str, Any]] | None,
+                     max_bytes: Budget = "auto") -> dict[str, np.ndarray]:
+    """Per-layer ``X^T X`` from a ``.npz`` (read as any input file: a damaged one is a
+    FormatError): an array named like one of the weight ``layers`` holds that layer's inputs
+    (samples, inputs); an array ``x`` holds model inputs, run through the model description
+    ``spec`` (``pack --model``) to capture every layer's inputs."""
+    from ..adapters import npz
 
-    with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    H = {n: hessian(arrays[n]) for n in names if n in arrays}
+    arrays = npz.read(path, max_bytes)
+    H = {}
+    for layer in layers:
+        X = arrays.get(layer.name)
+        if X is None:
+            continue
+        if X.ndim != 2 or X.shape[1] != layer.matrix.shape[0] or X.dtype.kind not in "fiu":
+            raise OptionError(f"{path}: {layer.name!r} must hold that layer's inputs, numbers "
+                              f"of shape (samples, {layer.matrix.shape[0]}); found {X.dtype} "
+                              f"{X.shape}")
+        H[layer.name] = hessian(X)
     if "x" in arrays:
         if spec is None:
             raise OptionError(f"{path}: an array 'x' of model inputs needs the model "
                               "description (--model) to run them through")
-        mats = {layer.name: layer.matrix for layer in layers_of(weights, None, layout)}
+        mats = {layer.name: layer.matrix for layer in layers}
         H = {**layer_hessians(spec, {**weights, **mats}, arrays["x"]), **H}
     if not H:
+        names = [layer.name for layer in layers]
         raise OptionError(f"{path}: no array named like a weight tensor ({', '.join(names[:4])}"
                           f"{', ...' if len(names) > 4 else ''}) and no 'x'")
     return H
@@ -57,12 +67,10 @@ def tune_and_pack(weights: Mapping[str, np.ndarray], output: str | os.PathLike,
     excess taken off while the written file is larger (at most 3 times). ``source``: what
     ``pack`` reads (the model file, whose own layouts then apply; default ``weights``);
     ``settings``: the menu (``tune.sensitivity``)."""
-    from ..pack import pack as pack_file
+    from ..pack import pack
 
-    def pack(_: Any, out: Any, layout: Any, **kw: Any) -> Any:
-        return pack_file(weights if source is None else source, out,
-                         layout=layout if isinstance(layout, str) else "auto", **kw)
-
+    src = weights if source is None else source
+    pack_layout = layout if isinstance(layout, str) else "auto"  # a function: the source's
     if (target_size is None) == (max_drop is None):
         raise OptionError("give exactly one of --target-size and --max-drop")
     sens = sensitivity(weights, evaluate, layout=layout, hessians=hessians, show=show,
@@ -76,7 +84,7 @@ def tune_and_pack(weights: Mapping[str, np.ndarray], output: str | os.PathLike,
                 raise OptionError(f"--target-size {target_size:,}: the tensors kept as arrays "
                                   f"alone take {other:,} bytes")
             alloc = allocate(weights, sens=sens, target_bytes=budget)
-            rows = pack(weights, output, plan=alloc, layout=layout, model=model,
+            rows = pack(src, output, plan=alloc, layout=pack_layout, model=model,
                         max_bytes=max_bytes)
             excess = os.path.getsize(output) - target_size
             if excess <= 0:
@@ -87,7 +95,7 @@ def tune_and_pack(weights: Mapping[str, np.ndarray], output: str | os.PathLike,
                                    f"{excess:,} bytes over after 3 allocations")
     else:
         alloc = allocate(weights, sens=sens, max_drop=float(max_drop))  # type: ignore[arg-type]
-        rows = pack(weights, output, plan=alloc, layout=layout, model=model,
+        rows = pack(src, output, plan=alloc, layout=pack_layout, model=model,
                     max_bytes=max_bytes)
     points = score_curve(sens, alloc) if curve else []
     return alloc, rows, points

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import OptionError
-from .allocate import Layout, layers_of, realize, stored_cost
+from .allocate import Layout, Setting, layers_of, realize, stored_cost
 from .evaluation import Evaluator
 
 CENTERS = ("midpoint", "mean")
@@ -138,15 +138,10 @@ def bin_and_quant(weights: Mapping[str, np.ndarray], evaluate: Callable[[dict], 
             edges = np.insert(edges, b + 1, cut)
         done[layer.name] = Qt
         Qm = Q.astype(layer.matrix.dtype)
-        cand = realize(Qm, _lossless())
+        cand = realize(Qm, Setting(0.0, None))  # stored as it is, by the auto format
         out.append(BinQuantLayer(layer.name, edges, Qm, score, stored_cost(cand.stored),
                                  cand.stored.format, ev.calls - before))
     ev.done()
     final = ev(done, "the quantized model")
     return BinQuant(out, {**dict(weights), **done}, ref, final, ev.calls)
 
-
-def _lossless() -> Any:
-    from .allocate import Setting
-
-    return Setting(0.0, None)

@@ -96,11 +96,8 @@ def file_bytes(ex, plan) -> int:
         return path.stat().st_size
 
 
-def weight_names(ex) -> list[str]:
-    return [L["weight"] for L in ex.spec if L.get("type") in ("linear", "conv2d")]
-
-
 def run_model(ex, max_drop: float, nncodec: str | None) -> dict:
+    from sparsecodec.runtime.model import weight_names
     from sparsecodec.tune import allocate, bin_and_quant, sensitivity, uniform_best
     from sparsecodec.tune.allocate import Setting, realize
     from sparsecodec.tune.calibrated import output_error
@@ -108,7 +105,7 @@ def run_model(ex, max_drop: float, nncodec: str | None) -> dict:
     from sparsecodec.tune.examples import accuracy, matrices
     from sparsecodec.tune.model import score_curve
 
-    names = weight_names(ex)
+    names = weight_names(ex.spec)
     ev = accuracy(ex.spec, ex.x, ex.y, ex.layout)
     mats = matrices(ex.tensors, ex.spec, ex.layout)
     H_cal = layer_hessians(ex.spec, mats, ex.x_calib)

@@ -41,6 +41,14 @@ LAYER_TYPES = ("linear", "conv2d", "maxpool2d", "avgpool2d", "flatten", "transpo
 MAX_DESCRIPTION = 16 << 20  # bytes of a model description file (pack --model)
 
 
+WEIGHT_TYPES = ("linear", "conv2d")  # the layers that hold a weight matrix
+
+
+def weight_names(spec: Sequence[dict[str, Any]]) -> list[str]:
+    """The weight tensors of a layer list, in the order its layers use them."""
+    return [L["weight"] for L in spec if isinstance(L, dict) and L.get("type") in WEIGHT_TYPES]
+
+
 def check_spec(spec: Any, names: Sequence[str], where: str) -> list[dict[str, Any]]:
     """A layer list as ``pack(model=...)`` stores it, checked before packing: a list of objects
     of known ``type`` whose ``weight`` and ``bias`` name tensors of the model (``names``).
@@ -53,7 +61,7 @@ def check_spec(spec: Any, names: Sequence[str], where: str) -> list[dict[str, An
         if kind not in LAYER_TYPES:
             raise FormatError(f"{where}: layer {i}: type {str(kind)[:40]!r} is not one of "
                               f"{', '.join(LAYER_TYPES)}")
-        for key in ("weight", "bias") if kind in ("linear", "conv2d") else ():
+        for key in ("weight", "bias") if kind in WEIGHT_TYPES else ():
             name = L.get(key)
             if (key == "weight" or name is not None) and name not in known:
                 raise FormatError(f"{where}: layer {i} ({kind}): {key} {str(name)[:80]!r} is "
@@ -118,7 +126,7 @@ def build(spec: Sequence[dict[str, Any]], tensors: Any, dense: bool = False) -> 
     for i, L in enumerate(spec):
         kind = L.get("type") if isinstance(L, dict) else None
         try:
-            if kind in ("linear", "conv2d"):
+            if kind in WEIGHT_TYPES:
                 w = _weight(tensors, L["weight"])
                 if dense and isinstance(w, np.ndarray) and w.ndim == 2:
                     w = np.asarray(w, np.float64)

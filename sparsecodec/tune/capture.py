@@ -10,12 +10,8 @@ from typing import Any
 import numpy as np
 
 from ..runtime.layers import CompressedConv2d, CompressedLinear, patches
-from ..runtime.model import build
+from ..runtime.model import build, weight_names
 from .calibrated import DAMP
-
-
-def _weight_names(spec: Sequence[dict[str, Any]]) -> list[str]:
-    return [L["weight"] for L in spec if L.get("type") in ("linear", "conv2d")]
 
 
 def layer_inputs(spec: Sequence[dict[str, Any]], matrices: Mapping[str, Any], x: np.ndarray,
@@ -24,7 +20,7 @@ def layer_inputs(spec: Sequence[dict[str, Any]], matrices: Mapping[str, Any], x:
     ``spec`` run on the batch ``x`` with the dense ``matrices``, in order (a convolution's X
     is its im2col patches); the run ends after layer ``stop``."""
     model = build(spec, matrices, dense=True)
-    names = iter(_weight_names(spec))
+    names = iter(weight_names(spec))
     a = np.asarray(x, np.float64)
     for layer in model.layers:
         if isinstance(layer, (CompressedLinear, CompressedConv2d)):
@@ -66,7 +62,7 @@ def quantize_sequentially(spec: Sequence[dict[str, Any]], matrices: Mapping[str,
     x = np.asarray(x, np.float64)
     current = dict(matrices)
     out: dict[str, np.ndarray] = {}
-    for name in _weight_names(spec):
+    for name in weight_names(spec):
         H: Any = 0
         C: Any = 0
         for s in range(0, len(x), batch):

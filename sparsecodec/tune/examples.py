@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..runtime.model import build
+from ..runtime.model import build, weight_names
 
 MLP_SPEC: list[dict[str, Any]] = [
     {"type": "linear", "weight": "fc1.weight", "bias": "fc1.bias", "activation": "relu"},
@@ -62,13 +62,10 @@ def digits_cnn() -> Example:
 def matrices(tensors: Mapping[str, np.ndarray], spec: Sequence[dict[str, Any]],
              layout: str) -> dict[str, np.ndarray]:
     """The tensors with the weights of ``spec`` as (inputs, outputs) matrices."""
-    from ..pack import to_matrix
+    from .allocate import layers_of
 
-    out = dict(tensors)
-    for L in spec:
-        if L.get("type") in ("linear", "conv2d"):
-            out[L["weight"]] = to_matrix(np.asarray(tensors[L["weight"]]), layout)[0]
-    return out
+    return {**tensors, **{layer.name: layer.matrix
+                          for layer in layers_of(tensors, weight_names(spec), layout)}}
 
 
 def accuracy(spec: Sequence[dict[str, Any]], x: Any, y: Any, layout: str = "as-is"

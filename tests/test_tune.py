@@ -297,6 +297,22 @@ def test_allocation_gives_the_insensitive_layer_fewer_bits():
     assert u is not None and a.layer_bytes <= u[1]
 
 
+def test_allocation_repairs_when_the_drops_do_not_add_up():
+    """Each layer alone loses nothing up to a relative error of 0.15, together they lose
+    100 points per unit of summed error beyond it: the additive choice (16 values for both,
+    0.1 each) fails at every budget and a layer is upgraded until the real drop is within
+    the limit."""
+    W, _ = toy_model()
+
+    def score(t):
+        return 100 - 100 * max(0.0, rel(W["A"], t["A"]) + rel(W["B"], t["B"]) - 0.15)
+
+    a = allocate(W, score, max_drop=1.0, settings=MENU)
+    assert any(h.get("repair") for h in a.rounds)
+    assert a.drop <= 1.0
+    assert a.choices["A"].error + a.choices["B"].error <= 0.16
+
+
 def test_allocation_meets_a_byte_target_with_the_least_drop():
     W, score = toy_model()
     sens = sensitivity(W, score, settings=MENU)

@@ -25,7 +25,8 @@ def demo(args: argparse.Namespace) -> int:
     if args.layer:
         return run_layer(args.size, args.density, args.levels, args.seed)
     print(FIRST_RUN, file=sys.stderr)
-    run(prune=args.prune, k=args.k, plot=None if args.no_plot else args.plot)
+    run(prune=args.prune, k=args.k, plot=None if args.no_plot else args.plot,
+        finetune=not args.no_finetune)
     return 0
 
 
@@ -135,7 +136,8 @@ def pack_cmd(args: argparse.Namespace) -> int:
                 format=args.format, layers=args.layers, layout=args.layout,
                 show_progress=True, model=args.model or model,
                 shard_size=parse_size(args.shard_size), workers=args.workers, dask=args.dask,
-                objective=args.objective, max_error=args.max_error, bits=args.bits)
+                objective=args.objective, max_error=args.max_error, bits=args.bits,
+                fold_batchnorm=args.fold_batchnorm)
     width = name_width(r.name for r in rows)
     print(f"{'tensor':<{width}}{'shape':>16}{'matrix':>14}{'zeros':>7}{'k':>6} {'format':<10}"
           f"{'bytes':>12}{'bits/w':>8}{'limit B':>11}")
@@ -368,6 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("-k", type=int, default=32, help="shared values per layer (default 32)")
     d.add_argument("--plot", default="sparsecodec-demo.png", help="PNG to write")
     d.add_argument("--no-plot", action="store_true", help="write no PNG")
+    d.add_argument("--no-finetune", action="store_true", help="skip the fine-tuning of the "
+                   "shared values (NumPy, about a second per pruning level)")
     d.add_argument("--layer", action="store_true",
                    help="instead: one synthetic layer in every format, with timings")
     d.add_argument("--size", type=int, default=2048, help="rows = columns (default 2048)")
@@ -439,6 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
     pk.add_argument("--model", metavar="SPEC.json", help="a layer list for runtime.load_model "
                     "(docs/adapters.md, 'Running a packed model'), stored in the file; Keras "
                     "Sequential .h5 files get one without it")
+    pk.add_argument("--fold-batchnorm", action="store_true", help="fold every batchnorm "
+                    "layer of --model that follows a linear or conv2d layer into that layer's "
+                    "weight and bias before quantizing")
     pk.set_defaults(func=pack_cmd)
     up = sub.add_parser("unpack", help=f"decode a packed file to a model file "
                         f"({_extensions(WRITERS)})")

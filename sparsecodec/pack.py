@@ -113,6 +113,20 @@ def to_matrix(a: np.ndarray, layout: str) -> tuple[np.ndarray, str]:
     return np.ascontiguousarray(a.reshape(-1, a.shape[-1])), "flatten"
 
 
+def matrix_shape(shape: tuple[int, ...], layout: str) -> tuple[tuple[int, int], str]:
+    """The shape of :func:`to_matrix`'s matrix for a tensor of ``shape``, and its transform,
+    without the tensor."""
+    if len(shape) == 2:
+        return ((shape[1], shape[0]), "T") if layout == "torch" else (shape, "none")
+    if len(shape) == 4 and layout == "torch":
+        o, i, kh, kw = shape
+        return (i * kh * kw, o), "oihw"
+    if len(shape) == 4 and layout == "keras":
+        kh, kw, i, o = shape
+        return (i * kh * kw, o), "hwio"
+    return (int(np.prod(shape[:-1])), shape[-1]), "flatten"
+
+
 def from_matrix(W: np.ndarray, transform: str, shape: tuple[int, ...]) -> np.ndarray:
     """Inverse of :func:`to_matrix`."""
     if transform == "none":
@@ -330,10 +344,12 @@ def _record(st: _Settings, records: dict[str, Any]) -> str:
 
 
 def _write(path: str | os.PathLike, results: Any, st: _Settings,
-           model: list[dict[str, Any]] | None, total: int, show: bool) -> list[PackedTensor]:
+           model: list[dict[str, Any]] | None, total: int, show: bool,
+           metadata: Mapping[str, str] | None = None) -> list[PackedTensor]:
     """Write (name, stored, row, record) results, in order, to one file."""
     rows, records = [], {}
     with _writer(path) as out:
+        out.metadata.update(metadata or {})
         for i, (name, stored, row, rec) in enumerate(results):
             parts = getattr(stored, "parts", None)  # a low-rank layer: one entry per part
             if parts is not None:
@@ -584,7 +600,8 @@ def pack(tensors: Mapping[str, Any] | str | os.PathLike, path: str | os.PathLike
          model: list[dict[str, Any]] | str | os.PathLike | None = None,
          shard_size: int | None = None, workers: int = 1, dask: Any = None,
          max_bytes: Budget = "auto", objective: str = "size", max_error: float | None = None,
-         bits: float | None = None, plan: Any = None) -> list[PackedTensor]:
+         bits: float | None = None, plan: Any = None,
+         fold_batchnorm: bool = False) -> list[PackedTensor]:
     """Write ``tensors`` to the container ``path``; see the module docstring.
 
     ``tensors`` is a mapping of arrays or the path of a model file. Files are read one tensor
@@ -609,7 +626,9 @@ def pack(tensors: Mapping[str, Any] | str | os.PathLike, path: str | os.PathLike
     within that error, or its least error within that size. ``plan``: a
     ``sparsecodec.tune`` allocation (or ``{name: encoded matrix or LowRank}``) whose choices
     are stored for those tensors as they are (the others are packed with the settings);
-    only serially, in one file."""
+    only serially, in one file. ``fold_batchnorm``: with ``model``, every batchnorm layer
+    that directly follows a linear or conv2d layer is folded into it before quantization
+    (``runtime.fold_batchnorm``; the tensors are read whole for this)."""
     quant = parse_quantizer(quantize)
     labels = None
     if plan is not None and hasattr(plan, "stored"):  # an Allocation
@@ -643,6 +662,20 @@ def pack(tensors: Mapping[str, Any] | str | os.PathLike, path: str | os.PathLike
 
         model = (read_spec(model, names) if isinstance(model, (str, os.PathLike))
                  else check_spec(model, names, "model"))
+    if fold_batchnorm:
+        if model is None:
+            raise OptionError("fold_batchnorm needs the model description (model=)")
+        from .runtime.model import fold_batchnorm as fold
+
+        weights = [n for n in names if st.is_weight(n, *source.info(n))]
+        kind = layout if layout != "auto" else (source.layout(weights[0]) if weights
+                                                 else "as-is")
+        model, folded = fold(model, {n: source[n] for n in names},
+                             "torch" if kind == "torch" else "matrix")
+        from .adapters.source import ArraySource
+
+        source = ArraySource(folded, {n: source.layout(n) for n in folded})
+        names = list(source)
     if shard_size is None and dask is None:
         results = (_pooled(source, names, st, workers) if workers > 1
                    else _serial(source, names, st))
@@ -654,6 +687,37 @@ def pack(tensors: Mapping[str, Any] | str | os.PathLike, path: str | os.PathLike
     rows = _run_shards(source, shards, files, st, workers, dask, show_progress)
     _write_index(path, shards, files, st, model)
     return rows
+
+
+def pack_encoded(path: str | os.PathLike, tensors: Mapping[str, Any],
+                 encoded: Mapping[str, tuple[Encoded, tuple[int, ...]]], *,
+                 layout: str = "torch", metadata: Mapping[str, str] | None = None,
+                 model: list[dict[str, Any]] | None = None,
+                 show_progress: bool = False) -> list[PackedTensor]:
+    """Write weight matrices that are already encoded, ``encoded``: name -> (the encoded
+    (inputs, outputs) matrix, the tensor's own shape in ``layout``), next to the other
+    ``tensors`` (arrays, packed losslessly as ``pack`` packs them without a quantizer), with
+    the records ``unpack`` needs to give every tensor back in its shape. ``metadata``: extra
+    string entries (``sparsecodec.torch`` writes its module list there)."""
+    if layout not in LAYOUTS:
+        raise OptionError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    st = _Settings(None, None, "auto", layout, None)
+    source = open_source(dict(tensors))
+
+    def results() -> Any:
+        for name, (enc, shape) in encoded.items():
+            matrix, transform = matrix_shape(tuple(shape), layout)
+            if matrix != enc.shape:
+                raise PackError(f"tensor {name!r}: a {shape} tensor is a {matrix} matrix in "
+                                f"layout {layout!r}, the encoded one is {enc.shape}")
+            size = int(np.prod(shape)) * enc.dtype.itemsize
+            row = PackedTensor(name, tuple(shape), enc.shape, enc.format, enc.nbytes, size,
+                               1 - enc.nnz / max(size // enc.dtype.itemsize, 1))
+            yield name, enc, row, {"shape": list(shape), "transform": transform}
+        yield from _serial(source, list(source), st)
+
+    return _write(path, results(), st, model, len(encoded) + len(tensors), show_progress,
+                  metadata)
 
 
 DEFAULT_SHARD = 2 << 30  # input bytes per shard when Dask is asked for without a size

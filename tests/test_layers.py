@@ -15,7 +15,7 @@ LAYERS = [
     {"api", "bounds", "quantize", "examples", "targets"},
     {"io"},
     {"adapters", "sources"},
-    {"pack", "runtime", "tune"},
+    {"pack", "runtime", "tune", "torch"},
     {"cli", "demo", "timing"},
     {"__init__", "__main__"},
 ]

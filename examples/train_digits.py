@@ -3,8 +3,9 @@
     python -m pip install scikit-learn && python examples/train_digits.py
 
 Writes ``sparsecodec/data/digits_mlp.npz``: the weights (``fc*.weight`` as (inputs, outputs)
-matrices, ``fc*.bias``) and the held-out test split (``x_test`` as uint8 pixel values 0..16,
-``y_test``), so that ``sparsecodec demo`` needs nothing else. scikit-learn is needed only here,
+matrices, ``fc*.bias``), the held-out test split (``x_test`` as uint8 pixel values 0..16,
+``y_test``) and the training split (``x_train``, ``y_train``: the demo fine-tunes on it), so
+that ``sparsecodec demo`` needs nothing else. scikit-learn is needed only here,
 to read the digits it ships; the package never imports it. Deterministic (seed 0).
 """
 
@@ -74,7 +75,8 @@ def main() -> None:
     print(f"test accuracy {acc:.4f} on {len(test)} held-out digits")
     tensors = {f"fc{i + 1}.weight": W for i, W in enumerate(Ws)}
     tensors |= {f"fc{i + 1}.bias": b for i, b in enumerate(bs)}
-    np.savez(OUT, **tensors, x_test=digits.data[test].astype(np.uint8), y_test=y[test])
+    np.savez(OUT, **tensors, x_test=digits.data[test].astype(np.uint8), y_test=y[test],
+             x_train=digits.data[train_idx].astype(np.uint8), y_train=y[train_idx])
     print(f"wrote {OUT} ({OUT.stat().st_size:,} bytes)")
 
 

@@ -26,17 +26,44 @@ from .timing import FIRST_RUN, best_time, numba_threads
 from .tune.examples import MLP_SPEC
 
 LAYERS = ("fc1", "fc2", "fc3")
+FINETUNE_PRUNE = 90  # the pruning level the demo fine-tunes and reports
 SPEC = MLP_SPEC
+
+
+def _data() -> dict[str, np.ndarray]:
+    with resources.files("sparsecodec").joinpath("data/digits_mlp.npz").open("rb") as fh:
+        with np.load(fh, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
 
 
 def example() -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """The example model's tensors and its test split (pixels scaled to [0, 1], labels)."""
-    with resources.files("sparsecodec").joinpath("data/digits_mlp.npz").open("rb") as fh:
-        with np.load(fh, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
+    data = _data()
     x = data.pop("x_test").astype(np.float64) / 16.0
     y = data.pop("y_test")
-    return data, x, y
+    return {k: v for k, v in data.items() if k.startswith("fc")}, x, y
+
+
+def training_split() -> tuple[np.ndarray, np.ndarray]:
+    """The 1,437 digits the example model was trained on (pixels in [0, 1], labels)."""
+    data = _data()
+    return data["x_train"].astype(np.float64) / 16.0, data["y_train"]
+
+
+FINETUNE = {"epochs": 20, "lr": 1e-2}  # centroid fine-tuning in the demo (about a second)
+
+
+def _finetuned(path: Path, tensors: dict[str, np.ndarray], x_train: np.ndarray,
+               y_train: np.ndarray, teacher: np.ndarray) -> dict[str, np.ndarray]:
+    """The tensors of the packed file ``path`` with their shared values fine-tuned on the
+    training digits (the float model's logits as teacher)."""
+    from .io import open_file
+    from .tune.finetune import finetune_centroids
+
+    with open_file(path) as f:
+        held = {f"{n}.weight": f[f"{n}.weight"].decode() for n in LAYERS}
+    q = {**tensors, **held}
+    return finetune_centroids(SPEC, q, x_train, y_train, teacher=teacher, **FINETUNE).tensors
 
 
 def dense_logits(t: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
@@ -49,22 +76,37 @@ def dense_logits(t: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
 
 
 def run(prune: float = 70, k: int = 32, levels: tuple[float, ...] = (0, 50, 70, 80, 90, 95),
-        plot: str | None = "sparsecodec-demo.png") -> dict[str, Any]:
-    """Run the demo, print its report; returns the figures (for tests)."""
+        plot: str | None = "sparsecodec-demo.png", finetune: bool = True) -> dict[str, Any]:
+    """Run the demo, print its report; returns the figures (for tests). ``finetune``: also
+    fine-tune the shared values at each pruning level (NumPy, about a second each)."""
     tensors, x, y = example()
+    x_train, y_train = training_split()
+    teacher = dense_logits(tensors, x_train)
     acc_dense = float((dense_logits(tensors, x).argmax(1) == y).mean())
     raw = sum(a.nbytes for a in tensors.values())
-    levels = tuple(sorted(set(levels) | {prune}))
+    levels = tuple(sorted(set(levels) | {prune} | ({FINETUNE_PRUNE} if finetune else set())))
     sweep = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, p in enumerate(levels):
-            progress(i, len(levels), f"prune {p:g}% + k-means {k}, pack, run")
+            progress(i, len(levels), f"prune {p:g}% + k-means {k}, pack, run"
+                     f"{', fine-tune' if finetune else ''}")
             path = Path(tmp) / f"p{p:g}.spc"
             rows = pack(tensors, path, prune=p or None, quantize=f"kmeans:{k}", model=SPEC)
             model = load_model(path)
             acc = float((model(x).argmax(1) == y).mean())
-            sweep.append({"prune": p, "accuracy": acc, "file_bytes": path.stat().st_size,
-                          "rows": rows})
+            point = {"prune": p, "accuracy": acc, "file_bytes": path.stat().st_size,
+                     "rows": rows}
+            if finetune:
+                tuned = _finetuned(path, tensors, x_train, y_train, teacher)
+                point["accuracy_finetuned"] = float((dense_logits(tuned, x).argmax(1) == y
+                                                     ).mean())
+                if p == FINETUNE_PRUNE:  # packed, and run on its encoded weights
+                    out = Path(tmp) / "tuned.spc"
+                    pack(tuned, out, model=SPEC)
+                    point["accuracy_finetuned"] = float((load_model(out)(x).argmax(1) == y
+                                                         ).mean())
+                    point["file_bytes_finetuned"] = out.stat().st_size
+            sweep.append(point)
         progress(len(levels), len(levels), "done")
         main = next(s for s in sweep if s["prune"] == prune)
         packed = {r.name: r for r in main["rows"]}
@@ -98,9 +140,15 @@ def run(prune: float = 70, k: int = 32, levels: tuple[float, ...] = (0, 50, 70, 
           "the format that adds the fewest bytes to the file, header entry included):")
     for fmt, nb in sorted(per_format.items(), key=lambda t: t[1]):
         print(f"  {fmt:<10}{nb:>10,} bytes  {8 * nb / weights:6.3f} bits/weight")
-    print("\npruning sweep (k-means, 32 values):   pruned   accuracy   file bytes")
+    ft = next((s for s in sweep if s["prune"] == FINETUNE_PRUNE and finetune), None)
+    if ft is not None:
+        _print_finetune(ft, k, len(y_train), acc_dense)
+    print(f"\npruning sweep (k-means, {k} values):   pruned   accuracy"
+          f"{'   fine-tuned' if finetune else ''}   file bytes")
     for s in sweep:
-        print(f"{'':>37}{s['prune']:>6g}%   {s['accuracy']:.4f}   {s['file_bytes']:>10,}")
+        tuned = f"   {s['accuracy_finetuned']:>10.4f}" if finetune else ""
+        print(f"{'':>37}{s['prune']:>6g}%   {s['accuracy']:.4f}{tuned}   "
+              f"{s['file_bytes']:>10,}")
     print(f"\nbounds for fc2 ({prune:g}% pruned):")
     print(report)
     if plot:
@@ -109,6 +157,15 @@ def run(prune: float = 70, k: int = 32, levels: tuple[float, ...] = (0, 50, 70, 
     return {"accuracy_dense": acc_dense, "accuracy": main["accuracy"],
             "file_bytes": main["file_bytes"], "raw_bytes": raw, "sweep": sweep,
             "per_format": per_format}
+
+
+def _print_finetune(ft: dict[str, Any], k: int, samples: int, acc_dense: float) -> None:
+    print(f"\nfine-tuning the shared values ({FINETUNE_PRUNE:g}% pruned, {k} values; "
+          f"{FINETUNE['epochs']} epochs of Adam on the {samples:,} training digits, masks and "
+          "assignments fixed, the float model as teacher):")
+    print(f"  before: accuracy {ft['accuracy']:.4f}, file {ft['file_bytes']:,} bytes")
+    print(f"  after:  accuracy {ft['accuracy_finetuned']:.4f}, file "
+          f"{ft['file_bytes_finetuned']:,} bytes   (dense float32: {acc_dense:.4f})")
 
 
 def _plot(sweep: list[dict], acc_dense: float, raw: int, path: str) -> str:
@@ -122,6 +179,10 @@ def _plot(sweep: list[dict], acc_dense: float, raw: int, path: str) -> str:
     p = [s["prune"] for s in sweep]
     fig, ax = plt.subplots(figsize=(6.4, 4))
     ax.plot(p, [s["accuracy"] for s in sweep], "o-", color="tab:blue", label="accuracy")
+    if "accuracy_finetuned" in sweep[0]:
+        ax.plot(p, [s["accuracy_finetuned"] for s in sweep], "^-", color="tab:green",
+                label="shared values fine-tuned")
+    ax.legend(loc="lower left", fontsize=8)
     ax.axhline(acc_dense, color="tab:blue", ls=":", lw=1, label="dense accuracy")
     ax.set_xlabel("pruned % (then k-means, 32 values)")
     ax.set_ylabel("test accuracy", color="tab:blue")

@@ -24,11 +24,17 @@ def test_demo_figures(tmp_path, capsys):
     assert sweep[90]["file_bytes"] < sweep[50]["file_bytes"] < sweep[0]["file_bytes"]
     assert min(r["per_format"], key=r["per_format"].get) in ("ham", "sham", "sham_gap", "sham_ans")
     assert "bounds for fc2" in out and "sham" in out and "accuracy" in out
+    # fine-tuning the shared values recovers most of what 90% pruning lost, at the same size
+    ft = sweep[90]
+    assert ft["accuracy"] < r["accuracy_dense"] - 0.05
+    assert ft["accuracy_finetuned"] > ft["accuracy"] + 0.05
+    assert abs(ft["file_bytes_finetuned"] - ft["file_bytes"]) < 0.05 * ft["file_bytes"]
+    assert "fine-tuning the shared values (90% pruned" in out
 
 
 def test_cli_demo_modes(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert main(["demo", "--no-plot", "--prune", "60"]) == 0
+    assert main(["demo", "--no-plot", "--no-finetune", "--prune", "60"]) == 0
     assert "60% pruned" in capsys.readouterr().out and not list(tmp_path.glob("*.png"))
     assert main(["demo", "--layer", "--size", "64"]) == 0
     out = capsys.readouterr().out
@@ -41,7 +47,7 @@ def test_cli_demo_options(tmp_path, capsys, monkeypatch):
                  "--seed", "3"]) == 0
     out = capsys.readouterr().out
     assert "48x48" in out and "pruned to 50% nonzeros" in out and "to 4 values" in out
-    assert main(["demo", "-k", "8", "--prune", "50", "--plot", "mine.png"]) == 0
+    assert main(["demo", "-k", "8", "--prune", "50", "--plot", "mine.png", "--no-finetune"]) == 0
     assert "(50% pruned, 8 values)" in capsys.readouterr().out
     assert (tmp_path / "mine.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -31,6 +31,8 @@ class Example:
     x: np.ndarray                   # test inputs, as the model takes them
     y: np.ndarray                   # test labels
     x_calib: np.ndarray             # training inputs for calibration
+    x_train: np.ndarray | None = None  # the whole training split (fine-tuning), as x
+    y_train: np.ndarray | None = None
 
 
 def _load(name: str) -> dict[str, np.ndarray]:
@@ -44,8 +46,10 @@ def digits_mlp() -> Example:
     data = _load("digits_mlp.npz")
     x = data.pop("x_test").astype(np.float64) / 16.0
     y = data.pop("y_test")
+    x_train = data.pop("x_train").astype(np.float64) / 16.0
+    y_train = data.pop("y_train")
     calib = _load("digits_cnn.npz")["x_calib"].astype(np.float64) / 16.0
-    return Example("digits MLP", data, list(MLP_SPEC), "as-is", x, y, calib)
+    return Example("digits MLP", data, list(MLP_SPEC), "as-is", x, y, calib, x_train, y_train)
 
 
 def digits_cnn() -> Example:
@@ -56,7 +60,9 @@ def digits_cnn() -> Example:
     calib = data.pop("x_calib").astype(np.float64).reshape(-1, 1, 8, 8) / 16.0
     mlp = _load("digits_mlp.npz")
     x = mlp["x_test"].astype(np.float64).reshape(-1, 1, 8, 8) / 16.0
-    return Example("digits CNN", data, spec, "torch", x, mlp["y_test"], calib)
+    x_train = mlp["x_train"].astype(np.float64).reshape(-1, 1, 8, 8) / 16.0
+    return Example("digits CNN", data, spec, "torch", x, mlp["y_test"], calib, x_train,
+                   mlp["y_train"])
 
 
 def matrices(tensors: Mapping[str, np.ndarray], spec: Sequence[dict[str, Any]],

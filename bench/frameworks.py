@@ -230,6 +230,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="fewer repetitions")
     ap.add_argument("--busy", action="store_true", help="also time with busy cores")
     ap.add_argument("--skip-bert", action="store_true")
+    ap.add_argument("--skip-finetune", action="store_true")
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--out", default=None, help="write the figures as JSON here")
     args = ap.parse_args()
@@ -241,12 +242,13 @@ def main() -> int:
         kind = "bertlike"
     print(f"python {sys.version.split()[0]}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} torch threads, BERT from {kind}", flush=True)
-    out = {"finetune": finetune_figures(args.epochs)}
+    out = {"finetune": [] if args.skip_finetune else finetune_figures(args.epochs)}
     if not args.skip_bert:
         out["bert"] = bert_figures(kind, 3 if args.quick else 9, args.busy)
     ft = out["finetune"]
-    print(f"\nfine-tuning within 1 point of the float model: "
-          f"{sum(r['within_1_point'] for r in ft)} of {len(ft)} runs")
+    if ft:
+        print(f"\nfine-tuning within 1 point of the float model: "
+              f"{sum(r['within_1_point'] for r in ft)} of {len(ft)} runs")
     for r in ft:
         print(f"  {r['model']:<11} {r['framework']:<6} k={r['k']:<3} {r['variant']:<19} "
               f"float {r['float']:.4f}  before {r['before']:.4f}  after {r['after']:.4f}  "

@@ -98,14 +98,14 @@ def run(prune: float = 70, k: int = 32, levels: tuple[float, ...] = (0, 50, 70, 
                      "rows": rows}
             if finetune:
                 tuned = _finetuned(path, tensors, x_train, y_train, teacher)
-                point["accuracy_finetuned"] = float((dense_logits(tuned, x).argmax(1) == y
-                                                     ).mean())
                 if p == FINETUNE_PRUNE:  # packed, and run on its encoded weights
                     out = Path(tmp) / "tuned.spc"
                     pack(tuned, out, model=SPEC)
-                    point["accuracy_finetuned"] = float((load_model(out)(x).argmax(1) == y
-                                                         ).mean())
+                    logits = load_model(out)(x)
                     point["file_bytes_finetuned"] = out.stat().st_size
+                else:
+                    logits = dense_logits(tuned, x)
+                point["accuracy_finetuned"] = float((logits.argmax(1) == y).mean())
             sweep.append(point)
         progress(len(levels), len(levels), "done")
         main = next(s for s in sweep if s["prune"] == prune)

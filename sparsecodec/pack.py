@@ -101,21 +101,23 @@ class PackedTensor:
 
 
 def to_matrix(a: np.ndarray, layout: str) -> tuple[np.ndarray, str]:
-    """The (inputs, outputs) matrix of a weight tensor and the name of the transform used."""
+    """The (inputs, outputs) matrix of a weight tensor and the name of the transform used
+    (which :func:`matrix_shape` decides)."""
     if layout not in LAYOUTS:
         raise OptionError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-    if a.ndim == 2:
-        return (np.ascontiguousarray(a.T), "T") if layout == "torch" else (a, "none")
-    if a.ndim == 4 and layout == "torch":
-        return qz.conv_to_matrix(a, "OIHW"), "oihw"
-    if a.ndim == 4 and layout == "keras":
-        return qz.conv_to_matrix(a, "HWIO"), "hwio"
-    return np.ascontiguousarray(a.reshape(-1, a.shape[-1])), "flatten"
+    _, transform = matrix_shape(a.shape, layout)
+    if transform == "none":
+        return a, transform
+    if transform == "T":
+        return np.ascontiguousarray(a.T), transform
+    if transform in ("oihw", "hwio"):
+        return qz.conv_to_matrix(a, transform.upper()), transform
+    return np.ascontiguousarray(a.reshape(-1, a.shape[-1])), transform
 
 
 def matrix_shape(shape: tuple[int, ...], layout: str) -> tuple[tuple[int, int], str]:
-    """The shape of :func:`to_matrix`'s matrix for a tensor of ``shape``, and its transform,
-    without the tensor."""
+    """The shape of :func:`to_matrix`'s matrix for a tensor of ``shape`` (2 or more
+    dimensions), and its transform, without the tensor."""
     if len(shape) == 2:
         return ((shape[1], shape[0]), "T") if layout == "torch" else (shape, "none")
     if len(shape) == 4 and layout == "torch":
@@ -187,7 +189,8 @@ def _encode(M: Matrix, fmt: str, objective: str = "size") -> Encoded:
                 if size <= best + FILE_COST_MARGIN), key=file_cost)
 
 
-_POSITION_FREE = ("kmeans", "uniform", "optimal", "ecsq")  # probabilistic rounding is not
+# probabilistic rounding is not position-free; gwk is, given each weight's importance
+_POSITION_FREE = ("kmeans", "uniform", "optimal", "ecsq", "gwk")
 
 
 def _target(max_error: float | None, bits: float | None, quantize: str | None
@@ -206,13 +209,15 @@ def _target(max_error: float | None, bits: float | None, quantize: str | None
 
 def _compress(holder: list[np.ndarray], prune: float | None,
               quant: tuple[str, dict[str, int]] | None, fmt: str, objective: str = "size",
-              target: tuple[str, float] | None = None
+              target: tuple[str, float] | None = None, importance: np.ndarray | None = None
               ) -> tuple[Encoded, Matrix | None, str | None]:
     """The encoded matrix, and the exact matrix it holds, analysed once for both the encoder
     and the report (None for pq: it never exists), and a note when the quantizer could not be
     applied to this tensor and a fallback was (pq on a tensor with fewer sub-vectors than
     codewords keeps the tensor unquantized; None otherwise). The matrix comes in a one-item
-    list that is emptied, so that it can be freed as soon as its pruned copy exists."""
+    list that is emptied, so that it can be freed as soon as its pruned copy exists.
+    ``importance``: the matrix's per-weight importance, which ``("gwk", {"k": K})`` needs
+    (``sparsecodec.torch`` computes it from gradients)."""
     W = holder.pop()
     if prune:
         W = qz.prune(W, prune).weights
@@ -241,8 +246,13 @@ def _compress(holder: list[np.ndarray], prune: float | None,
             W = W.copy()  # W may be the caller's array
         mask = W != 0
         v = W[mask]
-        q = (qz.ecsq(v, 4 * opts["k"], levels=opts["k"]) if method == "ecsq"
-             else qz.quantize(v, method, opts["k"]))
+        if method == "ecsq":
+            q = qz.ecsq(v, 4 * opts["k"], levels=opts["k"])
+        elif method == "gwk":
+            q = qz.gwk(v, opts["k"], importance=None if importance is None
+                       else importance[mask])
+        else:
+            q = qz.quantize(v, method, opts["k"])
         del v
         W[~mask] = 0  # -0.0 becomes +0.0, as the quantizers make it
         W[mask] = q.values
@@ -710,9 +720,9 @@ def pack_encoded(path: str | os.PathLike, tensors: Mapping[str, Any],
             if matrix != enc.shape:
                 raise PackError(f"tensor {name!r}: a {shape} tensor is a {matrix} matrix in "
                                 f"layout {layout!r}, the encoded one is {enc.shape}")
-            size = int(np.prod(shape)) * enc.dtype.itemsize
-            row = PackedTensor(name, tuple(shape), enc.shape, enc.format, enc.nbytes, size,
-                               1 - enc.nnz / max(size // enc.dtype.itemsize, 1))
+            count = int(np.prod(shape))
+            row = PackedTensor(name, tuple(shape), enc.shape, enc.format, enc.nbytes,
+                               count * enc.dtype.itemsize, 1 - enc.nnz / max(count, 1))
             yield name, enc, row, {"shape": list(shape), "transform": transform}
         yield from _serial(source, list(source), st)
 
@@ -774,7 +784,7 @@ def unpack(path: str | os.PathLike, max_bytes: Budget = "auto") -> dict[str, np.
     out: dict[str, np.ndarray] = {}
     with open_file(path, max_bytes=max_bytes) as f:
         records = pack_records(f.metadata, str(path))
-        from .tune.lowrank import LowRank, part_name
+        from .tune.lowrank import part_name
 
         parts_of = {part_name(n, p) for n, r in records.items() if "lowrank" in r
                     for p in r["lowrank"]}
@@ -784,18 +794,24 @@ def unpack(path: str | os.PathLike, max_bytes: Budget = "auto") -> dict[str, np.
             r = records.get(name)
             x = (_low_rank(f, name, r["lowrank"], str(path)) if r and "lowrank" in r
                  else f[name])
-            if isinstance(x, (Encoded, LowRank)):
-                W = x.decode()
-                if r is None:
-                    out[name] = W
-                    continue
-                try:
-                    out[name] = from_matrix(W, r["transform"], tuple(r["shape"]))
-                except (ValueError, TypeError) as exc:  # a shape that does not fit the matrix
-                    raise FormatError(f"{path}: tensor {name!r}: the pack record's shape "
-                                      f"{r['shape']} and transform {r['transform']!r} do not "
-                                      f"fit its {W.shape[0]}x{W.shape[1]} matrix ({exc})") \
-                        from None
-            else:
-                out[name] = np.array(x)
+            out[name] = restore(x, r, name, str(path))
     return out
+
+
+def restore(x: Any, record: dict[str, Any] | None, name: str, where: str) -> np.ndarray:
+    """A stored tensor as the framework held it: an encoded matrix (or low-rank layer)
+    decoded and given back its shape and layout by its pack ``record`` (checked by
+    :func:`pack_records`; None: the matrix as it is), an array copied out of the file."""
+    from .tune.lowrank import LowRank
+
+    if not isinstance(x, (Encoded, LowRank)):
+        return np.array(x)
+    W = x.decode()
+    if record is None:
+        return W
+    try:
+        return from_matrix(W, record["transform"], tuple(record["shape"]))
+    except (ValueError, TypeError) as exc:  # a shape that does not fit the matrix
+        raise FormatError(f"{where}: tensor {name!r}: the pack record's shape "
+                          f"{record['shape']} and transform {record['transform']!r} do not fit "
+                          f"its {W.shape[0]}x{W.shape[1]} matrix ({exc})") from None

@@ -17,7 +17,16 @@ from torch import nn
 from ..errors import OptionError
 from ..formats.base import Matrix
 from ..pack import _encode, from_matrix, to_matrix
-from .modules import CompressedConv2d, CompressedLinear, _replace, compressed_modules
+from ..tune.finetune import Shared, nearest_labels
+from .modules import (
+    CompressedConv2d,
+    CompressedLinear,
+    _replace,
+    compressed_modules,
+    describe,
+    make_module,
+    torch_shape,
+)
 
 
 class SharedWeight(nn.Module):
@@ -29,18 +38,10 @@ class SharedWeight(nn.Module):
         super().__init__()
         self.source = module
         W = module.encoded.decode()  # (inputs, outputs); only while fine-tuning
-        if isinstance(module, CompressedLinear):
-            self.shape: tuple[int, ...] = (module.out_features, module.in_features)
-        else:
-            self.shape = (module.out_channels, module.in_channels // module.groups,
-                          *module.kernel_size)
-        T = from_matrix(W, "T" if len(self.shape) == 2 else "oihw", self.shape)
-        nz = T != 0
-        values, inverse = np.unique(T[nz], return_inverse=True)
-        labels = np.full(T.shape, -1, np.int64)
-        labels[nz] = inverse
-        self.codebook = nn.Parameter(torch.from_numpy(values.astype(np.float32)))
-        self.register_buffer("labels", torch.from_numpy(labels))
+        shape = torch_shape(module)
+        shared = Shared.of(from_matrix(W, "T" if len(shape) == 2 else "oihw", shape))
+        self.codebook = nn.Parameter(torch.from_numpy(shared.codebook.astype(np.float32)))
+        self.register_buffer("labels", torch.from_numpy(shared.labels))
         self.dtype = W.dtype
         b = module.bias
         self.bias = None if b is None else nn.Parameter(b.detach().float().clone(),
@@ -60,11 +61,9 @@ class SharedWeight(nn.Module):
     def reassign(self, float_weight: torch.Tensor) -> None:
         """Give every unpruned weight the label of the trained value nearest to its float
         ``float_weight`` (the mask stays)."""
-        c = self.codebook.detach()
-        order = torch.argsort(c)
-        mid = (c[order][1:] + c[order][:-1]) / 2
-        nearest = order[torch.bucketize(float_weight.detach().float(), mid)]
-        self.labels.copy_(torch.where(self.labels >= 0, nearest, self.labels))
+        labels = nearest_labels(self.codebook.detach().numpy(), self.labels.numpy(),
+                                float_weight.detach().float().numpy())
+        self.labels.copy_(torch.from_numpy(labels))
 
     def encoded(self) -> nn.Module:
         """The compressed module on the trained values, in the source's format (the
@@ -76,11 +75,7 @@ class SharedWeight(nn.Module):
         except Exception:  # e.g. a grid format whose values left the grid
             enc = _encode(Matrix(W), "auto")
         bias = None if self.bias is None else self.bias.detach()
-        m = self.source
-        if isinstance(m, CompressedLinear):
-            return CompressedLinear(enc, bias)
-        return CompressedConv2d(enc, m.kernel_size, bias, m.stride, m.padding, m.dilation,
-                                m.groups)
+        return make_module(enc, describe(self.source), bias)
 
 
 def distillation_loss(student: torch.Tensor, teacher: torch.Tensor,

@@ -21,17 +21,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import quantize as qz
 from ..errors import FormatError, OptionError, PackError
-from ..formats.base import Encoded, Matrix
+from ..formats.base import Encoded
 from ..pack import (
     _compress,
-    _encode,
     _target,
     matrix_shape,
     pack_encoded,
     pack_records,
     parse_quantizer,
+    restore,
     to_matrix,
 )
 from ..progress import progress
@@ -123,12 +122,28 @@ def compressed_modules(model: nn.Module) -> dict[str, nn.Module]:
     return {n: m for n, m in model.named_modules() if isinstance(m, COMPRESSED)}
 
 
-def _make(enc: Encoded, kind: str, args: Mapping[str, Any], bias: torch.Tensor | None
-          ) -> nn.Module:
-    if kind == "linear":
+def make_module(enc: Encoded, d: Mapping[str, Any], bias: torch.Tensor | None) -> nn.Module:
+    """The compressed module that ``describe`` describes, on ``enc``."""
+    if d["kind"] == "linear":
         return CompressedLinear(enc, bias)
-    return CompressedConv2d(enc, args["kernel_size"], bias, args["stride"], args["padding"],
-                            args["dilation"], args["groups"])
+    return CompressedConv2d(enc, d["kernel_size"], bias, d["stride"], d["padding"],
+                            d["dilation"], d["groups"])
+
+
+def describe(m: CompressedLinear | CompressedConv2d) -> dict[str, Any]:
+    """A compressed module's kind and convolution settings (as the file's module list
+    holds them)."""
+    if isinstance(m, CompressedLinear):
+        return {"kind": "linear"}
+    return {"kind": "conv2d", "kernel_size": list(m.kernel_size), "stride": list(m.stride),
+            "padding": list(m.padding), "dilation": list(m.dilation), "groups": m.groups}
+
+
+def torch_shape(m: CompressedLinear | CompressedConv2d) -> tuple[int, ...]:
+    """The shape torch gives the module's weight: (out, in), or OIHW."""
+    if isinstance(m, CompressedLinear):
+        return (m.out_features, m.in_features)
+    return (m.out_channels, m.in_channels // m.groups, *m.kernel_size)
 
 
 def _settings_for(name: str, defaults: dict[str, Any],
@@ -170,18 +185,6 @@ def gradient_importance(model: nn.Module, loss_fn: Callable[..., torch.Tensor],
     return {n: to_matrix(a.numpy(), "torch")[0] for n, a in acc.items()}
 
 
-def _quantize_gwk(W: np.ndarray, prune: float | None, k: int, importance: np.ndarray,
-                  fmt: str, objective: str) -> Encoded:
-    if prune:
-        W = qz.prune(W, prune).weights
-    mask = W != 0
-    Q = np.zeros_like(W)
-    if mask.any():
-        q = qz.gwk(W[mask], k, importance=np.maximum(importance[mask], 1e-30))
-        Q[mask] = q.values
-    return _encode(Matrix(Q), fmt, objective)
-
-
 def _parse(spec: str | None) -> tuple[str, dict[str, int]] | None:
     """``pack``'s quantizer spec, and ``"gwk:K"`` (which needs the gradients)."""
     if spec and spec.startswith("gwk:"):
@@ -219,7 +222,7 @@ def compress(model: nn.Module, prune: float | None = None, quantize: str | None 
     if unknown:
         raise OptionError(f"settings name no module of the model: {', '.join(unknown[:5])}")
     gwk = [n for n, _, s in todo if (s["quantize"] or "").startswith("gwk:")]
-    importance = {}
+    importance: dict[str, np.ndarray] = {}
     if gwk:
         if data is None or loss_fn is None:
             raise OptionError("quantize 'gwk:K' needs data and loss_fn for the gradients")
@@ -230,12 +233,9 @@ def compress(model: nn.Module, prune: float | None = None, quantize: str | None 
         W, _ = to_matrix(_numpy(m.weight), "torch")
         quant = _parse(s["quantize"])
         try:
-            if quant is not None and quant[0] == "gwk":
-                enc = _quantize_gwk(W, s["prune"], quant[1]["k"], importance[name],
-                                    s["format"], s["objective"])
-            else:
-                enc, _, _ = _compress([W], s["prune"], quant, s["format"], s["objective"],
-                                      _target(s["max_error"], s["bits"], s["quantize"]))
+            enc, _, _ = _compress([W], s["prune"], quant, s["format"], s["objective"],
+                                  _target(s["max_error"], s["bits"], s["quantize"]),
+                                  importance.get(name))
         except Exception as exc:
             raise PackError(f"module {name!r}: {type(exc).__name__}: {exc}") from exc
         if not isinstance(enc, Encoded):  # pragma: no cover - _compress returns Encoded
@@ -244,17 +244,11 @@ def compress(model: nn.Module, prune: float | None = None, quantize: str | None 
         if isinstance(m, nn.Linear):
             _replace(model, name, CompressedLinear(enc, bias))
         else:
-            _replace(model, name, _make(enc, "conv2d", _conv_args(m, name), bias))
+            _replace(model, name, make_module(enc, {"kind": "conv2d", **_conv_args(m, name)},
+                                              bias))
     if show_progress:
         progress(len(todo), len(todo), "done")
     return model
-
-
-def _describe(name: str, m: nn.Module) -> dict[str, Any]:
-    if isinstance(m, CompressedLinear):
-        return {"kind": "linear"}
-    return {"kind": "conv2d", "kernel_size": list(m.kernel_size), "stride": list(m.stride),
-            "padding": list(m.padding), "dilation": list(m.dilation), "groups": m.groups}
 
 
 def save_compressed(model: nn.Module, path: str | os.PathLike,
@@ -265,16 +259,9 @@ def save_compressed(model: nn.Module, path: str | os.PathLike,
     ``sparsecodec.torch`` metadata lists the compressed modules; ``sparsecodec unpack`` gives
     back a state dict any torch model loads. Returns the file's size in bytes."""
     mods = compressed_modules(model)
-    encoded = {}
-    for name, m in mods.items():
-        enc = m.encoded
-        if isinstance(m, CompressedLinear):
-            shape: tuple[int, ...] = (m.out_features, m.in_features)
-        else:
-            shape = (m.out_channels, m.in_channels // m.groups, *m.kernel_size)
-        encoded[f"{name}.weight"] = (enc, shape)
+    encoded = {f"{n}.weight": (m.encoded, torch_shape(m)) for n, m in mods.items()}
     tensors = {k: _numpy(v) for k, v in model.state_dict().items() if k not in encoded}
-    info = {"version": 1, "modules": {n: _describe(n, m) for n, m in mods.items()}}
+    info = {"version": 1, "modules": {n: describe(m) for n, m in mods.items()}}
     pack_encoded(path, tensors, encoded, layout="torch",
                  metadata={META_KEY: json.dumps(info)}, show_progress=show_progress)
     return os.stat(path).st_size
@@ -323,15 +310,9 @@ def load_compressed(model: nn.Module, path: str | os.PathLike, strict: bool = Tr
         if name.endswith(".weight") and module in mods:
             continue
         x = f[name]
-        r = records.get(name)
-        if isinstance(x, Encoded):
-            from ..pack import from_matrix
-
-            if r is None:
-                raise FormatError(f"{where}: tensor {name!r} has no pack record")
-            a = from_matrix(x.decode(), r["transform"], tuple(r["shape"]))
-        else:
-            a = np.array(x)
+        if isinstance(x, Encoded) and name not in records:
+            raise FormatError(f"{where}: tensor {name!r} has no pack record")
+        a = restore(x, records.get(name), name, where)
         state[name] = torch.from_numpy(np.ascontiguousarray(a))
     for name, d in mods.items():
         if name not in named:
@@ -347,7 +328,7 @@ def load_compressed(model: nn.Module, path: str | os.PathLike, strict: bool = Tr
                               f"the {enc.shape} matrix")
         bias = state.get(f"{name}.bias")
         try:
-            new = _make(enc, d["kind"], d, bias)
+            new = make_module(enc, d, bias)
         except Exception as exc:
             raise FormatError(f"{where}: module {name!r}: {exc}") from None
         expect = (nn.Linear, CompressedLinear) if d["kind"] == "linear" else \

@@ -26,16 +26,27 @@ _DERIVATIVES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 }
 
 
+def nearest_labels(codebook: np.ndarray, labels: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """``labels`` with every unpruned entry (label >= 0) relabelled by the codebook value
+    nearest to its entry of ``W``; pruned entries stay -1."""
+    order = np.argsort(codebook)
+    c = codebook[order]
+    near = order[np.searchsorted((c[1:] + c[:-1]) / 2, W)]
+    return np.where(labels >= 0, near, -1)
+
+
 @dataclass
-class _Shared:
-    """A weight matrix as its codebook and labels (-1: zero)."""
+class Shared:
+    """A weight array as its codebook (its distinct nonzero values, ascending) and labels
+    (-1 where the entry is zero): what centroid fine-tuning trains and keeps fixed."""
 
     codebook: np.ndarray
     labels: np.ndarray
     dtype: np.dtype
 
     @classmethod
-    def of(cls, W: np.ndarray) -> _Shared:
+    def of(cls, W: np.ndarray) -> Shared:
+        """The codebook and labels of ``W``."""
         nz = W != 0
         values, inverse = np.unique(W[nz], return_inverse=True)
         labels = np.full(W.shape, -1, np.int64)
@@ -44,10 +55,7 @@ class _Shared:
 
     def nearest(self, W: np.ndarray) -> None:
         """Relabel every unpruned entry by the codebook value nearest to ``W``'s."""
-        order = np.argsort(self.codebook)
-        c = self.codebook[order]
-        near = order[np.searchsorted((c[1:] + c[:-1]) / 2, W)]
-        self.labels = np.where(self.labels >= 0, near, -1)
+        self.labels = nearest_labels(self.codebook, self.labels, W)
 
     def matrix(self) -> np.ndarray:
         W = np.where(self.labels >= 0, self.codebook[np.maximum(self.labels, 0)], 0.0)
@@ -132,7 +140,7 @@ def finetune_centroids(spec: Sequence[Mapping[str, Any]], tensors: Mapping[str, 
         t_logits = np.asarray(teacher, np.float64)
         if t_logits.shape[0] != x.shape[0]:
             raise ShapeError(f"teacher logits must have a row per sample, got {t_logits.shape}")
-    shared = [_Shared.of(np.asarray(tensors[w])) for w, _, _ in layers]
+    shared = [Shared.of(np.asarray(tensors[w])) for w, _, _ in layers]
     biases = [None if b is None else np.asarray(tensors[b], np.float64).copy()
               for _, b, _ in layers]
     params = [s.codebook for s in shared]

@@ -189,6 +189,16 @@ def test_fold_batchnorm_computes_the_same_with_one_layer_less(tmp_path):
         return build(sp, m, dense=True)(x)
 
     np.testing.assert_allclose(run(folded_spec, folded), run(spec, t), rtol=1e-5, atol=1e-5)
+    # a layer whose output another layer also reads is not folded into
+    shared = [{"type": "linear", "weight": "w", "name": "h"},
+              {"type": "batchnorm", "mean": "m", "var": "v"},
+              {"type": "add", "input": ["h", "input"]}]
+    t2 = {"w": r.standard_normal((4, 4)), "m": r.standard_normal(4), "v": r.random(4) + 0.5}
+    kept, _ = fold_batchnorm(shared, t2, "matrix")
+    assert [L["type"] for L in kept] == ["linear", "batchnorm", "add"]
+    named = [{**shared[0]}, {**shared[1], "input": "h"}, {"type": "activation", "name": "relu"}]
+    assert [L["type"] for L in fold_batchnorm(named, t2, "matrix")[0]] == ["linear",
+                                                                          "activation"]
     # pack folds before quantizing and stores the folded description
     pack(t, tmp_path / "f.spc", layout="torch", model=spec, fold_batchnorm=True)
     assert "bn.running_var" not in unpack(tmp_path / "f.spc")

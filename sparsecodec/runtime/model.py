@@ -294,8 +294,11 @@ def fold_batchnorm(spec: Sequence[dict[str, Any]], tensors: Mapping[str, Any],
     dropped: set[str] = set()
     for L in spec:
         prev = out_spec[-1] if out_spec else None
+        # the batchnorm reads prev's output, and no other layer does: after folding, prev's
+        # output is the batchnorm's
         follows = (prev is not None and L.get("input") in (None, prev.get("name"))
-                   and (prev.get("name") is None or read.count(prev["name"]) == 1))
+                   and (prev.get("name") is None or read.count(prev["name"]) ==
+                        (1 if L.get("input") is not None else 0)))
         if (L.get("type") != "batchnorm" or prev is None or not follows
                 or prev.get("type") not in WEIGHT_TYPES
                 or prev.get("activation", "linear") != "linear"):

@@ -182,12 +182,45 @@ def test_finetune_recovers_and_keeps_masks_and_sharing():
         for v in np.unique(W0[W0 != 0]):
             assert len(np.unique(W[W0 == v])) == 1
         assert len(np.unique(W[W != 0])) <= len(np.unique(W0[W0 != 0]))
-    with pytest.raises(OptionError, match="teacher"):
-        sct.finetune(model, nn.functional.cross_entropy, data, reassign=True)
     with pytest.raises(OptionError, match="no compressed module"):
         sct.finetune(mlp(), nn.functional.cross_entropy, data)
-    sct.finetune(model, nn.functional.cross_entropy, data, epochs=1, teacher=teacher,
-                 reassign=True)
+    with pytest.raises(OptionError, match="alpha"):
+        sct.finetune(model, nn.functional.cross_entropy, data, teacher=teacher, alpha=2)
+    # re-assignment moves weights between values, but keeps the mask and the value count
+    before = {n: m.encoded.decode() for n, m in sct.compressed_modules(model).items()}
+    sct.finetune(model, nn.functional.cross_entropy, data, epochs=4, lr=0.2, reassign=True)
+    moved = 0
+    for n, m in sct.compressed_modules(model).items():
+        W, W0 = m.encoded.decode(), before[n]
+        assert np.array_equal(W != 0, W0 != 0)
+        assert len(np.unique(W[W != 0])) <= len(np.unique(W0[W0 != 0]))
+        moved += sum(len(np.unique(W[W0 == v])) > 1 for v in np.unique(W0[W0 != 0]))
+    assert moved > 0
+
+
+def test_prune_retrain_holds_the_mask_and_recovers():
+    torch.manual_seed(5)
+    teacher = mlp()
+    x = torch.randn(256, 20)
+    y = teacher(x).argmax(1).detach()
+    data = [(x[i:i + 32], y[i:i + 32]) for i in range(0, 256, 32)]
+    model = mlp()
+    history = sct.prune_retrain(model, 80, nn.functional.cross_entropy, data, epochs=10,
+                                lr=1e-2, teacher=teacher)
+    assert history[-1] < history[0]
+    for m, m0 in zip(model, teacher, strict=True):
+        if isinstance(m, nn.Linear):
+            w, w0 = m.weight.detach().numpy(), m0.weight.detach().numpy()
+            kept = sc.quantize.prune(w0, 80).mask  # the magnitude mask of the float weights
+            assert np.array_equal(w != 0, kept) and not np.array_equal(w[kept], w0[kept])
+    sct.compress(model, quantize="kmeans:8")  # the zeros stay zeros
+    for m, m0 in zip(model, teacher, strict=True):
+        if isinstance(m, sct.CompressedLinear):
+            W = m.encoded.decode().T
+            assert np.array_equal(W != 0, sc.quantize.prune(m0.weight.detach().numpy(),
+                                                            80).mask)
+    with pytest.raises(OptionError, match="no nn.Linear"):
+        sct.prune_retrain(nn.Sequential(nn.ReLU()), 50, nn.functional.cross_entropy, data)
 
 
 def test_load_compressed_refuses_what_does_not_fit(tmp_path):

@@ -1,7 +1,8 @@
 """PyTorch models on compressed weights (the optional ``torch`` extra, CPU).
 
 >>> import torch, sparsecodec.torch as sct                      # doctest: +SKIP
->>> sct.compress(model, prune=90, quantize="kmeans:32")         # doctest: +SKIP
+>>> sct.prune_retrain(model, 90, loss_fn, batches, epochs=10)    # doctest: +SKIP
+>>> sct.compress(model, quantize="kmeans:32")                    # doctest: +SKIP
 >>> sct.finetune(model, torch.nn.functional.cross_entropy, batches, epochs=3)  # doctest: +SKIP
 >>> sct.save_compressed(model, "model.spc")                      # doctest: +SKIP
 >>> sct.load_compressed(skeleton, "model.spc")                   # doctest: +SKIP
@@ -17,7 +18,6 @@ except ImportError as exc:  # pragma: no cover - the extra is missing
     raise ImportError("sparsecodec.torch needs PyTorch: pip install 'sparsecodec[torch]'") \
         from exc
 
-from .finetune import SharedWeight, distillation_loss, finetune
 from .modules import (
     CompressedConv2d,
     CompressedLinear,
@@ -28,7 +28,8 @@ from .modules import (
     save_compressed,
     weight_bytes,
 )
+from .training import SharedWeight, distillation_loss, finetune, prune_retrain
 
 __all__ = ["CompressedConv2d", "CompressedLinear", "SharedWeight", "compress",
            "compressed_modules", "distillation_loss", "finetune", "gradient_importance",
-           "load_compressed", "save_compressed", "weight_bytes"]
+           "load_compressed", "prune_retrain", "save_compressed", "weight_bytes"]

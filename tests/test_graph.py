@@ -156,6 +156,8 @@ def test_graph_residual_and_named_inputs():
         build([{"type": "add", "input": ["input", "nope"]}], t)(x)
     with pytest.raises(FormatError, match="at least two"):
         build([{"type": "add", "input": ["input"]}], t)
+    with pytest.raises(FormatError, match="'a' is a matrix, not a vector"):
+        build([{"type": "layernorm", "weight": "a"}], t)
     with pytest.raises(FormatError, match="three inputs"):
         build([{"type": "attention", "input": ["input"], "heads": 2}], t)
 

@@ -187,7 +187,12 @@ def _layer(kind: Any, L: dict[str, Any], tensors: Any, dense: bool, i: int,
 
     def vector(key: str) -> Any:
         name = L.get(key)
-        return None if name is None else np.asarray(tensors[name])
+        if name is None:
+            return None
+        v = tensors[name]
+        if isinstance(v, (Encoded, LowRank)):
+            raise FormatError(f"layer {i} ({kind}): {key} {name!r} is a matrix, not a vector")
+        return np.asarray(v)
 
     if kind in WEIGHT_TYPES:
         w = _weight(tensors, L["weight"])

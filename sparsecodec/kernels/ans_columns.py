@@ -34,6 +34,7 @@ from ..coding import rans
 from ..coding.huffman import first_bad
 from ..coding.rans import LANES, RANS_L
 from ..status import CORRUPT, OK, ROW_OUT_OF_RANGE
+from .compressed import private_parts, sum_parts
 from .trellis import TRANS
 
 PREV, LINE, REM, STATE = 1, 2, 4, 8  # gap_model bits
@@ -408,7 +409,7 @@ def scatter_blocks(words, offsets, gtab, gsb, vtab, vsb, R, gap_model, value_mod
     Returns (first failing block or -1, its status)."""
     nblocks = (m + block_lines - 1) // block_lines
     ntasks = max(1, min(ntasks, nblocks))
-    part = np.zeros((ntasks,) + Yt.shape, np.float64)
+    part = private_parts(ntasks, Yt.shape[0], Yt.shape[1])
     bad = np.full(ntasks, -1, np.int64)
     why = np.full(ntasks, OK, np.int64)
     dummy = np.zeros(0, np.uint8)
@@ -427,8 +428,5 @@ def scatter_blocks(words, offsets, gtab, gsb, vtab, vsb, R, gap_model, value_mod
     for task in range(ntasks):
         if bad[task] >= 0:
             return bad[task], why[task]
-    for t in range(ntasks):
-        if t:
-            part[0] += part[t]
-    Yt[:] = part[0]
+    sum_parts(part, Yt)
     return -1, OK

@@ -176,16 +176,22 @@ def csc_rmatmul(ptr, pw, idx, iw, vals, Xt, Yt):
         columns_dot(ptr, pw, idx, iw, c0, c1, vals, vals, Xt, Yt, acc, False)
 
 
+@njit(cache=True, nogil=True)
+def private_parts(ntasks, rows, cols):
+    """Zeroed private accumulators for ``ntasks`` scatter tasks, allocated outside the
+    parallel kernel: inside one, ``np.zeros`` is itself a parallel loop, and under
+    ``threads.for_work``'s chunk size of 1 numba schedules its every element as a chunk
+    (zeroing 4 x 1536 x 512 took 1.7 s instead of 3 ms)."""
+    return np.zeros((ntasks, rows, cols), np.float64)
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def csr_rmatmul(ptr, pw, idx, iw, vals, Xt, Yt, ntasks):
     """Row-wise scatter ``Yt[col] += Xt[row] * v``, one private accumulator per task."""
     n = Xt.shape[0]
     bsz = Xt.shape[1]
     ntasks = min(n, ntasks)
-    if ntasks == 0:
-        Yt[:] = 0.0
-        return
-    part = np.zeros((ntasks,) + Yt.shape, np.float64)
+    part = private_parts(ntasks, Yt.shape[0], Yt.shape[1])
     for task in prange(ntasks):
         r0 = task * n // ntasks
         r1 = (task + 1) * n // ntasks
@@ -198,7 +204,7 @@ def csr_rmatmul(ptr, pw, idx, iw, vals, Xt, Yt, ntasks):
                 v = np.float64(vals[q])
                 for t in range(bsz):
                     mine[j, t] += Xt[r, t] * v
-    _sum_parts(part, Yt)
+    sum_parts(part, Yt)
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -206,7 +212,7 @@ def coo_rmatmul(row, rw, col, cw, vals, Xt, Yt, ntasks):
     nnz = vals.shape[0]
     bsz = Xt.shape[1]
     ntasks = min(max(nnz, 1), ntasks)
-    part = np.zeros((ntasks,) + Yt.shape, np.float64)
+    part = private_parts(ntasks, Yt.shape[0], Yt.shape[1])
     for task in prange(ntasks):
         q0 = task * nnz // ntasks
         q1 = (task + 1) * nnz // ntasks
@@ -217,11 +223,13 @@ def coo_rmatmul(row, rw, col, cw, vals, Xt, Yt, ntasks):
             v = np.float64(vals[q])
             for t in range(bsz):
                 mine[j, t] += Xt[i, t] * v
-    _sum_parts(part, Yt)
+    sum_parts(part, Yt)
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _sum_parts(part, Yt):
+def sum_parts(part, Yt):
+    """``Yt = part.sum(axis=0)``, by rows of Yt, written as loops (see
+    :func:`private_parts`)."""
     m = Yt.shape[0]
     for j in prange(m):
         for t in range(Yt.shape[1]):

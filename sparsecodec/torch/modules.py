@@ -346,29 +346,42 @@ def load_compressed(model: nn.Module, path: str | os.PathLike, strict: bool = Tr
 
 
 def weight_bytes(model: nn.Module) -> dict[str, int]:
-    """Bytes held by the model's weights: ``encoded``, every NumPy array the compressed
-    modules reach (their components and anything a kernel cached on them); ``dense``, the
-    parameters and buffers of the model (the compressed modules' biases, and every module
-    left as it was)."""
+    """Bytes held by the model's weights: ``encoded``, the memory of every NumPy array the
+    compressed modules reach (their components and anything a kernel cached on them; arrays
+    that share memory, such as a component and the view a kernel keeps of it, count once);
+    ``dense``, the parameters and buffers of the model (the compressed modules' biases, and
+    every module left as it was)."""
+    try:
+        from numpy.lib.array_utils import byte_bounds
+    except ImportError:  # NumPy before 2.0
+        from numpy import byte_bounds  # type: ignore[attr-defined,no-redef]
     seen: set[int] = set()
+    spans: list[tuple[int, int]] = []
 
-    def arrays(obj: Any, depth: int = 0) -> int:
+    def collect(obj: Any, depth: int = 0) -> None:
         if id(obj) in seen or depth > 4:
-            return 0
+            return
         seen.add(id(obj))
         if isinstance(obj, np.ndarray):
-            return int(obj.nbytes)
-        if isinstance(obj, dict):
-            return sum(arrays(v, depth + 1) for v in obj.values())
-        if isinstance(obj, (list, tuple)):
-            return sum(arrays(v, depth + 1) for v in obj)
-        if hasattr(obj, "__dict__") and not isinstance(obj, (nn.Module, type)):
-            return sum(arrays(v, depth + 1) for v in vars(obj).values())
-        return 0
+            if obj.nbytes:
+                spans.append(byte_bounds(obj))
+        elif isinstance(obj, dict):
+            for v in obj.values():
+                collect(v, depth + 1)
+        elif isinstance(obj, (list, tuple)):
+            for v in obj:
+                collect(v, depth + 1)
+        elif hasattr(obj, "__dict__") and not isinstance(obj, (nn.Module, type)):
+            for v in vars(obj).values():
+                collect(v, depth + 1)
 
-    mods = compressed_modules(model)
-    encoded = sum(arrays(m.encoded) for m in mods.values())
+    for m in compressed_modules(model).values():
+        collect(m.encoded)
+    encoded, end = 0, -1
+    for lo, hi in sorted(spans):  # the union of the byte ranges
+        if hi > end:
+            encoded += hi - max(lo, end)
+            end = hi
     dense = sum(p.numel() * p.element_size() for p in model.parameters()) + \
         sum(b.numel() * b.element_size() for b in model.buffers())
     return {"encoded": encoded, "dense": dense}
-

@@ -18,7 +18,8 @@ The coder (after ryg_rans' 32-bit state with 16-bit renormalization):
 
 Every primitive is ``inline="always"``: it compiles into the caller's loop as if written
 there. The table layer quantizes counts to frequencies (:func:`quantize_freqs`) and packs, per
-context, the decoding entry of every slot (:func:`slot_tables`, :func:`table_get`).
+context, the symbol of every slot and the decoding entry of every symbol (:func:`slot_tables`,
+:func:`table_get`).
 """
 
 from __future__ import annotations
@@ -159,29 +160,42 @@ def renorm(words, p, w1, x):
 # ------------------------------------------------------------------ static tables
 
 
+def slot_tables(freq: np.ndarray, cum: np.ndarray, sb: int) -> tuple[np.ndarray, np.ndarray]:
+    """The decoding tables of every context (row of ``freq``): ``(symbols, entries)``, the
+    symbol in every slot (``nctx * 2^sb``, uint8 for up to 256 symbols, else uint16 or
+    uint32) and, per context and symbol, its entry (symbol | freq << 20 | cum << 37, uint64).
+    The slots hold the narrowest integer that fits, not the entries, so a context of 2^13
+    slots costs 8 KiB instead of 64 KiB. An unused context (all-zero row) gets entries of
+    frequency 0, which :func:`table_get` returns for the caller to treat as corrupt."""
+    freq = np.asarray(freq, np.int64)
+    cum = np.asarray(cum, np.int64)
+    nsym = freq.shape[1]
+    kind = np.uint8 if nsym <= 1 << 8 else np.uint16 if nsym <= 1 << 16 else np.uint32
+    symbols = np.zeros(freq.shape[0] << sb, kind)
+    entries = np.zeros(freq.shape, np.uint64)
+    _fill_slots(freq, cum, sb, symbols, entries)
+    return symbols, entries
+
+
 @njit(cache=True, nogil=True)
-def slot_tables(freq, cum, sb):
-    """Per context (row of ``freq``), the decoding entry of every slot (symbol | freq << 20 |
-    cum << 37); an unused context (all-zero row) gets entries of frequency 0, which
-    :func:`table_get` returns for the caller to treat as corrupt."""
-    nctx = freq.shape[0]
+def _fill_slots(freq, cum, sb, symbols, entries):
     size = 1 << sb
-    tab = np.zeros(nctx * size, np.uint64)
-    for c in range(nctx):
+    for c in range(freq.shape[0]):
         for s in range(freq.shape[1]):
-            e = (np.uint64(s) | (np.uint64(freq[c, s]) << FREQ_SHIFT)
-                 | (np.uint64(cum[c, s]) << CUM_SHIFT))
+            entries[c, s] = (np.uint64(s) | (np.uint64(freq[c, s]) << FREQ_SHIFT)
+                             | (np.uint64(cum[c, s]) << CUM_SHIFT))
             for t in range(cum[c, s], cum[c, s] + freq[c, s]):
-                tab[c * size + t] = e
-    return tab
+                symbols[c * size + t] = s
 
 
 @njit(cache=True, nogil=True, inline="always")
 def table_get(words, p, w1, x, tab, base, scale, mask):
-    """Decode one symbol with the table of the context starting at ``tab[base]``: returns
-    (the renormalized state, the new p, the symbol, its frequency; 0 means corrupt)."""
+    """Decode one symbol with the tables ``tab`` (:func:`slot_tables`) of the context whose
+    slots start at ``base`` (the context times 2^scale): returns (the renormalized state, the
+    new p, the symbol, its frequency; 0 means corrupt)."""
     slot = get(x, mask)
-    e = tab[base + np.int64(slot)]
+    symbols, entries = tab
+    e = entries[np.int64(base) >> np.int64(scale), np.int64(symbols[base + np.int64(slot)])]
     f = (e >> FREQ_SHIFT) & _FREQ_MASK
     x, p = renorm(words, p, w1, advance(x, f, e >> CUM_SHIFT, slot, scale))
     return x, p, np.int64(e & _SYMBOL_MASK), f

@@ -95,7 +95,7 @@ def decode_blocks(words, offsets, starts, tab, scale_bits, out):
     return first_bad(bad)
 
 
-def table(freq: np.ndarray, scale_bits: int) -> np.ndarray:
+def table(freq: np.ndarray, scale_bits: int) -> tuple[np.ndarray, np.ndarray]:
     """The decoding table of one context with frequencies ``freq`` (summing to 2^scale_bits)."""
     freq = np.asarray(freq, np.int64).reshape(1, -1)
     return rans.slot_tables(freq, rans.cumulative(freq), scale_bits)

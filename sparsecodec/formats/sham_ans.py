@@ -351,8 +351,8 @@ class CodeTable:
     scale: int
     golomb_order: int
 
-    def slots(self) -> np.ndarray:
-        """The decoding table of every context (``rans.slot_tables``)."""
+    def slots(self) -> tuple[np.ndarray, np.ndarray]:
+        """The decoding tables of every context (``rans.slot_tables``)."""
         return slot_tables(self.freq, cumulative(self.freq), self.scale)
 
 
@@ -379,9 +379,9 @@ class KernelArgs(NamedTuple):
 
     words: np.ndarray
     offsets: np.ndarray
-    gap_slots: np.ndarray
+    gap_slots: tuple[np.ndarray, np.ndarray]
     gap_scale: int
-    value_slots: np.ndarray
+    value_slots: tuple[np.ndarray, np.ndarray]
     value_scale: int
     runs: int
     gap_model: int

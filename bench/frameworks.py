@@ -1,6 +1,6 @@
 """Real models on compressed weights (issue 21's figures).
 
-    python bench/frameworks.py [--quick] [--busy]
+    python bench/frameworks.py [--quick] [--busy] [--layers]
 
 1. A MiniLM-sized BERT encoder (hidden 384, 6 layers, 12 heads, feed-forward 1536, vocabulary
    30,522): Hugging Face ``transformers.BertModel`` from a config when ``transformers`` is
@@ -11,6 +11,8 @@
    the file's matrix bytes, the forward time against dense torch (batch 4 x 128 tokens;
    interleaved runs, medians; ``--busy``: again with a competing busy process per core), and
    the NumPy runtime (``runtime.describe.bert`` on the packed checkpoint, no torch).
+   ``--layers`` instead: one ``CompressedLinear`` against ``nn.Linear`` on 384x384,
+   384x1536, 1536x384 and 4096x4096 layers at 512 rows and at 1 row (the per-call cost).
 2. Fine-tuning the shared values at 90% pruning with 16 and 32 values: the digits MLP in
    NumPy (``tune.finetune.finetune_centroids``) and in torch, and the digits CNN in torch
    (``sparsecodec.torch.finetune``), each without and with the float model as teacher, and
@@ -24,6 +26,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import multiprocessing as mp
 import statistics
@@ -148,6 +151,51 @@ def bert_figures(kind: str, reps: int, busy: bool) -> list[dict]:
     return rows
 
 
+SHAPES = ((384, 384), (384, 1536), (1536, 384), (4096, 4096))
+
+
+def layer_figures(reps: int, busy: bool) -> list[dict]:
+    """``CompressedLinear`` against ``nn.Linear`` on one layer of each shape (inputs x
+    outputs; 50% pruned, 16 values), at 512 rows (4 x 128 tokens) and at 1 row (the per-call
+    cost), interleaved; with ``busy`` again with a busy process per core."""
+    rows = []
+    for n, m in SHAPES:
+        torch.manual_seed(0)
+        dense = nn.Linear(n, m).eval()
+        comp = sct.compress(nn.Sequential(copy.deepcopy(dense)), prune=50,
+                            quantize="kmeans:16")[0]
+        dense.weight.data = torch.from_numpy(comp.encoded.decode().T.copy())  # same weights
+        for batch in (512, 1):
+            x = torch.randn(batch, n)
+            with torch.no_grad():
+                err = float((comp(x) - dense(x)).abs().max() / dense(x).abs().max())
+            fns = {"nn.Linear": lambda d=dense, x=x: hidden_plain(d, x),
+                   "CompressedLinear": lambda c=comp, x=x: hidden_plain(c, x)}
+            fns["nn.Linear"]()
+            fns["CompressedLinear"]()
+            quiet = timed(fns, reps if n < 4096 else max(3, reps // 3))
+            loaded = None
+            if busy:
+                procs = [mp.Process(target=spin, daemon=True) for _ in range(2)]
+                for pr in procs:
+                    pr.start()
+                try:
+                    loaded = timed(fns, max(3, reps // 3))
+                finally:
+                    for pr in procs:
+                        pr.terminate()
+            row = {"shape": [n, m], "rows": batch, "format": comp.encoded.format,
+                   "rel_error": err, "times_s": quiet, "busy_times_s": loaded}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return rows
+
+
+def hidden_plain(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return module(x)
+
+
 def torch_mlp(tensors: dict) -> nn.Module:
     net = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
                         nn.Linear(256, 10))
@@ -244,6 +292,7 @@ def main() -> int:
     ap.add_argument("--busy", action="store_true", help="also time with busy cores")
     ap.add_argument("--skip-bert", action="store_true")
     ap.add_argument("--skip-finetune", action="store_true")
+    ap.add_argument("--layers", action="store_true", help="only the per-layer timings")
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--out", default=None, help="write the figures as JSON here")
     args = ap.parse_args()
@@ -255,6 +304,21 @@ def main() -> int:
         kind = "bertlike"
     print(f"python {sys.version.split()[0]}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} torch threads, BERT from {kind}", flush=True)
+    if args.layers:
+        rows = layer_figures(5 if args.quick else 15, args.busy)
+        for r in rows:
+            t, b = r["times_s"], r["busy_times_s"]
+            line = (f"{r['shape'][0]}x{r['shape'][1]} ({r['format']}), {r['rows']} rows: "
+                    f"nn.Linear {1e3 * t['nn.Linear']:.3f} ms, CompressedLinear "
+                    f"{1e3 * t['CompressedLinear']:.3f} ms, ratio "
+                    f"{t['CompressedLinear'] / t['nn.Linear']:.2f}")
+            if b:
+                line += (f"; busy: ratio {b['CompressedLinear'] / b['nn.Linear']:.2f} "
+                         f"({1e3 * b['CompressedLinear']:.3f} ms)")
+            print(line)
+        if args.out:
+            Path(args.out).write_text(json.dumps(rows, indent=1))
+        return 0
     out = {"finetune": [] if args.skip_finetune else finetune_figures(args.epochs)}
     if not args.skip_bert:
         out["bert"] = bert_figures(kind, 3 if args.quick else 9, args.busy)

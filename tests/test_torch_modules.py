@@ -109,6 +109,19 @@ def test_bert_encoder_every_linear_compressed(tmp_path):
         assert torch.equal(loaded(ids, mask), out)
 
 
+def test_entropy_coded_layers_hold_little_beyond_their_bytes():
+    """sham_ans keeps its rANS decoding tables beside the stream: one symbol per slot, so a
+    384x1536 layer holds 1.10x its bytes (a uint64 entry per slot held 1.67x)."""
+    torch.manual_seed(0)
+    layer = nn.Sequential(nn.Linear(384, 1536))
+    nn.init.normal_(layer[0].weight, std=0.02)  # BertModel's initialisation
+    sct.compress(layer, prune=50, quantize="kmeans:16", format="sham_ans")
+    enc = layer[0].encoded
+    with torch.no_grad():
+        layer(torch.randn(4, 384))  # whatever the product caches counts too
+    assert sct.weight_bytes(layer)["encoded"] <= 1.2 * enc.nbytes
+
+
 def test_settings_per_module_and_errors():
     model = sct.compress(mlp(), prune=50, quantize="kmeans:4",
                          settings={"4": None, "2": {"quantize": "kmeans:16", "prune": None}})

@@ -286,6 +286,35 @@ def finetune_figures(epochs: int) -> list[dict]:
     return rows
 
 
+def seed_figures(epochs: int, seeds: int = 5) -> list[dict]:
+    """The CNN in Deep Compression's order over ``seeds`` data orders and torch seeds: how
+    often it ends within 1 point of the float model, not one lucky run."""
+    ex = digits_cnn()
+    teacher = torch_cnn(ex.tensors)
+    float_acc = accuracy(teacher, ex.x, ex.y)
+    xt = torch.from_numpy(ex.x_train).float()
+    yt = torch.from_numpy(ex.y_train)
+    loss = nn.functional.cross_entropy
+    rows = []
+    for k in (16, 32):
+        for seed in range(seeds):
+            g = torch.Generator().manual_seed(seed)
+            torch.manual_seed(seed)
+            order = torch.randperm(len(yt), generator=g)
+            data = [(xt[order[i:i + 32]], yt[order[i:i + 32]]) for i in range(0, len(yt), 32)]
+            model = torch_cnn(ex.tensors)
+            sct.prune_retrain(model, 90, loss, data, epochs=epochs // 2, lr=1e-3,
+                              teacher=teacher)
+            sct.compress(model, quantize=f"kmeans:{k}")
+            sct.finetune(model, loss, data, epochs=epochs // 2, lr=1e-3, teacher=teacher)
+            after = accuracy(model, ex.x, ex.y)
+            row = {"model": ex.name, "k": k, "seed": seed, "float": float_acc, "after": after,
+                   "within_1_point": after >= float_acc - 0.01}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions")
@@ -319,7 +348,8 @@ def main() -> int:
         if args.out:
             Path(args.out).write_text(json.dumps(rows, indent=1))
         return 0
-    out = {"finetune": [] if args.skip_finetune else finetune_figures(args.epochs)}
+    out = {"finetune": [] if args.skip_finetune else finetune_figures(args.epochs),
+           "seeds": [] if args.skip_finetune else seed_figures(args.epochs)}
     if not args.skip_bert:
         out["bert"] = bert_figures(kind, 3 if args.quick else 9, args.busy)
     ft = out["finetune"]
@@ -330,6 +360,12 @@ def main() -> int:
         print(f"  {r['model']:<11} {r['framework']:<6} k={r['k']:<3} {r['variant']:<20} "
               f"float {r['float']:.4f}  before {r['before']:.4f}  after {r['after']:.4f}  "
               f"({r['seconds']:.1f} s)")
+    for k in (16, 32):
+        runs = [r for r in out["seeds"] if r["k"] == k]
+        if runs:
+            print(f"  CNN, Deep Compression's order, {k} values, {len(runs)} seeds: "
+                  f"{', '.join(f'{r['after']:.4f}' for r in runs)}; within 1 point in "
+                  f"{sum(r['within_1_point'] for r in runs)} of {len(runs)}")
     for r in out.get("bert", []):
         t = r["times_s"]
         print(f"\nBERT ({r['model']}), {r['setting']}: rel. error {r['rel_error']:.2e} "

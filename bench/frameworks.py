@@ -364,7 +364,7 @@ def main() -> int:
         runs = [r for r in out["seeds"] if r["k"] == k]
         if runs:
             print(f"  CNN, Deep Compression's order, {k} values, {len(runs)} seeds: "
-                  f"{', '.join(f'{r['after']:.4f}' for r in runs)}; within 1 point in "
+                  + ", ".join(f"{r['after']:.4f}" for r in runs) + "; within 1 point in "
                   f"{sum(r['within_1_point'] for r in runs)} of {len(runs)}")
     for r in out.get("bert", []):
         t = r["times_s"]

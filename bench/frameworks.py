@@ -88,6 +88,18 @@ def timed(fns: dict[str, object], reps: int) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def timed_busy(fns: dict[str, object], reps: int) -> dict[str, float]:
+    """:func:`timed` while a busy process spins on each of the 2 cores."""
+    procs = [mp.Process(target=spin, daemon=True) for _ in range(2)]
+    for pr in procs:
+        pr.start()
+    try:
+        return timed(fns, reps)
+    finally:
+        for pr in procs:
+            pr.terminate()
+
+
 def bert_figures(kind: str, reps: int, busy: bool) -> list[dict]:
     torch.manual_seed(1)
     ids = torch.randint(0, CONFIG["vocab"], (4, 128))
@@ -129,16 +141,7 @@ def bert_figures(kind: str, reps: int, busy: bool) -> list[dict]:
                    "compressed torch": lambda m=model: hidden(m, ids, mask),
                    "runtime (numpy)": lambda g=graph, f=feed: g(**f)}
             quiet = timed(fns, reps)
-            loaded_busy = None
-            if busy:
-                procs = [mp.Process(target=spin, daemon=True) for _ in range(2)]
-                for p in procs:
-                    p.start()
-                try:
-                    loaded_busy = timed(fns, max(3, reps // 2))
-                finally:
-                    for p in procs:
-                        p.terminate()
+            loaded_busy = timed_busy(fns, max(3, reps // 2)) if busy else None
         row = {"setting": label, "model": kind, "file_bytes": size, "matrix_bytes": matrix,
                "held_bytes": held, "held_ratio": held / matrix, "rel_error": rel,
                "runtime_rel_error": rt_rel, "load_equal": same, "first_call_s": first,
@@ -174,16 +177,7 @@ def layer_figures(reps: int, busy: bool) -> list[dict]:
             fns["nn.Linear"]()
             fns["CompressedLinear"]()
             quiet = timed(fns, reps if n < 4096 else max(3, reps // 3))
-            loaded = None
-            if busy:
-                procs = [mp.Process(target=spin, daemon=True) for _ in range(2)]
-                for pr in procs:
-                    pr.start()
-                try:
-                    loaded = timed(fns, max(3, reps // 3))
-                finally:
-                    for pr in procs:
-                        pr.terminate()
+            loaded = timed_busy(fns, max(3, reps // 3)) if busy else None
             row = {"shape": [n, m], "rows": batch, "format": comp.encoded.format,
                    "rel_error": err, "times_s": quiet, "busy_times_s": loaded}
             rows.append(row)

@@ -50,6 +50,15 @@ def mlp():
                          nn.Linear(32, 5)).eval()
 
 
+def labelled_by_teacher(seed):
+    """The float MLP, 256 inputs, its labels for them and the batches of 32 they make."""
+    torch.manual_seed(seed)
+    teacher = mlp()
+    x = torch.randn(256, 20)
+    y = teacher(x).argmax(1).detach()
+    return teacher, x, y, [(x[i:i + 32], y[i:i + 32]) for i in range(0, 256, 32)]
+
+
 def decoded_twin(make, path):
     """The architecture with the weights ``path`` holds, decoded (``unpack``)."""
     twin = make()
@@ -172,11 +181,7 @@ def test_shared_value_gradients_are_the_summed_member_gradients():
 
 
 def test_finetune_recovers_and_keeps_masks_and_sharing():
-    torch.manual_seed(4)
-    teacher = mlp()
-    x = torch.randn(256, 20)
-    y = teacher(x).argmax(1).detach()
-    data = [(x[i:i + 32], y[i:i + 32]) for i in range(0, 256, 32)]
+    teacher, x, y, data = labelled_by_teacher(4)
     model = sct.compress(mlp(), prune=80, quantize="kmeans:4")
     before = {n: m.encoded.decode() for n, m in sct.compressed_modules(model).items()}
 
@@ -212,11 +217,7 @@ def test_finetune_recovers_and_keeps_masks_and_sharing():
 
 
 def test_prune_retrain_holds_the_mask_and_recovers():
-    torch.manual_seed(5)
-    teacher = mlp()
-    x = torch.randn(256, 20)
-    y = teacher(x).argmax(1).detach()
-    data = [(x[i:i + 32], y[i:i + 32]) for i in range(0, 256, 32)]
+    teacher, x, y, data = labelled_by_teacher(5)
     model = mlp()
     history = sct.prune_retrain(model, 80, nn.functional.cross_entropy, data, epochs=10,
                                 lr=1e-2, teacher=teacher)

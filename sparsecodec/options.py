@@ -18,7 +18,7 @@ LAYOUT_CHOICES = ("auto", *LAYOUTS)
 
 
 BUILTIN_FORMATS = ("dense", "csr", "csc", "coo", "index_map", "ham", "sham", "sham_gap",
-                   "sham_ans", "cer", "cser", "pq", "grid", "scaled")
+                   "sham_ans", "cer", "cser", "pq", "grid", "scaled", "float_ans")
 """The formats this release reads and writes, in the order of ``sc.formats()`` (a test keeps
 the two equal): file headers are checked against it without importing the formats."""
 

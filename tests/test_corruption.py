@@ -134,7 +134,8 @@ def test_flipped_stream_is_detected_or_decodes_to_a_valid_matrix(fmt):
 
 def test_every_format_is_registered_and_covered_here():
     assert list(registry()) == ["dense", "csr", "csc", "coo", "index_map", "ham", "sham",
-                                "sham_gap", "sham_ans", "cer", "cser", "pq", "grid", "scaled"]
+                                "sham_gap", "sham_ans", "cer", "cser", "pq", "grid", "scaled",
+                                "float_ans"]
 
 
 CLAIMS = [

@@ -8,7 +8,7 @@ import sparsecodec as sc
 from sparsecodec.formats.base import registry
 
 FORMATS = ["dense", "csr", "csc", "coo", "index_map", "ham", "sham", "sham_gap", "sham_ans",
-           "cer", "cser", "pq", "grid", "scaled"]
+           "cer", "cser", "pq", "grid", "scaled", "float_ans"]
 
 
 def test_registry_lists_the_built_in_formats_in_order():
@@ -215,7 +215,10 @@ def test_many_distinct_values_up_to_the_limit():
     W2 = rng.standard_normal((1100, 1000)).astype(np.float32)  # certainly over 2^20
     with pytest.raises(sc.EncodeError, match="distinct"):
         sc.encode(W2, format="sham")
-    assert sc.encode(W2).format == "dense"  # auto falls back to a format that can hold it
+    # auto falls back to a format that can hold it: float_ans, smaller than dense here
+    enc = sc.encode(W2)
+    assert enc.format == "float_ans" and enc.nbytes < 0.9 * W2.nbytes
+    assert same_bits(enc.decode(), W2)
 
 
 def test_long_code_lengths_in_a_matrix():
@@ -288,7 +291,7 @@ def test_the_distinct_value_limit_on_both_sides():
     over = values.reshape(1024, 1025)  # 2^20 + 1024 distinct
     with pytest.raises(sc.EncodeError, match="distinct"):
         sc.encode(over, format="sham")
-    assert sc.encode(over).format in ("dense", "csr", "csc", "coo")  # auto still stores it
+    assert sc.encode(over).format in ("dense", "csr", "csc", "coo", "float_ans")  # auto stores it
 
 
 def test_distinct_symbols_outlive_their_matrix_and_make_no_cycle():

@@ -14,6 +14,7 @@ from . import cser  # noqa: F401
 from . import pq  # noqa: F401
 from . import grid  # noqa: F401
 from . import scaled  # noqa: F401
+from . import float_ans  # noqa: F401
 from .base import Encoded, Matrix, registry
 
 __all__ = ["Encoded", "Matrix", "registry"]

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..kernels.analysis import count_nonzero_bits
-from .base import Encoded, Matrix, PsiBounds, bits_dtype, component, register
+from .base import MATRIX_DTYPES, Encoded, Matrix, PsiBounds, bits_dtype, component, register
 
 
 @register
@@ -15,6 +15,7 @@ class Dense(Encoded):
     """One component ``values``: the (n, m) matrix in its own dtype, row-major."""
 
     format = "dense"
+    dtypes = MATRIX_DTYPES
 
     def __init__(self, values: np.ndarray):
         super().__init__(values.shape, values.dtype)

@@ -1,0 +1,384 @@
+"""``float_ans``: unquantized floats, losslessly, in fewer bytes than their raw bits.
+
+The entropy of a trained weight sits in its exponent: the mantissa bits below the top few are
+close to random, the sign nearly so. Each entry is cut into a head (exponent and the top
+``head_bits`` mantissa bits) that is rANS-coded, shifted by a per-row and per-column octave
+so that one table fits rows and columns of different scales, and a raw tail (sign and low
+mantissa bits), bit-packed. Blocks of whole columns are independent streams: they decode in
+parallel, and any column range decodes alone. The model and the layout are in
+``kernels/floats.py`` and ``formats/float_ans.md``.
+
+Holds float16, bfloat16 (``ml_dtypes.bfloat16``, stored as itself), float32 and float64, bit
+for bit: NaN payloads, -0.0, subnormals and infinities included.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .. import status
+from ..coding.information import information_bits
+from ..coding.rans import cumulative, quantize_freqs
+from ..errors import FormatError, OptionError
+from ..kernels import floats as kf
+from ..kernels import threads
+from .base import BFLOAT16, Encoded, Matrix, bits_dtype, component, meta_int, register, widened
+from .blocked import block_range, dense_block_cols
+
+# (exponent bits E, mantissa bits P) of each dtype
+FIELDS = {"float16": (5, 10), "bfloat16": (8, 7), "float32": (8, 23), "float64": (11, 52)}
+MAX_HEAD_BITS = 4
+SHIFTS = ("none", "rows", "cols", "both")
+BLOCK_SYMBOLS_FLOAT = 1 << 15
+_TAIL_CHUNK = 1 << 16  # entries per parallel task when packing tails (a multiple of 64)
+
+
+def key_range(E: int, t: int) -> tuple[int, int]:
+    """The smallest key and the count of keys a head width ``t`` can give."""
+    lo = -(kf.SHIFT_RANGE << t)
+    return lo, (1 << (E + t)) + 2 * (kf.SHIFT_RANGE << t)
+
+
+def scale_bits_for(count: int, nsym: int) -> int:
+    """rANS precision: 12 bits below 2^16 entries, 13 below 2^20, else 15; more when the
+    symbols need it (at most 15)."""
+    sb = 12 if count < 1 << 16 else 13 if count < 1 << 20 else 15
+    return max(sb, min(15, max(1, nsym - 1).bit_length()))
+
+
+def _varint_bytes(values: np.ndarray) -> int:
+    v = np.asarray(values, np.int64)
+    return int(np.sum(1 + (np.maximum(v, 1).astype(np.float64) >= 128)
+                      + (v >= 1 << 14) + (v >= 1 << 21) + (v >= 1 << 28)))
+
+
+class _Model:
+    """The encoder's choice for one matrix: head width, shift axes, symbols and frequencies."""
+
+    def __init__(self, t: int, shift: str, r: np.ndarray, c: np.ndarray, keys: np.ndarray,
+                 counts: np.ndarray, zeros: int, sb: int):
+        self.t, self.shift, self.r, self.c, self.sb = t, shift, r, c, sb
+        self.has_zero = zeros > 0
+        self.keys = keys
+        allc = np.concatenate([[zeros], counts]) if self.has_zero else counts
+        self.freq = quantize_freqs(allc, sb) if allc.size else allc
+        self.nsym = int(allc.size)
+
+
+def _fit(M: Matrix) -> tuple[np.ndarray, np.ndarray, int, int]:
+    E, P = FIELDS[M.dtype.name]
+    return kf.exponent_fit(M.bits, P, E)
+
+
+def _histogram(M: Matrix, t: int, r: np.ndarray, c: np.ndarray, shift: str
+               ) -> tuple[np.ndarray, int]:
+    E, P = FIELDS[M.dtype.name]
+    nb = 8 * M.dtype.itemsize
+    lo, size = key_range(E, t)
+    return kf.key_histogram(M.bits, P, nb, t, r, c, shift in ("rows", "both"),
+                            shift in ("cols", "both"), lo, size)
+
+
+def _coarser(counts: np.ndarray, E: int, t_from: int, t: int) -> np.ndarray:
+    """The key counts at head width t from those at t_from >= t (keys shift right exactly:
+    the octave part of a key is a multiple of 2^t_from)."""
+    lo_f, size_f = key_range(E, t_from)
+    lo, size = key_range(E, t)
+    keys = np.arange(size_f, dtype=np.int64) + lo_f
+    return np.bincount((keys >> (t_from - t)) - lo, weights=counts,
+                       minlength=size).astype(np.int64)
+
+
+def _table_bytes(keys: np.ndarray, nsym: int, sb: int) -> int:
+    """Bytes of the stored table: the key deltas as varints and ``nsym`` frequencies (each
+    counted at the varint size of 2^sb / nsym, the typical frequency)."""
+    if keys.size == 0:
+        return _varint_bytes(np.full(nsym, 1 << sb))
+    deltas = np.concatenate([[2 * abs(int(keys[0]))], np.diff(keys) - 1])
+    return _varint_bytes(deltas) + nsym * (1 + ((1 << sb) // max(nsym, 1) >= 128))
+
+
+def choose(M: Matrix, head_bits: int | None, shift: str | None) -> _Model:
+    """The head width and shift axes with the fewest estimated bytes (entropy of the keys,
+    the tails, the table and the offsets), or the ones asked for."""
+    E, P = FIELDS[M.dtype.name]
+    n, m = M.shape
+    r, c, rows_used, cols_used = _fit(M)
+    t_max = min(MAX_HEAD_BITS, P)
+    ts = range(t_max + 1) if head_bits is None else [head_bits]
+    shifts = SHIFTS if shift is None else (shift,)
+    best: tuple[float, int, str, np.ndarray, int] | None = None
+    for sh in shifts:
+        if shift is None and ((sh in ("rows", "both") and rows_used < 2)
+                              or (sh in ("cols", "both") and cols_used < 2)):
+            continue
+        top = max(ts)
+        counts_top, zeros = _histogram(M, top, r, c, sh)
+        extra = (n if sh in ("rows", "both") else 0) + (m if sh in ("cols", "both") else 0)
+        for t in ts:
+            counts = counts_top if t == top else _coarser(counts_top, E, top, t)
+            used = np.flatnonzero(counts)
+            nsym = used.size + (zeros > 0)
+            if nsym > 1 << 15:
+                continue
+            sb = scale_bits_for(n * m, nsym)
+            lo, _ = key_range(E, t)
+            cost = (information_bits(np.concatenate([counts[used], [zeros]])) / 8
+                    + n * m * (P - t + 1) / 8 + _table_bytes(used + lo, nsym, sb) + extra)
+            if best is None or cost < best[0]:
+                best = (cost, t, sh, counts, zeros)
+    if best is None:
+        raise OptionError(f"float_ans: head_bits={head_bits} gives more than 2^15 symbols")
+    _, t, sh, counts, zeros = best
+    used = np.flatnonzero(counts)
+    lo, _ = key_range(E, t)
+    nsym = used.size + (zeros > 0)
+    rr = r if sh in ("rows", "both") else np.zeros(0, np.int8)
+    cc = c if sh in ("cols", "both") else np.zeros(0, np.int8)
+    return _Model(t, sh, rr, cc, used + lo, counts[used], zeros, scale_bits_for(n * m, nsym))
+
+
+def _encode_table(model: _Model) -> np.ndarray:
+    keys = model.keys
+    deltas = (np.concatenate([[2 * abs(int(keys[0])) + (int(keys[0]) < 0)], np.diff(keys) - 1])
+              if keys.size else np.zeros(0, np.int64))
+    values = np.concatenate([deltas, model.freq - 1]).astype(np.int64)
+    out = np.zeros(5 * values.size, np.uint8)
+    return out[:kf.put_varints(values, out, 0)].copy()
+
+
+@register
+class FloatANS(Encoded):
+    """Components: ``table`` (uint8: the keys and frequencies as varints), ``row_shift`` and
+    ``col_shift`` (int8, quarter octaves; empty when unused), ``words`` (uint16: the rANS
+    streams of the blocks), ``word_ptr`` (uint64: where each block's words start, and the
+    end) and ``tails`` (uint64: the bit-packed tails, one spare word)."""
+
+    format = "float_ans"
+    options = ("head_bits", "shift", "block_symbols")
+    dtypes = (np.dtype(np.float16), BFLOAT16, np.dtype(np.float32), np.dtype(np.float64))
+
+    def __init__(self, shape, dtype, t: int, sb: int, nsym: int, has_zero: bool,
+                 block_cols: int, table: np.ndarray, keys: np.ndarray, freq: np.ndarray,
+                 row_shift: np.ndarray, col_shift: np.ndarray, words: np.ndarray,
+                 word_ptr: np.ndarray, tails: np.ndarray):
+        super().__init__(shape, dtype)
+        self.t, self.sb, self.nsym, self.has_zero = t, sb, nsym, has_zero
+        self.block_cols = block_cols
+        self.table, self.keys, self.freq = table, keys, freq
+        self.row_shift, self.col_shift = row_shift, col_shift
+        self.words, self.word_ptr, self.tails = words, word_ptr, tails
+        self._nnz: int | None = None
+        # decoding tables: the symbol of every slot, and each symbol's entry
+        self._slots = np.repeat(np.arange(nsym, dtype=np.uint16), freq)
+        cum = cumulative(freq)[:-1] if nsym else np.zeros(0, np.int64)
+        zero = np.zeros(nsym, np.int64)
+        allkeys = np.zeros(nsym, np.int64)
+        if has_zero:
+            zero[0] = 1
+            allkeys[1:] = keys
+        else:
+            allkeys[:] = keys
+        self._ent = (np.asarray(freq, np.int64) | (cum << 16) | (zero << 31)
+                     | (allkeys << 32)).astype(np.int64).view(np.uint64)
+        # the offsets the decoder reads: zeros for an axis the format does not shift by
+        self._r = row_shift if row_shift.size else np.zeros(shape[0], np.int8)
+        self._c = col_shift if col_shift.size else np.zeros(shape[1], np.int8)
+
+    # ---- encoding
+    @classmethod
+    def _check_options(cls, M: Matrix, head_bits: Any, shift: Any, block_symbols: Any) -> None:
+        if M.dtype not in cls.dtypes:
+            raise OptionError(f"float_ans: dtype {M.dtype} is not a float")
+        _, P = FIELDS[M.dtype.name]
+        if head_bits is not None and (isinstance(head_bits, bool)
+                                      or not isinstance(head_bits, (int, np.integer))
+                                      or not 0 <= head_bits <= min(MAX_HEAD_BITS, P)):
+            raise OptionError(f"float_ans: head_bits must be an integer in "
+                              f"0..{min(MAX_HEAD_BITS, P)} or None, found {head_bits!r}")
+        if shift is not None and shift not in SHIFTS:
+            raise OptionError(f"float_ans: shift must be one of {SHIFTS} or None, "
+                              f"found {shift!r}")
+        if (isinstance(block_symbols, bool) or not isinstance(block_symbols, (int, np.integer))
+                or not 1 <= block_symbols <= 1 << 30):
+            raise OptionError(f"float_ans: block_symbols must be an integer in 1..2^30, "
+                              f"found {block_symbols!r}")
+
+    @classmethod
+    def _encode(cls, M: Matrix, head_bits: int | None = None, shift: str | None = None,
+                block_symbols: int = BLOCK_SYMBOLS_FLOAT) -> FloatANS:
+        cls._check_options(M, head_bits, shift, block_symbols)
+        n, m = M.shape
+        E, P = FIELDS[M.dtype.name]
+        nb = 8 * M.dtype.itemsize
+        model = choose(M, head_bits, shift)
+        t, sb = model.t, model.sb
+        bc = dense_block_cols(n, m, block_symbols)
+        nblocks = -(-m // bc) if m else 0
+        lo, size = key_range(E, t)
+        lut = np.zeros(size, np.int32)
+        lut[model.keys - lo] = np.arange(model.keys.size) + model.has_zero
+        freq = model.freq.astype(np.int64)
+        cum = cumulative(freq)[:-1] if freq.size else np.zeros(0, np.int64)
+        per_block = np.minimum(bc, m - np.arange(nblocks) * bc) * n
+        scratch_off = np.zeros(nblocks + 1, np.int64)
+        np.cumsum(per_block + 8, out=scratch_off[1:])
+        scratch = np.empty(int(scratch_off[-1]), np.uint16)
+        used = np.zeros(nblocks, np.int64)
+        use_r, use_c = model.r.size > 0, model.c.size > 0
+        r = model.r if use_r else np.zeros(1, np.int8)
+        c = model.c if use_c else np.zeros(1, np.int8)
+        kf.encode_blocks(M.bits, P, nb, t, r, c, use_r, use_c, lo, lut, freq, cum, sb, bc,
+                         scratch, scratch_off, used)
+        words = np.empty(int(used.sum()), np.uint16)
+        word_ptr = np.zeros(nblocks + 1, np.uint64)
+        kf.compact(scratch, scratch_off, used, words, word_ptr)
+        del scratch
+        tails = np.zeros(_tail_words(n * m, P - t + 1), np.uint64)
+        kf.pack_tails(M.bits, P, nb, t, tails, _TAIL_CHUNK)
+        return cls(M.shape, M.dtype, t, sb, model.nsym, model.has_zero, bc,
+                   _encode_table(model), model.keys, freq, model.r, model.c, words, word_ptr,
+                   tails)
+
+    @classmethod
+    def size_of(cls, M: Matrix, head_bits: int | None = None, shift: str | None = None,
+                block_symbols: int = BLOCK_SYMBOLS_FLOAT) -> int | None:
+        if M.dtype not in cls.dtypes:
+            return None
+        return cls._encode(M, head_bits, shift, block_symbols).nbytes
+
+    @classmethod
+    def lower_bound(cls, M: Matrix) -> int:
+        """The tails: the sign and the low mantissa bits below the widest head."""
+        _, P = FIELDS.get(M.dtype.name, (0, 0))
+        return M.size * (P - min(MAX_HEAD_BITS, P) + 1) // 8
+
+    # ---- storage
+    @classmethod
+    def component_names(cls, meta: dict[str, Any]) -> tuple[str, ...]:
+        return ("table", "row_shift", "col_shift", "words", "word_ptr", "tails")
+
+    def components(self) -> dict[str, np.ndarray]:
+        return {"table": self.table, "row_shift": self.row_shift,
+                "col_shift": self.col_shift, "words": self.words, "word_ptr": self.word_ptr,
+                "tails": self.tails}
+
+    def _meta(self) -> dict[str, Any]:
+        return {"head_bits": self.t, "scale_bits": self.sb, "nsym": self.nsym,
+                "has_zero": int(self.has_zero), "block_cols": self.block_cols}
+
+    def layout(self) -> dict[str, tuple[str, int]]:
+        n, m = self.shape
+        _, P = FIELDS[self.dtype.name]
+        return {"table": ("codebook", 8 * self.table.nbytes),
+                "row_shift": ("codebook", 8 * self.row_shift.nbytes),
+                "col_shift": ("codebook", 8 * self.col_shift.nbytes),
+                "words": ("payload", 16 * self.words.size),
+                "word_ptr": ("pointers", 64 * self.word_ptr.size),
+                "tails": ("payload", n * m * (P - self.t + 1))}
+
+    @classmethod
+    def _from_parts(cls, shape, dtype, meta, comps) -> FloatANS:
+        fmt = cls.format
+        n, m = shape
+        E, P = FIELDS[dtype.name]
+        t = meta_int(meta, "head_bits", fmt, 0, min(MAX_HEAD_BITS, P))
+        sb = meta_int(meta, "scale_bits", fmt, 1, 15)
+        nsym = meta_int(meta, "nsym", fmt, 0, 1 << sb)
+        has_zero = bool(meta_int(meta, "has_zero", fmt, 0, 1))
+        bc = meta_int(meta, "block_cols", fmt, 1, max(m, 1))
+        if (n * m > 0) != (nsym > 0) or (has_zero and nsym < 1):
+            raise FormatError(f"{fmt}: {nsym} symbols for a {shape} matrix")
+        table = component(comps, "table", fmt, np.uint8)
+        nkeys = nsym - has_zero
+        values = np.zeros(nkeys + nsym, np.int64)
+        if kf.get_varints(table, values.size, values) != table.size:
+            raise FormatError(f"{fmt}: the table does not hold {nsym} symbols exactly")
+        keys = np.zeros(nkeys, np.int64)
+        if nkeys:
+            first = int(values[0])
+            keys[0] = -(first >> 1) if first & 1 else first >> 1
+            keys[1:] = values[1:nkeys] + 1
+            keys = np.cumsum(keys)
+        lo, size = key_range(E, t)
+        if nkeys and (keys[0] < lo or keys[-1] >= lo + size):
+            raise FormatError(f"{fmt}: a key is out of range")
+        freq = values[nkeys:] + 1
+        if nsym and int(freq.sum()) != 1 << sb:
+            raise FormatError(f"{fmt}: the frequencies do not sum to 2^{sb}")
+        row_shift = component(comps, "row_shift", fmt, np.int8)
+        col_shift = component(comps, "col_shift", fmt, np.int8)
+        if row_shift.size not in (0, n) or col_shift.size not in (0, m):
+            raise FormatError(f"{fmt}: the shifts must be empty or one per row / column")
+        nblocks = -(-m // bc) if m else 0
+        word_ptr = component(comps, "word_ptr", fmt, np.uint64, length=nblocks + 1)
+        words = component(comps, "words", fmt, np.uint16)
+        if (word_ptr[0] != 0 or np.any(np.diff(word_ptr.astype(np.int64)) < 0)
+                or int(word_ptr[-1]) != words.size):
+            raise FormatError(f"{fmt}: word_ptr does not run from 0 up to the words' count")
+        tails = component(comps, "tails", fmt, np.uint64,
+                          length=_tail_words(n * m, P - t + 1))
+        return cls(shape, dtype, t, sb, nsym, has_zero, bc, table, keys, freq, row_shift,
+                   col_shift, words, word_ptr, tails)
+
+    # ---- decoding and products
+    @property
+    def nnz(self) -> int:
+        if self._nnz is None:
+            bits = self.decode().view(bits_dtype(self.dtype))
+            self._nnz = int(np.count_nonzero(bits))
+        return self._nnz
+
+    def _decode_into(self, b_lo: int, b_hi: int, out: np.ndarray) -> None:
+        n, m = self.shape
+        E, P = FIELDS[self.dtype.name]
+        st = np.zeros(max(b_hi - b_lo, 1), np.int64)
+        bad = kf.decode_blocks(self.words, self.word_ptr, self.tails, self._slots, self._ent,
+                               self.sb, P, E, 8 * self.dtype.itemsize, self.t, self._r,
+                               self._c, n, m, self.block_cols, b_lo, b_hi, out, st)
+        status.check_block(self.format, int(bad))
+
+    def decode(self) -> np.ndarray:
+        n, m = self.shape
+        flat = np.empty(n * m, bits_dtype(self.dtype))
+        with threads.for_work(n * m * 8):
+            self._decode_into(0, -(-m // self.block_cols) if m else 0, flat)
+        return flat.view(self.dtype).reshape(m, n).T  # column-major, as decoded
+
+    def decode_columns(self, start: int, stop: int) -> np.ndarray:
+        start, stop = self._column_range(start, stop)
+        n, m = self.shape
+        b_lo, b_hi, c_lo, c_hi = block_range(start, stop, self.block_cols, m)
+        flat = np.empty(n * (c_hi - c_lo), bits_dtype(self.dtype))
+        with threads.for_work(flat.size * 8):
+            self._decode_into(b_lo, b_hi, flat)
+        out = flat.view(self.dtype).reshape(c_hi - c_lo, n).T
+        return out[:, start - c_lo:stop - c_lo].copy()
+
+    def _rmatmul(self, Xt: np.ndarray) -> np.ndarray:
+        """A few blocks at a time: decoded into a scratch buffer of about
+        ``4 * threads * block`` entries, widened, then one BLAS product per group."""
+        n, m = self.shape
+        Yt = np.zeros((m, Xt.shape[1]), np.float64)
+        if n * m == 0:
+            return Yt
+        nblocks = -(-m // self.block_cols)
+        group = max(1, 4 * threads.numba.get_num_threads())
+        flat = np.empty(group * self.block_cols * n, bits_dtype(self.dtype))
+        for g0 in range(0, nblocks, group):
+            g1 = min(nblocks, g0 + group)
+            c0, c1 = g0 * self.block_cols, min(m, g1 * self.block_cols)
+            part = flat[:(c1 - c0) * n]
+            with threads.for_work((c1 - c0) * n * 8):
+                self._decode_into(g0, g1, part)
+            B = widened(part.view(self.dtype)).reshape(c1 - c0, n)
+            np.matmul(B, Xt, out=Yt[c0:c1])
+        return Yt
+
+
+def _tail_words(count: int, w: int) -> int:
+    """Words of ``count`` tails of ``w`` bits, and one spare (a tail is read as two words)."""
+    return math.ceil(count * w / 64) + 1

@@ -46,7 +46,7 @@ def candidate_sizes(M: Matrix, margin: int = 0, **opts: Any) -> dict[str, int]:
     out: dict[str, int] = {}
     best = float("inf")
     for name, cls in registry().items():
-        if cls.lower_bound(M) > best + margin:
+        if M.dtype.name not in cls.dtypes or cls.lower_bound(M) > best + margin:
             continue
         size = cls.size_within(M, best + margin, **_accepted(cls, opts))
         if size is not None:

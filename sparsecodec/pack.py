@@ -36,6 +36,7 @@ import numpy as np
 from . import quantize as qz
 from .api import candidate_sizes, encode
 from .bounds import entropy_limits
+from .dtypes import is_bfloat16, widen
 from .errors import (
     FormatError,
     OptionError,
@@ -58,6 +59,7 @@ from .targets import check_target, compress
 
 META_KEY = "sparsecodec.pack"
 FILE_COST_MARGIN = 2048  # bytes: how far a format's header entry and padding can move it
+LOSSLESS_MIN = 64  # elements: a float array smaller than this is stored as it is
 
 
 class _HDF5Writer:
@@ -219,6 +221,8 @@ def _compress(holder: list[np.ndarray], prune: float | None,
     ``importance``: the matrix's per-weight importance, which ``("gwk", {"k": K})`` needs
     (``sparsecodec.torch`` computes it from gradients)."""
     W = holder.pop()
+    if prune or quant is not None or target is not None:
+        W = widen(W)  # the quantizers compute on float32 and up (bfloat16 widens exactly)
     if prune:
         W = qz.prune(W, prune).weights
     if target is not None:  # --max-error / --bits: sc.compress searches quantizer and format
@@ -281,7 +285,7 @@ class _Settings:
     plan_labels: Any = None  # {name: the setting that made it}, recorded in the metadata
 
     def is_weight(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> bool:
-        return (np.dtype(dtype).kind == "f" and len(shape) >= 2 and int(np.prod(shape)) > 0
+        return (_is_float(dtype) and len(shape) >= 2 and int(np.prod(shape)) > 0
                 and (self.layers is None or re.search(self.layers, name) is not None))
 
     def describe(self) -> dict[str, Any]:
@@ -305,9 +309,10 @@ def _pack_tensor(source: TensorSource, name: str, st: _Settings
     try:
         a = np.asarray(source[name])
         shape, nbytes = a.shape, a.nbytes
+        layout = source.layout(name) if st.layout == "auto" else st.layout
         if not st.is_weight(name, a.shape, a.dtype):
-            return a, PackedTensor(name, shape, None, "array", nbytes, nbytes), None
-        W, transform = to_matrix(a, source.layout(name) if st.layout == "auto" else st.layout)
+            return _lossless(name, a, layout)
+        W, transform = to_matrix(a, layout)
         del a
         matrix = W.shape
         if st.plan is not None and name in st.plan:
@@ -330,6 +335,25 @@ def _pack_tensor(source: TensorSource, name: str, st: _Settings
         raise
     except Exception as exc:
         raise PackError(f"tensor {name!r}: {type(exc).__name__}: {exc}") from exc
+
+
+def _is_float(dtype: Any) -> bool:
+    return np.dtype(dtype).kind == "f" or is_bfloat16(dtype)
+
+
+def _lossless(name: str, a: np.ndarray, layout: str
+              ) -> tuple[Encoded | np.ndarray, PackedTensor, dict[str, Any] | None]:
+    """A tensor that is not a weight to quantize: a float one of at least ``LOSSLESS_MIN``
+    entries in ``float_ans`` (as a matrix: a vector is one row) when that adds fewer bytes to
+    the file than the array itself, anything else as it is."""
+    shape, nbytes = a.shape, a.nbytes
+    if _is_float(a.dtype) and a.ndim >= 1 and a.size >= LOSSLESS_MIN:
+        W, transform = to_matrix(a, layout)
+        enc = encode(W, format="float_ans")
+        if file_cost(enc) < file_cost(a):
+            return (enc, PackedTensor(name, shape, W.shape, enc.format, enc.nbytes, nbytes),
+                    {"shape": list(shape), "transform": transform})
+    return a, PackedTensor(name, shape, None, "array", nbytes, nbytes), None
 
 
 def _planned(name: str, shape: tuple[int, ...], nbytes: int, W: np.ndarray, transform: str,

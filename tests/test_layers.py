@@ -8,7 +8,7 @@ import sparsecodec
 
 # lowest first; a module may import its own layer and those below it
 LAYERS = [
-    {"errors", "status", "options", "plugins", "progress", "__version__"},  # (a constant)
+    {"errors", "status", "options", "plugins", "progress", "dtypes", "__version__"},  # (a constant)
     {"coding"},
     {"kernels"},
     {"formats"},

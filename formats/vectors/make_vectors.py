@@ -74,6 +74,42 @@ VARIANTS = {
 }
 
 
+FLOATS = "float_ans.floats"  # unquantized floats of every width, for float_ans alone
+
+
+def float_matrices() -> dict[str, np.ndarray]:
+    """Weights with row and column scales (arithmetic, not random) in every float type, and
+    every special bit pattern: NaN payloads of both signs, infinities, +-0.0, the smallest
+    and largest subnormals and the largest finite value."""
+    from sparsecodec.dtypes import bfloat16
+
+    i = np.arange(40, dtype=np.float64)[:, None]
+    j = np.arange(36, dtype=np.float64)[None, :]
+    base = np.sin(i * 12.9898 + j * 78.233) * np.cos(i * 0.37 - j * 1.1)
+    W = base * 2.0 ** (i % 5 - 8) * 2.0 ** (j % 3 / 2)
+    out = {}
+    for name, dt in (("float16", np.float16), ("bfloat16", bfloat16()),
+                     ("float32", np.float32), ("float64", np.float64)):
+        A = W.astype(np.float32).astype(dt)
+        bits = A.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[A.itemsize])
+        nb = 8 * A.itemsize
+        E = {"float16": 5, "bfloat16": 8, "float32": 8, "float64": 11}[name]
+        P = nb - 1 - E
+        u = bits.dtype.type
+        emax = u(((1 << E) - 1) << P)
+        special = [emax | u(1), emax | u(1 << (P - 1)) | u(5), u(1 << (nb - 1)) | emax | u(3),
+                   emax, u(1 << (nb - 1)) | emax, u(0), u(1 << (nb - 1)), u(1),
+                   u((1 << P) - 1), u(1 << (nb - 1)) | u(1), emax - u(1)]
+        bits[0, :len(special)] = special  # the first row: every special pattern
+        bits[5:9, 3] = 0                   # a run of +0.0
+        out[f"weights_{name}"] = A
+    return out
+
+
+def float_bits(A: np.ndarray) -> np.ndarray:
+    return A.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[A.itemsize])
+
+
 def encode_all(fmt: str, opts: dict | None = None) -> dict[str, sc.Encoded]:
     opts = OPTIONS.get(fmt, {}) if opts is None else opts
     return {name: sc.encode(W, format=fmt, **opts) for name, W in matrices().items()}
@@ -89,6 +125,11 @@ def main() -> None:
     for name, W in matrices().items():
         np.save(HERE / f"{name}.npy", W)
     print(f"wrote the {len(matrices())} expected arrays")
+    floats = float_matrices()
+    sc.save(HERE / f"{FLOATS}.spc", {k: sc.encode(A, format="float_ans", block_symbols=256)
+                                      for k, A in floats.items()}, metadata={"vectors": FLOATS})
+    np.savez(HERE / f"{FLOATS}.npz", **{k: float_bits(A) for k, A in floats.items()})
+    print(f"wrote {FLOATS}.spc and its expected bits")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """safetensors files: the header parsed and checked here (every tensor's offsets inside the
-file) before any data is read, each tensor read with one file read (bfloat16 as float32,
-exactly); sharded checkpoints through their ``*.index.json`` (the Hugging Face convention,
-``{"weight_map": {name: shard file}}``). Writing uses the ``safetensors`` package (optional:
-``pip install safetensors``)."""
+file) before any data is read, each tensor read with one file read (bfloat16 as
+``ml_dtypes.bfloat16``, bit for bit); sharded checkpoints through their ``*.index.json`` (the
+Hugging Face convention, ``{"weight_map": {name: shard file}}``). Written here too (the format
+is an 8-byte header length, a JSON header and the tensors' bytes), so that bfloat16 tensors
+are written as BF16 and no package is needed."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Iterator, Mapping
@@ -14,21 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from ..dtypes import bfloat16, from_bits, is_bfloat16
 from ..errors import FormatError
 from ..io.files import atomic_output, open_regular, read_small, sibling
 from ..io.filetypes import is_shard_index
 from ..io.sharded import MAX_INDEX
 from ..io.tensors import Budget, check_shape, parse_json
 from .source import TensorSource
-
-
-def _lib() -> Any:
-    try:
-        import safetensors.numpy as stn
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise FormatError("writing .safetensors needs the safetensors package: "
-                          "python -m pip install safetensors") from exc
-    return stn
 
 
 _ST_DTYPES = {"F16": "<f2", "F32": "<f4", "F64": "<f8", "BF16": "<u2", "I8": "|i1", "U8": "|u1",
@@ -100,15 +94,15 @@ class SafetensorsSource(TensorSource):
             a = np.fromfile(f, dtype, count)
         if a.size != count:
             raise FormatError(f"{self.path}: tensor {name!r} is truncated")
-        if t["dtype"] == "BF16":  # bfloat16 is the high half of a float32: exact
-            a = (a.astype(np.uint32) << np.uint32(16)).view(np.float32)
-        return a.reshape(t["shape"]).astype(a.dtype.newbyteorder("="), copy=False)
+        a = a.reshape(t["shape"]).astype(a.dtype.newbyteorder("="), copy=False)
+        return from_bits(a) if t["dtype"] == "BF16" else a
 
     def info(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
-        """Shape and the dtype the tensor is read as (bfloat16 becomes float32)."""
+        """Shape and dtype of a tensor, from the header."""
         t = self._header()[name]
-        code = "<f4" if t["dtype"] == "BF16" else _ST_DTYPES[t["dtype"]]
-        return tuple(t["shape"]), np.dtype(code)
+        if t["dtype"] == "BF16":
+            return tuple(t["shape"]), bfloat16()
+        return tuple(t["shape"]), np.dtype(_ST_DTYPES[t["dtype"]])
 
     def nbytes(self, name: str) -> int:
         """Bytes in the file (what shards are planned by)."""
@@ -165,7 +159,35 @@ def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return dict(source(path))
 
 
-def write(path: str | os.PathLike, tensors: Mapping[str, np.ndarray]) -> None:
-    data = _lib().save({n: np.ascontiguousarray(a) for n, a in tensors.items()})
+_CODES = {np.dtype(code).str: name for name, code in _ST_DTYPES.items() if name != "BF16"}
+
+
+def write(path: str | os.PathLike, tensors: Mapping[str, np.ndarray],
+          metadata: Mapping[str, str] | None = None) -> None:
+    """Write ``tensors`` (their bytes one after another, in their order, after a header
+    padded with spaces to a multiple of 8 bytes) and the string ``metadata``."""
+    header: dict[str, Any] = {}
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    arrays, offset = [], 0
+    for name, a in tensors.items():
+        a = np.asarray(a)
+        if is_bfloat16(a.dtype):
+            code, a = "BF16", a.view(np.uint16)
+        else:
+            a = a.astype(a.dtype.newbyteorder("<"), copy=False)
+            code = _CODES.get(a.dtype.str)
+            if code is None:
+                raise FormatError(f"tensor {name!r}: dtype {a.dtype} has no safetensors code")
+        a = np.ascontiguousarray(a)
+        header[str(name)] = {"dtype": code, "shape": list(a.shape),
+                             "data_offsets": [offset, offset + a.nbytes]}
+        arrays.append(a)
+        offset += a.nbytes
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
     with atomic_output(path) as fh:
-        fh.write(data)
+        fh.write(len(text).to_bytes(8, "little"))
+        fh.write(text)
+        for a in arrays:
+            fh.write(a.tobytes())

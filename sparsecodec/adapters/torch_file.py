@@ -1,7 +1,7 @@
 """PyTorch state dicts (``.pt`` / ``.pth``), loaded with ``torch.load(weights_only=True)``:
 never unpickles arbitrary objects (optional: torch must be installed). ``nn.Linear`` weights
 are (outputs, inputs) and conv kernels OIHW: pack with ``--layout torch``. bfloat16 tensors
-are read as float32 (numpy has no bfloat16), exactly."""
+are read as ``ml_dtypes.bfloat16`` arrays and written back as torch bfloat16, bit for bit."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..dtypes import from_bits, is_bfloat16
 from ..errors import FormatError
 from ..io.files import atomic_output
 from .source import ArraySource, TensorSource
@@ -46,15 +47,22 @@ def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
     for name, t in obj.items():
         if isinstance(t, torch.Tensor):
             t = t.detach().cpu()
-            out[str(name)] = (t.float() if t.dtype == torch.bfloat16 else t).numpy()
+            out[str(name)] = (from_bits(t.view(torch.int16).numpy().view(np.uint16))
+                              if t.dtype == torch.bfloat16 else t.numpy())
     return out
 
 
 def write(path: str | os.PathLike, tensors: Mapping[str, np.ndarray]) -> None:
     torch = _lib()
     with atomic_output(path) as fh:
-        torch.save({n: torch.from_numpy(np.ascontiguousarray(a)) for n, a in tensors.items()},
-                   fh)
+        torch.save({n: _tensor(torch, a) for n, a in tensors.items()}, fh)
+
+
+def _tensor(torch: Any, a: np.ndarray) -> Any:
+    a = np.ascontiguousarray(a)
+    if is_bfloat16(a.dtype):
+        return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(a)
 
 
 def sequential_spec(module: Any) -> list[dict[str, Any]]:

@@ -9,10 +9,10 @@ from abc import ABC, abstractmethod
 from functools import cached_property
 from typing import Any, ClassVar, NamedTuple
 
-import ml_dtypes
 import numpy as np
 
 from ..coding.huffman import MAX_SYMBOLS
+from ..dtypes import bfloat16, is_bfloat16
 from ..errors import (
     DTypeError,
     EncodeError,
@@ -25,10 +25,10 @@ from ..kernels import analysis as ak
 from ..kernels import threads
 
 FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
-BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
-"""bfloat16 as numpy knows it through ``ml_dtypes``; only formats that list it in their
-``dtypes`` hold it (``float_ans``, ``dense``): the others compute on float16/32/64."""
-MATRIX_DTYPES = (*FLOAT_DTYPES, BFLOAT16)
+BFLOAT16 = "bfloat16"
+"""bfloat16 (``ml_dtypes.bfloat16`` arrays, see ``dtypes.py``): only formats that list it in
+their ``dtypes`` hold it (``float_ans``, ``dense``); the others compute on float16/32/64."""
+MATRIX_DTYPES = (*(d.name for d in FLOAT_DTYPES), BFLOAT16)
 _UINT: dict[int, np.dtype] = {2: np.dtype(np.uint16), 4: np.dtype(np.uint32),
                               8: np.dtype(np.uint64)}
 
@@ -47,7 +47,7 @@ def check_matrix(W: Any) -> np.ndarray:
             raise EncodeError(f"cannot convert input to an array: {exc}") from exc
     if W.ndim != 2:
         raise ShapeError(f"expected a 2-D matrix, found an array with {W.ndim} dimension(s)")
-    if W.dtype == BFLOAT16:
+    if is_bfloat16(W.dtype):
         return np.ascontiguousarray(W)
     if W.dtype.newbyteorder("=") not in FLOAT_DTYPES or W.dtype.kind != "f":
         raise EncodeError(f"expected a float16, bfloat16, float32 or float64 matrix, found "
@@ -309,7 +309,7 @@ class Encoded(ABC):
 
     format: ClassVar[str]
     options: ClassVar[tuple[str, ...]] = ()
-    dtypes: ClassVar[tuple[np.dtype, ...]] = FLOAT_DTYPES  # the matrix dtypes it holds
+    dtypes: ClassVar[tuple[str, ...]] = tuple(d.name for d in FLOAT_DTYPES)  # dtypes it holds
     # makes numpy's binary operators defer to us, so that ``ndarray @ enc`` calls __rmatmul__
     __array_ufunc__ = None
 
@@ -329,8 +329,8 @@ class Encoded(ABC):
     @classmethod
     def check_dtype(cls, dtype: np.dtype) -> None:
         """Refuse a matrix dtype the format does not hold (bfloat16, for most)."""
-        if dtype not in cls.dtypes:
-            held = ", ".join(d.name for d in cls.dtypes)
+        if dtype.name not in cls.dtypes:
+            held = ", ".join(cls.dtypes)
             raise EncodeError(f"{cls.format} holds {held} matrices, not {dtype.name}; "
                               "float_ans and dense hold bfloat16")
 
@@ -391,15 +391,15 @@ class Encoded(ABC):
             raise FormatError(f"{cls.format}: meta 'shape' must be two integers in [0, 2^40), "
                               f"found {shape!r}")
         dtype = meta.get("dtype")
-        if dtype not in [d.name for d in cls.dtypes]:
+        if dtype not in cls.dtypes:
             raise FormatError(f"{cls.format}: meta 'dtype' must be one of "
-                              f"{'/'.join(d.name for d in cls.dtypes)}, found {dtype!r}")
+                              f"{'/'.join(cls.dtypes)}, found {dtype!r}")
         expected = set(cls.component_names(meta))
         if set(comps) != expected:
             raise FormatError(f"{cls.format}: expected components {sorted(expected)}, "
                               f"found {sorted(comps)}")
         enc = cls._from_parts((shape[0], shape[1]),
-                              BFLOAT16 if dtype == "bfloat16" else np.dtype(dtype), meta, comps)
+                              bfloat16() if dtype == BFLOAT16 else np.dtype(dtype), meta, comps)
         unknown = sorted(set(meta) - set(enc.meta))
         if unknown:  # a stored meta holds exactly what the format writes: nothing rides along
             raise FormatError(f"{cls.format}: unknown meta key(s) {unknown[:5]}")
@@ -499,7 +499,7 @@ class Encoded(ABC):
             raise ShapeError(f"{self.format}: operand length {X.shape[-1]} does not match "
                              f"the matrix's {self.shape[0]} rows")
         # a bfloat16 matrix computes as float32 (its values are float32 values, exactly)
-        out = np.result_type(X.dtype, np.float32 if self.dtype == BFLOAT16 else self.dtype)
+        out = np.result_type(X.dtype, np.float32 if is_bfloat16(self.dtype) else self.dtype)
         if out.kind != "f":
             out = np.dtype(np.float64)
         return X, out

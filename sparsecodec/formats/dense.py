@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 
 from ..kernels.analysis import count_nonzero_bits
-from .base import MATRIX_DTYPES, Encoded, Matrix, PsiBounds, bits_dtype, component, register
+from ..dtypes import widen
+from .base import BFLOAT16, MATRIX_DTYPES, Encoded, Matrix, PsiBounds, bits_dtype, component, register
 
 
 @register
@@ -35,12 +36,17 @@ class Dense(Encoded):
 
     @classmethod
     def _from_parts(cls, shape, dtype, meta, comps) -> Dense:
+        if dtype.name == BFLOAT16:  # stored as its bits
+            return cls(component(comps, "values", cls.format, np.uint16, shape=shape)
+                       .view(dtype))
         return cls(component(comps, "values", cls.format, dtype, shape=shape))
 
     def psi_bounds(self, M: Matrix) -> PsiBounds:
         return PsiBounds(1.0, None, 1.0)
 
     def components(self) -> dict[str, np.ndarray]:
+        if self.dtype.name == BFLOAT16:
+            return {"values": self.values.view(np.uint16)}
         return {"values": self.values}
 
     def layout(self) -> dict[str, tuple[str, int]]:
@@ -54,7 +60,8 @@ class Dense(Encoded):
         return self.values.copy()
 
     def _rmatmul(self, Xt: np.ndarray) -> np.ndarray:
-        return (Xt.T @ self.values).T
+        values = widen(self.values)
+        return (Xt.T @ values).T
 
     # dense is the numpy baseline: products run in numpy's BLAS in the result dtype, with no
     # float64 copy of the matrix

@@ -14,7 +14,6 @@ for bit: NaN payloads, -0.0, subnormals and infinities included.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -25,7 +24,7 @@ from ..coding.rans import cumulative, quantize_freqs
 from ..errors import FormatError, OptionError
 from ..kernels import floats as kf
 from ..kernels import threads
-from .base import BFLOAT16, Encoded, Matrix, bits_dtype, component, meta_int, register, widened
+from .base import MATRIX_DTYPES, Encoded, Matrix, bits_dtype, component, meta_int, register, widened
 from .blocked import block_range, dense_block_cols
 
 # (exponent bits E, mantissa bits P) of each dtype
@@ -33,7 +32,6 @@ FIELDS = {"float16": (5, 10), "bfloat16": (8, 7), "float32": (8, 23), "float64":
 MAX_HEAD_BITS = 4
 SHIFTS = ("none", "rows", "cols", "both")
 BLOCK_SYMBOLS_FLOAT = 1 << 15
-_TAIL_CHUNK = 1 << 16  # entries per parallel task when packing tails (a multiple of 64)
 
 
 def key_range(E: int, t: int) -> tuple[int, int]:
@@ -59,11 +57,11 @@ class _Model:
     """The encoder's choice for one matrix: head width, shift axes, symbols and frequencies."""
 
     def __init__(self, t: int, shift: str, r: np.ndarray, c: np.ndarray, keys: np.ndarray,
-                 counts: np.ndarray, zeros: int, sb: int):
+                 counts: np.ndarray, zeros: np.ndarray, sb: int):
         self.t, self.shift, self.r, self.c, self.sb = t, shift, r, c, sb
-        self.has_zero = zeros > 0
+        self.zeros = int(zeros[0] > 0) | (int(zeros[1] > 0) << 1)  # +0.0, -0.0 present
         self.keys = keys
-        allc = np.concatenate([[zeros], counts]) if self.has_zero else counts
+        allc = np.concatenate([zeros[zeros > 0], counts]).astype(np.int64)
         self.freq = quantize_freqs(allc, sb) if allc.size else allc
         self.nsym = int(allc.size)
 
@@ -74,7 +72,7 @@ def _fit(M: Matrix) -> tuple[np.ndarray, np.ndarray, int, int]:
 
 
 def _histogram(M: Matrix, t: int, r: np.ndarray, c: np.ndarray, shift: str
-               ) -> tuple[np.ndarray, int]:
+               ) -> tuple[np.ndarray, np.ndarray]:
     E, P = FIELDS[M.dtype.name]
     nb = 8 * M.dtype.itemsize
     lo, size = key_range(E, t)
@@ -110,7 +108,7 @@ def choose(M: Matrix, head_bits: int | None, shift: str | None) -> _Model:
     t_max = min(MAX_HEAD_BITS, P)
     ts = range(t_max + 1) if head_bits is None else [head_bits]
     shifts = SHIFTS if shift is None else (shift,)
-    best: tuple[float, int, str, np.ndarray, int] | None = None
+    best: tuple[float, int, str, np.ndarray, np.ndarray] | None = None
     for sh in shifts:
         if shift is None and ((sh in ("rows", "both") and rows_used < 2)
                               or (sh in ("cols", "both") and cols_used < 2)):
@@ -121,13 +119,14 @@ def choose(M: Matrix, head_bits: int | None, shift: str | None) -> _Model:
         for t in ts:
             counts = counts_top if t == top else _coarser(counts_top, E, top, t)
             used = np.flatnonzero(counts)
-            nsym = used.size + (zeros > 0)
+            nsym = used.size + int(np.count_nonzero(zeros))
             if nsym > 1 << 15:
                 continue
             sb = scale_bits_for(n * m, nsym)
             lo, _ = key_range(E, t)
-            cost = (information_bits(np.concatenate([counts[used], [zeros]])) / 8
-                    + n * m * (P - t + 1) / 8 + _table_bytes(used + lo, nsym, sb) + extra)
+            cost = (information_bits(np.concatenate([counts[used], zeros])) / 8
+                    + (n * m - int(zeros.sum())) * (P - t + 1) / 8
+                    + _table_bytes(used + lo, nsym, sb) + extra)
             if best is None or cost < best[0]:
                 best = (cost, t, sh, counts, zeros)
     if best is None:
@@ -135,7 +134,7 @@ def choose(M: Matrix, head_bits: int | None, shift: str | None) -> _Model:
     _, t, sh, counts, zeros = best
     used = np.flatnonzero(counts)
     lo, _ = key_range(E, t)
-    nsym = used.size + (zeros > 0)
+    nsym = used.size + int(np.count_nonzero(zeros))
     rr = r if sh in ("rows", "both") else np.zeros(0, np.int8)
     cc = c if sh in ("cols", "both") else np.zeros(0, np.int8)
     return _Model(t, sh, rr, cc, used + lo, counts[used], zeros, scale_bits_for(n * m, nsym))
@@ -155,33 +154,33 @@ class FloatANS(Encoded):
     """Components: ``table`` (uint8: the keys and frequencies as varints), ``row_shift`` and
     ``col_shift`` (int8, quarter octaves; empty when unused), ``words`` (uint16: the rANS
     streams of the blocks), ``word_ptr`` (uint64: where each block's words start, and the
-    end) and ``tails`` (uint64: the bit-packed tails, one spare word)."""
+    end), ``tails`` (uint64: each block's bit-packed tails from a word boundary, then two
+    spare words) and ``tail_ptr`` (uint64: where each block's tails start, and the end)."""
 
     format = "float_ans"
     options = ("head_bits", "shift", "block_symbols")
-    dtypes = (np.dtype(np.float16), BFLOAT16, np.dtype(np.float32), np.dtype(np.float64))
+    dtypes = MATRIX_DTYPES
 
-    def __init__(self, shape, dtype, t: int, sb: int, nsym: int, has_zero: bool,
+    def __init__(self, shape, dtype, t: int, sb: int, nsym: int, zeros: int,
                  block_cols: int, table: np.ndarray, keys: np.ndarray, freq: np.ndarray,
                  row_shift: np.ndarray, col_shift: np.ndarray, words: np.ndarray,
-                 word_ptr: np.ndarray, tails: np.ndarray):
+                 word_ptr: np.ndarray, tails: np.ndarray, tail_ptr: np.ndarray):
         super().__init__(shape, dtype)
-        self.t, self.sb, self.nsym, self.has_zero = t, sb, nsym, has_zero
+        self.t, self.sb, self.nsym, self.zeros = t, sb, nsym, zeros
         self.block_cols = block_cols
         self.table, self.keys, self.freq = table, keys, freq
         self.row_shift, self.col_shift = row_shift, col_shift
-        self.words, self.word_ptr, self.tails = words, word_ptr, tails
+        self.words, self.word_ptr = words, word_ptr
+        self.tails, self.tail_ptr = tails, tail_ptr
         self._nnz: int | None = None
-        # decoding tables: the symbol of every slot, and each symbol's entry
+        # decoding tables: the symbol of every slot, and each symbol's entry (a zero class's
+        # key is its sign)
         self._slots = np.repeat(np.arange(nsym, dtype=np.uint16), freq)
         cum = cumulative(freq)[:-1] if nsym else np.zeros(0, np.int64)
+        signs = [s for s in (0, 1) if zeros >> s & 1]
         zero = np.zeros(nsym, np.int64)
-        allkeys = np.zeros(nsym, np.int64)
-        if has_zero:
-            zero[0] = 1
-            allkeys[1:] = keys
-        else:
-            allkeys[:] = keys
+        zero[:len(signs)] = 1
+        allkeys = np.concatenate([np.array(signs, np.int64), keys]).astype(np.int64)
         self._ent = (np.asarray(freq, np.int64) | (cum << 16) | (zero << 31)
                      | (allkeys << 32)).astype(np.int64).view(np.uint64)
         # the offsets the decoder reads: zeros for an axis the format does not shift by
@@ -191,8 +190,6 @@ class FloatANS(Encoded):
     # ---- encoding
     @classmethod
     def _check_options(cls, M: Matrix, head_bits: Any, shift: Any, block_symbols: Any) -> None:
-        if M.dtype not in cls.dtypes:
-            raise OptionError(f"float_ans: dtype {M.dtype} is not a float")
         _, P = FIELDS[M.dtype.name]
         if head_bits is not None and (isinstance(head_bits, bool)
                                       or not isinstance(head_bits, (int, np.integer))
@@ -210,7 +207,17 @@ class FloatANS(Encoded):
     @classmethod
     def _encode(cls, M: Matrix, head_bits: int | None = None, shift: str | None = None,
                 block_symbols: int = BLOCK_SYMBOLS_FLOAT) -> FloatANS:
+        """Encoded once per matrix and options: ``size_of`` and ``encode`` share it."""
         cls._check_options(M, head_bits, shift, block_symbols)
+        memo = M.memo.setdefault(cls.format, {})
+        key = (head_bits, shift, block_symbols)
+        if key not in memo:
+            memo[key] = cls._encode_now(M, head_bits, shift, block_symbols)
+        return memo[key]
+
+    @classmethod
+    def _encode_now(cls, M: Matrix, head_bits: int | None, shift: str | None,
+                    block_symbols: int) -> FloatANS:
         n, m = M.shape
         E, P = FIELDS[M.dtype.name]
         nb = 8 * M.dtype.itemsize
@@ -219,8 +226,10 @@ class FloatANS(Encoded):
         bc = dense_block_cols(n, m, block_symbols)
         nblocks = -(-m // bc) if m else 0
         lo, size = key_range(E, t)
+        nzero = bin(model.zeros).count("1")
         lut = np.zeros(size, np.int32)
-        lut[model.keys - lo] = np.arange(model.keys.size) + model.has_zero
+        lut[model.keys - lo] = np.arange(model.keys.size) + nzero
+        zsym = np.array([0, 1 if model.zeros == 3 else 0], np.int32)
         freq = model.freq.astype(np.int64)
         cum = cumulative(freq)[:-1] if freq.size else np.zeros(0, np.int64)
         per_block = np.minimum(bc, m - np.arange(nblocks) * bc) * n
@@ -231,44 +240,48 @@ class FloatANS(Encoded):
         use_r, use_c = model.r.size > 0, model.c.size > 0
         r = model.r if use_r else np.zeros(1, np.int8)
         c = model.c if use_c else np.zeros(1, np.int8)
-        kf.encode_blocks(M.bits, P, nb, t, r, c, use_r, use_c, lo, lut, freq, cum, sb, bc,
-                         scratch, scratch_off, used)
+        kf.encode_blocks(M.bits, P, nb, t, r, c, use_r, use_c, lo, lut, zsym, freq, cum, sb,
+                         bc, scratch, scratch_off, used)
         words = np.empty(int(used.sum()), np.uint16)
         word_ptr = np.zeros(nblocks + 1, np.uint64)
         kf.compact(scratch, scratch_off, used, words, word_ptr)
         del scratch
-        tails = np.zeros(_tail_words(n * m, P - t + 1), np.uint64)
-        kf.pack_tails(M.bits, P, nb, t, tails, _TAIL_CHUNK)
-        return cls(M.shape, M.dtype, t, sb, model.nsym, model.has_zero, bc,
+        tail_ptr = np.zeros(nblocks + 1, np.uint64)
+        np.cumsum(kf.tail_words(M.bits, P, t, nb, bc), out=tail_ptr[1:])
+        tails = np.zeros(int(tail_ptr[-1]) + 2, np.uint64)
+        kf.pack_tails(M.bits, P, nb, t, bc, tails, tail_ptr)
+        return cls(M.shape, M.dtype, t, sb, model.nsym, model.zeros, bc,
                    _encode_table(model), model.keys, freq, model.r, model.c, words, word_ptr,
-                   tails)
+                   tails, tail_ptr)
 
     @classmethod
     def size_of(cls, M: Matrix, head_bits: int | None = None, shift: str | None = None,
                 block_symbols: int = BLOCK_SYMBOLS_FLOAT) -> int | None:
-        if M.dtype not in cls.dtypes:
+        if M.dtype.name not in cls.dtypes:
             return None
         return cls._encode(M, head_bits, shift, block_symbols).nbytes
 
     @classmethod
     def lower_bound(cls, M: Matrix) -> int:
-        """The tails: the sign and the low mantissa bits below the widest head."""
+        """The tails of the entries that are not +-0.0: their sign and their mantissa bits
+        below the widest head."""
         _, P = FIELDS.get(M.dtype.name, (0, 0))
-        return M.size * (P - min(MAX_HEAD_BITS, P) + 1) // 8
+        tailed = int(np.count_nonzero(M.bits << np.array(1, M.bits.dtype)))
+        return tailed * (P - min(MAX_HEAD_BITS, P) + 1) // 8
 
     # ---- storage
     @classmethod
     def component_names(cls, meta: dict[str, Any]) -> tuple[str, ...]:
-        return ("table", "row_shift", "col_shift", "words", "word_ptr", "tails")
+        return ("table", "row_shift", "col_shift", "words", "word_ptr", "tails", "tail_ptr")
 
     def components(self) -> dict[str, np.ndarray]:
         return {"table": self.table, "row_shift": self.row_shift,
                 "col_shift": self.col_shift, "words": self.words, "word_ptr": self.word_ptr,
-                "tails": self.tails}
+                "tails": self.tails, "tail_ptr": self.tail_ptr}
 
     def _meta(self) -> dict[str, Any]:
         return {"head_bits": self.t, "scale_bits": self.sb, "nsym": self.nsym,
-                "has_zero": int(self.has_zero), "block_cols": self.block_cols}
+                "zeros": self.zeros, "block_cols": self.block_cols}
 
     def layout(self) -> dict[str, tuple[str, int]]:
         n, m = self.shape
@@ -278,7 +291,13 @@ class FloatANS(Encoded):
                 "col_shift": ("codebook", 8 * self.col_shift.nbytes),
                 "words": ("payload", 16 * self.words.size),
                 "word_ptr": ("pointers", 64 * self.word_ptr.size),
-                "tails": ("payload", n * m * (P - self.t + 1))}
+                "tails": ("payload", (n * m - self._zero_count()) * (P - self.t + 1)),
+                "tail_ptr": ("pointers", 64 * self.tail_ptr.size)}
+
+    def _zero_count(self) -> int:
+        """Entries that are +0.0 or -0.0 (they have no tail)."""
+        bits = self.decode().view(bits_dtype(self.dtype))
+        return int(np.count_nonzero((bits << np.array(1, bits.dtype)) == 0))
 
     @classmethod
     def _from_parts(cls, shape, dtype, meta, comps) -> FloatANS:
@@ -288,12 +307,13 @@ class FloatANS(Encoded):
         t = meta_int(meta, "head_bits", fmt, 0, min(MAX_HEAD_BITS, P))
         sb = meta_int(meta, "scale_bits", fmt, 1, 15)
         nsym = meta_int(meta, "nsym", fmt, 0, 1 << sb)
-        has_zero = bool(meta_int(meta, "has_zero", fmt, 0, 1))
+        zeros = meta_int(meta, "zeros", fmt, 0, 3)
+        nzero = bin(zeros).count("1")
         bc = meta_int(meta, "block_cols", fmt, 1, max(m, 1))
-        if (n * m > 0) != (nsym > 0) or (has_zero and nsym < 1):
+        if (n * m > 0) != (nsym > 0) or nsym < nzero:
             raise FormatError(f"{fmt}: {nsym} symbols for a {shape} matrix")
         table = component(comps, "table", fmt, np.uint8)
-        nkeys = nsym - has_zero
+        nkeys = nsym - nzero
         values = np.zeros(nkeys + nsym, np.int64)
         if kf.get_varints(table, values.size, values) != table.size:
             raise FormatError(f"{fmt}: the table does not hold {nsym} symbols exactly")
@@ -319,10 +339,15 @@ class FloatANS(Encoded):
         if (word_ptr[0] != 0 or np.any(np.diff(word_ptr.astype(np.int64)) < 0)
                 or int(word_ptr[-1]) != words.size):
             raise FormatError(f"{fmt}: word_ptr does not run from 0 up to the words' count")
-        tails = component(comps, "tails", fmt, np.uint64,
-                          length=_tail_words(n * m, P - t + 1))
-        return cls(shape, dtype, t, sb, nsym, has_zero, bc, table, keys, freq, row_shift,
-                   col_shift, words, word_ptr, tails)
+        tail_ptr = component(comps, "tail_ptr", fmt, np.uint64, length=nblocks + 1)
+        tails = component(comps, "tails", fmt, np.uint64)
+        per_block = np.minimum(bc, m - np.arange(nblocks) * bc) * n
+        tw = np.diff(tail_ptr.astype(np.int64))
+        if (tail_ptr[0] != 0 or np.any(tw < 0) or np.any(tw > -(-per_block * (P - t + 1) // 64))
+                or int(tail_ptr[-1]) + 2 != tails.size):
+            raise FormatError(f"{fmt}: tail_ptr does not run from 0 up to the tails' words")
+        return cls(shape, dtype, t, sb, nsym, zeros, bc, table, keys, freq, row_shift,
+                   col_shift, words, word_ptr, tails, tail_ptr)
 
     # ---- decoding and products
     @property
@@ -332,31 +357,31 @@ class FloatANS(Encoded):
             self._nnz = int(np.count_nonzero(bits))
         return self._nnz
 
-    def _decode_into(self, b_lo: int, b_hi: int, out: np.ndarray) -> None:
+    def _decode_into(self, b_lo: int, b_hi: int, out: np.ndarray, rs: int, cs: int) -> None:
+        """Decode blocks [b_lo, b_hi) into the flat bit array ``out`` with strides (rs, cs)
+        (:func:`kernels.floats.decode_blocks`)."""
         n, m = self.shape
         E, P = FIELDS[self.dtype.name]
         st = np.zeros(max(b_hi - b_lo, 1), np.int64)
-        bad = kf.decode_blocks(self.words, self.word_ptr, self.tails, self._slots, self._ent,
-                               self.sb, P, E, 8 * self.dtype.itemsize, self.t, self._r,
-                               self._c, n, m, self.block_cols, b_lo, b_hi, out, st)
+        bad = kf.decode_blocks(self.words, self.word_ptr, self.tails, self.tail_ptr,
+                               self._slots, self._ent, self.sb, P, E, 8 * self.dtype.itemsize,
+                               self.t, self._r, self._c, n, m, self.block_cols, b_lo, b_hi,
+                               out, rs, cs, st)
         status.check_block(self.format, int(bad))
 
     def decode(self) -> np.ndarray:
-        n, m = self.shape
-        flat = np.empty(n * m, bits_dtype(self.dtype))
-        with threads.for_work(n * m * 8):
-            self._decode_into(0, -(-m // self.block_cols) if m else 0, flat)
-        return flat.view(self.dtype).reshape(m, n).T  # column-major, as decoded
+        return self.decode_columns(0, self.shape[1])
 
     def decode_columns(self, start: int, stop: int) -> np.ndarray:
         start, stop = self._column_range(start, stop)
         n, m = self.shape
         b_lo, b_hi, c_lo, c_hi = block_range(start, stop, self.block_cols, m)
-        flat = np.empty(n * (c_hi - c_lo), bits_dtype(self.dtype))
+        width = c_hi - c_lo
+        flat = np.empty(n * width, bits_dtype(self.dtype))
         with threads.for_work(flat.size * 8):
-            self._decode_into(b_lo, b_hi, flat)
-        out = flat.view(self.dtype).reshape(c_hi - c_lo, n).T
-        return out[:, start - c_lo:stop - c_lo].copy()
+            self._decode_into(b_lo, b_hi, flat, width, 1)
+        out = flat.view(self.dtype).reshape(n, width)
+        return out if (c_lo, c_hi) == (start, stop) else out[:, start - c_lo:stop - c_lo].copy()
 
     def _rmatmul(self, Xt: np.ndarray) -> np.ndarray:
         """A few blocks at a time: decoded into a scratch buffer of about
@@ -373,12 +398,8 @@ class FloatANS(Encoded):
             c0, c1 = g0 * self.block_cols, min(m, g1 * self.block_cols)
             part = flat[:(c1 - c0) * n]
             with threads.for_work((c1 - c0) * n * 8):
-                self._decode_into(g0, g1, part)
+                self._decode_into(g0, g1, part, 1, n)
             B = widened(part.view(self.dtype)).reshape(c1 - c0, n)
             np.matmul(B, Xt, out=Yt[c0:c1])
         return Yt
 
-
-def _tail_words(count: int, w: int) -> int:
-    """Words of ``count`` tails of ``w`` bits, and one spare (a tail is read as two words)."""
-    return math.ceil(count * w / 64) + 1

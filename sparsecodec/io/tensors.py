@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import numpy as np
 
+from ..dtypes import from_bits, is_bfloat16
 from ..errors import FormatError, SparseCodecError, UnknownFormatError
 from ..options import BUILTIN_FORMATS
 from ..plugins import format_entry_points
@@ -37,7 +38,7 @@ MAX_ELEMENTS = 1 << 60  # the product of a shape
 Budget = int | None | Literal["auto"]
 DECODE_FLOOR = 256 << 20
 DECODE_RATIO = 1024
-_ITEMSIZE = {"float16": 2, "float32": 4, "float64": 8}  # the matrices' dtypes (FLOAT_DTYPES)
+_ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}  # the matrices' dtypes
 MAX_JSON_ITEMS = 1 << 20  # objects and numbers in one stored JSON text (a header, a meta)
 
 
@@ -180,6 +181,9 @@ def describe(tensor: Encoded | np.ndarray) -> tuple[dict[str, Any], dict[str, np
         return ({"format": tensor.format, "shape": list(tensor.shape),
                  "dtype": tensor.dtype.name, "meta": meta}, tensor.components())
     arr = np.asarray(tensor)
+    if is_bfloat16(arr.dtype):  # stored as its bits; the tensor's dtype says what they are
+        return ({"format": ARRAY, "shape": list(arr.shape), "dtype": "bfloat16", "meta": {}},
+                {"values": arr.view(np.uint16)})
     storable(arr[:0] if arr.ndim else arr)  # raises for object, complex, strings, ...
     return ({"format": ARRAY, "shape": list(arr.shape), "dtype": arr.dtype.name, "meta": {}},
             {"values": arr})
@@ -199,7 +203,9 @@ def build(at: str, fmt: Any, shape: Any, dtype: Any, meta: Any,
         scalar = shape == [] and list(values.shape) == [1]
         if list(values.shape) != list(shape) and not scalar:
             raise FormatError(f"{at}: an array has one component 'values' of its shape")
-        if values.dtype.name != dtype:
+        if dtype == "bfloat16" and values.dtype == np.uint16:
+            values = from_bits(values)  # bfloat16 arrays are stored as their bits
+        elif values.dtype.name != dtype:
             raise FormatError(f"{at}: dtype {dtype!r} does not match its values")
         return values.reshape(()) if scalar else values  # a 0-d array is stored as (1,)
     from ..formats.base import get_format

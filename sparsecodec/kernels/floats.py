@@ -6,16 +6,17 @@ exponent and the top ``t`` mantissa bits, a log-scale class of |x|) is rANS-code
 ``sign << L | (v & (2^L - 1))`` (``L + 1`` bits, nearly random in trained weights) is stored
 as it is, bit-packed. The head is coded as a key: ``head - (s << t)``, where ``s`` is the
 entry's predicted octave, ``(r[i] + c[j] + 2) >> 2`` from per-row and per-column offsets in
-quarter octaves (``r``, ``c``: int8, empty when the format does not use them), so that one
-table serves rows and columns of different scales. An entry with v == 0 (+-0.0) is the zero
-class, symbol 0 when present, coded without a key.
+quarter octaves (``r``, ``c``: int8, zeros for an axis the format does not use), so that one
+table serves rows and columns of different scales. +0.0 and -0.0 are symbols of their own
+(the zero classes, first in the table when present) and have no tail.
 
 Entries are taken column by column (column-major), in blocks of ``bc`` whole columns; a block
 is an rANS stream of 4 interleaved states (entry k of a block uses state k % 4) over one
-static table (:mod:`sparsecodec.coding.rans`); the tails of all entries are one bitstream,
-entry k (column-major, over the whole matrix) at bit k * (L + 1).
+static table (:mod:`sparsecodec.coding.rans`), and a bitstream of the tails of its nonzero
+entries, in order, starting on a word of ``tails`` (``tail_ptr[b]``).
 
-A decoding entry per symbol (int64): ``freq | cum << 16 | zero << 31 | key << 32``.
+A decoding entry per symbol (uint64): ``freq | cum << 16 | zero << 31 | key << 32``; a zero
+class's key is its sign.
 """
 
 from __future__ import annotations
@@ -84,19 +85,21 @@ def exponent_fit(u, P, E):
 
 @njit(cache=True, nogil=True)
 def key_histogram(u, P, nb, t, r, c, use_r, use_c, kmin, size):
-    """Counts of the keys at head width t (index key - kmin, ``size`` of them) and of the zero
-    class."""
+    """Counts of the keys at head width t (index key - kmin, ``size`` of them) and of +0.0
+    and -0.0."""
     n, m = u.shape
     counts = np.zeros(size, np.int64)
-    zeros = 0
+    zeros = np.zeros(2, np.int64)
+    top = np.uint64(nb - 1)
     L = np.uint64(P - t)
     vmask = np.uint64((1 << (nb - 1)) - 1)
     for i in range(n):
         ri = np.int64(r[i]) if use_r else np.int64(0)
         for j in range(m):
-            v = np.uint64(u[i, j]) & vmask
+            x = np.uint64(u[i, j])
+            v = x & vmask
             if v == 0:
-                zeros += 1
+                zeros[np.int64(x >> top)] += 1
                 continue
             cj = np.int64(c[j]) if use_c else np.int64(0)
             key = np.int64(v >> L) - (((ri + cj + 2) >> 2) << t)
@@ -105,11 +108,11 @@ def key_histogram(u, P, nb, t, r, c, use_r, use_c, kmin, size):
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def encode_blocks(u, P, nb, t, r, c, use_r, use_c, kmin, lut, freq, cum, sb, bc, scratch,
-                  scratch_off, used):
+def encode_blocks(u, P, nb, t, r, c, use_r, use_c, kmin, lut, zsym, freq, cum, sb, bc,
+                  scratch, scratch_off, used):
     """rANS-code every block of ``bc`` columns into ``scratch`` (block b writes downwards from
-    scratch_off[b + 1]); used[b] = the words it wrote. ``lut[key - kmin]`` is a key's symbol
-    (the zero class is symbol 0)."""
+    scratch_off[b + 1]); used[b] = the words it wrote. ``lut[key - kmin]`` is a key's symbol,
+    zsym[sign] the symbol of +0.0 and -0.0."""
     n, m = u.shape
     nblocks = (m + bc - 1) // bc
     L = np.uint64(P - t)
@@ -130,9 +133,10 @@ def encode_blocks(u, P, nb, t, r, c, use_r, use_c, kmin, lut, freq, cum, sb, bc,
         for k in range(count - 1, -1, -1):
             j = c0 + k // n
             i = k - (j - c0) * n
-            v = np.uint64(u[i, j]) & vmask
+            x = np.uint64(u[i, j])
+            v = x & vmask
             if v == 0:
-                s = 0
+                s = zsym[np.int64(x >> np.uint64(nb - 1))]
             else:
                 cj = np.int64(c[j]) if use_c else np.int64(0)
                 key = np.int64(v >> L) - (_shift(r, c, i, cj, use_r) << t)
@@ -169,31 +173,51 @@ def compact(scratch, scratch_off, used, words, word_ptr):
     word_ptr[used.shape[0]] = p
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def pack_tails(u, P, nb, t, tails, chunk):
-    """Bit-pack every entry's tail (sign << L | low L bits), column-major, entry k at bit
-    k * (L + 1). Parallel over chunks of 64 entries' worth of whole words."""
+@njit(cache=True, nogil=True)
+def tail_words(u, P, t, nb, bc):
+    """Words of each block's tails (its nonzero entries' L + 1 bits, from a word boundary)."""
     n, m = u.shape
+    nblocks = (m + bc - 1) // bc
+    w = P - t + 1
+    vmask = np.uint64((1 << (nb - 1)) - 1)
+    out = np.zeros(nblocks, np.int64)
+    for b in range(nblocks):
+        nz = 0
+        for j in range(b * bc, min(m, b * bc + bc)):
+            for i in range(n):
+                if np.uint64(u[i, j]) & vmask:
+                    nz += 1
+        out[b] = (nz * w + 63) // 64
+    return out
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def pack_tails(u, P, nb, t, bc, tails, tail_ptr):
+    """Bit-pack the tails (sign << L | low L bits) of every block's nonzero entries, in
+    column-major order, block b from word tail_ptr[b]."""
+    n, m = u.shape
+    nblocks = (m + bc - 1) // bc
     L = np.uint64(P - t)
     w = np.uint64(P - t + 1)
     lowmask = (np.uint64(1) << L) - np.uint64(1)
+    vmask = np.uint64((1 << (nb - 1)) - 1)
     top = np.uint64(nb - 1)
-    total = n * m
-    nchunks = (total + chunk - 1) // chunk
-    for q in prange(nchunks):  # chunk is a multiple of 64: chunks start on word boundaries
-        k0 = q * chunk
-        k1 = min(total, k0 + chunk)
-        for k in range(k0, k1):
-            j = k // n
-            i = k - j * n
-            x = np.uint64(u[i, j])
-            tail = ((x >> top) << L) | (x & lowmask)
-            bit = np.uint64(k) * w
-            wi = np.int64(bit >> np.uint64(6))
-            off = bit & np.uint64(63)
-            tails[wi] |= tail << off
-            if off + w > np.uint64(64):
-                tails[wi + 1] |= tail >> (np.uint64(64) - off)
+    for b in prange(nblocks):
+        base = np.uint64(tail_ptr[b]) << np.uint64(6)
+        kt = np.uint64(0)
+        for j in range(b * bc, min(m, b * bc + bc)):
+            for i in range(n):
+                x = np.uint64(u[i, j])
+                if x & vmask == 0:
+                    continue
+                tail = ((x >> top) << L) | (x & lowmask)
+                bit = base + kt * w
+                wi = np.int64(bit >> np.uint64(6))
+                off = bit & np.uint64(63)
+                tails[wi] |= tail << off
+                if off + w > np.uint64(64):
+                    tails[wi + 1] |= tail >> (np.uint64(64) - off)
+                kt += np.uint64(1)
 
 
 _U16 = np.uint64(16)
@@ -216,18 +240,23 @@ def _step(x, words, p, w1, slots, ent, mask, scale):
 
 @njit(cache=True, nogil=True, inline="always")
 def _value(e, sh, L, lowmask, top, tail):
-    """The bit pattern of an entry from its decoding entry ``e``, its octave shift in head
-    units ``sh`` and its tail; and its head (out of range means corrupt input)."""
+    """From an entry's decoding entry ``e``, its octave shift in head units ``sh`` and the
+    next tail: (its bit pattern, its head (0 for a zero; out of range means corrupt input),
+    1 if it used the tail else 0). Branch-free."""
     z = (e >> np.uint64(31)) & _U1
-    head = ((e >> np.uint64(32)) + (sh & (z - _U1))) & np.uint64(0xFFFFFFFF)  # mod 2^32
-    return (head << L) | (tail & lowmask) | ((tail >> L) << top), head
+    nz = _U1 - z
+    key = e >> np.uint64(32)
+    head = (key + sh) & np.uint64(0xFFFFFFFF) & (np.uint64(0) - nz)  # mod 2^32; 0 for zeros
+    v = (head << L) | (tail & lowmask) | ((tail >> L) << top)
+    return v ^ ((v ^ (key << top)) & (np.uint64(0) - z)), head, nz
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _tail(tails, k, w, wmask):
-    """Tail k: w bits at bit k * w (two words read; the stream has a spare word)."""
-    bit = k * w
-    wi = bit >> np.uint64(6)
+def _tail(tails, base, kt, w, wmask, last):
+    """Tail kt of a block whose tails start at bit ``base``: w bits, two words read, the
+    first clamped to ``last`` (the block's last word; the stream has a spare word)."""
+    bit = base + kt * w
+    wi = min(bit >> np.uint64(6), last)
     off = bit & np.uint64(63)
     return ((tails[wi] >> off) | ((tails[wi + _U1] << _U1) << (np.uint64(63) - off))) & wmask
 
@@ -238,21 +267,25 @@ def _octave(r, c4, i, tt):
 
 
 @njit(cache=True, nogil=True)
-def _decode_block(b, words, word_ptr, tails, slots, ent, sb, P, E, nb, t, r, c, n, m, bc,
-                  out, o0):
-    """Decode block b into out[o0:o0 + its entries] (column-major bit patterns); ``r`` and
-    ``c`` hold an offset per row and column (zeros for an unused axis). Returns OK or
-    CORRUPT."""
+def _decode_block(b, words, word_ptr, tails, tail_ptr, slots, ent, sb, P, E, nb, t, r, c, n,
+                  m, bc, out, o0, rs, cs):
+    """Decode block b into ``out``: entry (i, j) of the block's columns to
+    out[o0 + i * rs + (j - first column) * cs] (bit patterns); ``r`` and ``c`` hold an
+    offset per row and column (zeros for an unused axis). Returns OK or CORRUPT."""
     c0 = b * bc
     c1 = min(m, c0 + bc)
     count = (c1 - c0) * n
     w0 = np.uint64(word_ptr[b])
     wend = np.uint64(word_ptr[b + 1])
+    t0 = np.uint64(tail_ptr[b])
+    tend = np.uint64(tail_ptr[b + 1])
     if count == 0:
-        return OK if wend == w0 else CORRUPT
+        return OK if wend == w0 and tend == t0 else CORRUPT
     if wend - w0 < np.uint64(8):
         return CORRUPT
     w1 = wend - _U1
+    tlast = tend - _U1 if tend > t0 else t0
+    base = t0 << np.uint64(6)
     scale = np.uint64(sb)
     mask = (_U1 << scale) - _U1
     L = np.uint64(P - t)
@@ -267,12 +300,13 @@ def _decode_block(b, words, word_ptr, tails, slots, ent, sb, P, E, nb, t, r, c, 
     x3 = (np.uint64(words[w0 + np.uint64(6)]) << _U16) | np.uint64(words[w0 + np.uint64(7)])
     p = w0 + np.uint64(8)
     heads = np.uint64(0)
-    k = np.uint64(c0 * n)          # the entry's index in the matrix (for its tail)
-    ko = np.uint64(o0)             # its place in out
-    lane = np.uint64(0)            # its state: its index in the block, mod 4
+    kt = np.uint64(0)              # tails used so far
+    lane = np.uint64(0)            # the entry's state: its index in the block, mod 4
     nn = np.uint64(n)
+    urs = np.uint64(rs)
     for j in range(c0, c1):
         c4 = np.int64(c[j]) + 2
+        ko = np.uint64(o0 + (j - c0) * cs)  # the entry's place in out
         i = np.uint64(0)
         while i < nn:
             if lane == np.uint64(0) and i + np.uint64(4) <= nn:
@@ -280,22 +314,25 @@ def _decode_block(b, words, word_ptr, tails, slots, ent, sb, P, E, nb, t, r, c, 
                 x1, p, e1 = _step(x1, words, p, w1, slots, ent, mask, scale)
                 x2, p, e2 = _step(x2, words, p, w1, slots, ent, mask, scale)
                 x3, p, e3 = _step(x3, words, p, w1, slots, ent, mask, scale)
-                v0, h0 = _value(e0, _octave(r, c4, i, tt), L, lowmask, top,
-                                _tail(tails, k, w, wmask))
-                v1, h1 = _value(e1, _octave(r, c4, i + _U1, tt), L, lowmask, top,
-                                _tail(tails, k + _U1, w, wmask))
-                v2, h2 = _value(e2, _octave(r, c4, i + np.uint64(2), tt), L, lowmask, top,
-                                _tail(tails, k + np.uint64(2), w, wmask))
-                v3, h3 = _value(e3, _octave(r, c4, i + np.uint64(3), tt), L, lowmask, top,
-                                _tail(tails, k + np.uint64(3), w, wmask))
+                v0, h0, u0 = _value(e0, _octave(r, c4, i, tt), L, lowmask, top,
+                                    _tail(tails, base, kt, w, wmask, tlast))
+                kt += u0
+                v1, h1, u1 = _value(e1, _octave(r, c4, i + _U1, tt), L, lowmask, top,
+                                    _tail(tails, base, kt, w, wmask, tlast))
+                kt += u1
+                v2, h2, u2 = _value(e2, _octave(r, c4, i + np.uint64(2), tt), L, lowmask, top,
+                                    _tail(tails, base, kt, w, wmask, tlast))
+                kt += u2
+                v3, h3, u3 = _value(e3, _octave(r, c4, i + np.uint64(3), tt), L, lowmask, top,
+                                    _tail(tails, base, kt, w, wmask, tlast))
+                kt += u3
                 out[ko] = v0
-                out[ko + _U1] = v1
-                out[ko + np.uint64(2)] = v2
-                out[ko + np.uint64(3)] = v3
+                out[ko + urs] = v1
+                out[ko + np.uint64(2) * urs] = v2
+                out[ko + np.uint64(3) * urs] = v3
                 heads |= h0 | h1 | h2 | h3
                 i += np.uint64(4)
-                k += np.uint64(4)
-                ko += np.uint64(4)
+                ko += np.uint64(4) * urs
                 continue
             if lane == np.uint64(0):
                 x0, p, e = _step(x0, words, p, w1, slots, ent, mask, scale)
@@ -305,31 +342,34 @@ def _decode_block(b, words, word_ptr, tails, slots, ent, sb, P, E, nb, t, r, c, 
                 x2, p, e = _step(x2, words, p, w1, slots, ent, mask, scale)
             else:
                 x3, p, e = _step(x3, words, p, w1, slots, ent, mask, scale)
-            v, h = _value(e, _octave(r, c4, i, tt), L, lowmask, top, _tail(tails, k, w, wmask))
+            v, h, used = _value(e, _octave(r, c4, i, tt), L, lowmask, top,
+                                _tail(tails, base, kt, w, wmask, tlast))
+            kt += used
             out[ko] = v
             heads |= h
             lane = (lane + _U1) & np.uint64(3)
             i += _U1
-            k += _U1
-            ko += _U1
+            ko += urs
     if ((heads >> np.uint64(E + t)) != 0 or p != wend or x0 != RANS_L or x1 != RANS_L
-            or x2 != RANS_L or x3 != RANS_L):
+            or x2 != RANS_L or x3 != RANS_L
+            or (kt * w + np.uint64(63)) >> np.uint64(6) != tend - t0):
         return CORRUPT
     return OK
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def decode_blocks(words, word_ptr, tails, slots, ent, sb, P, E, nb, t, r, c, n, m, bc, b_lo,
-                  b_hi, out, status):
-    """Decode blocks [b_lo, b_hi) into ``out`` (column-major bit patterns of their columns,
-    as the output's unsigned type; ``status``: one int64 per block, scratch); returns the
-    first corrupt block or -1."""
+def decode_blocks(words, word_ptr, tails, tail_ptr, slots, ent, sb, P, E, nb, t, r, c, n, m,
+                  bc, b_lo, b_hi, out, rs, cs, status):
+    """Decode blocks [b_lo, b_hi) into ``out`` (bit patterns, as the output's unsigned
+    type): entry (i, j) to out[i * rs + (j - b_lo * bc) * cs], so (rs, cs) = (1, n) gives
+    the columns one after another and (width, 1) the rows of a C-order array. ``status``:
+    one int64 per block, scratch. Returns the first corrupt block or -1."""
     nb_ = b_hi - b_lo
     for q in prange(nb_):
         b = b_lo + q
-        o0 = (b * bc - b_lo * bc) * n
-        status[q] = _decode_block(b, words, word_ptr, tails, slots, ent, sb, P, E, nb, t, r,
-                                  c, n, m, bc, out, o0)
+        o0 = (b * bc - b_lo * bc) * cs
+        status[q] = _decode_block(b, words, word_ptr, tails, tail_ptr, slots, ent, sb, P, E,
+                                  nb, t, r, c, n, m, bc, out, o0, rs, cs)
     for q in range(nb_):
         if status[q] != OK:
             return b_lo + q

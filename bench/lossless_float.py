@@ -184,8 +184,8 @@ def speeds(A: np.ndarray, dtype: str, reps: int, busy: bool) -> dict[str, float]
         fns = {"ours decode": enc.decode,
                "ours encode": lambda: type(enc)._encode_now(Matrix(A), None, None,
                                                            1 << 15),
-               "zipnn decode": lambda: z.decompress(comp),
-               "zipnn encode": lambda: z.compress(bytearray(raw))}
+               "zipnn decode": lambda z=z, comp=comp: z.decompress(comp),
+               "zipnn encode": lambda z=z: z.compress(bytearray(raw))}
         procs = [mp.Process(target=spin, daemon=True) for _ in range(2)] if busy else []
         for p in procs:
             p.start()
@@ -270,7 +270,7 @@ def plot(rows: list[dict], out: Path) -> None:
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, len(DTYPES), figsize=(15, 0.28 * len(rows) / 3 + 2),
                              sharey=True)
-    for ax, dtype in zip(axes, DTYPES):
+    for ax, dtype in zip(axes, DTYPES, strict=True):
         rs = [r for r in rows if r["dtype"] == dtype]
         y = np.arange(len(rs))
         for off, key, label in ((-0.2, "zipnn", "ZipNN"), (0.2, "float_ans", "float_ans")):

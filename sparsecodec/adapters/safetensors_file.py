@@ -24,7 +24,6 @@ from ..io.sharded import MAX_INDEX
 from ..io.tensors import Budget, check_shape, parse_json
 from .source import TensorSource
 
-
 _ST_DTYPES = {"F16": "<f2", "F32": "<f4", "F64": "<f8", "BF16": "<u2", "I8": "|i1", "U8": "|u1",
               "I16": "<i2", "U16": "<u2", "I32": "<i4", "U32": "<u4", "I64": "<i8", "U64": "<u8",
               "BOOL": "|b1"}

@@ -6,9 +6,18 @@ from typing import Any
 
 import numpy as np
 
-from ..kernels.analysis import count_nonzero_bits
 from ..dtypes import widen
-from .base import BFLOAT16, MATRIX_DTYPES, Encoded, Matrix, PsiBounds, bits_dtype, component, register
+from ..kernels.analysis import count_nonzero_bits
+from .base import (
+    BFLOAT16,
+    MATRIX_DTYPES,
+    Encoded,
+    Matrix,
+    PsiBounds,
+    bits_dtype,
+    component,
+    register,
+)
 
 
 @register

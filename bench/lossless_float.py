@@ -49,6 +49,7 @@ import numpy as np
 import sparsecodec as sc
 from sparsecodec.dtypes import bfloat16
 from sparsecodec.formats import Matrix
+from sparsecodec.pack import pack, unpack
 
 DTYPES = ("float32", "bfloat16", "float16")
 SHAPES = ((384, 384), (384, 1536), (1536, 384), (4096, 4096))
@@ -246,9 +247,9 @@ def checkpoint_rows() -> list[dict]:
             safetensors_file.write(src, tensors, {"format": "pt"})
             out = Path(tmp) / "mobilenet_v2.spc"
             t0 = time.perf_counter()
-            sc.pack(src, out)
+            pack(src, out)
             t_pack = time.perf_counter() - t0
-            back = sc.unpack(out)
+            back = unpack(out)
             exact = all(same_bits(back[k], v) for k, v in tensors.items())
             header = 8 + int.from_bytes(src.read_bytes()[:8], "little")
             zip_total = header + sum(

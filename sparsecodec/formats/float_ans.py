@@ -183,6 +183,14 @@ class FloatANS(Encoded):
         allkeys = np.concatenate([np.array(signs, np.int64), keys]).astype(np.int64)
         self._ent = (np.asarray(freq, np.int64) | (cum << 16) | (zero << 31)
                      | (allkeys << 32)).astype(np.int64).view(np.uint64)
+        # per symbol, what the value pass adds: key << L (its magnitude but the octave), or
+        # a zero's bits; and whether it has a tail (all ones) or not (0)
+        _, P = FIELDS[self.dtype.name]
+        top = 8 * self.dtype.itemsize - 1
+        L = P - t
+        self._vbase = np.where(zero == 1, allkeys << top, allkeys << L).astype(np.int64) \
+            .view(np.uint64)
+        self._nzm = np.where(zero == 1, 0, -1).astype(np.int64).view(np.uint64)
         # the offsets the decoder reads: zeros for an axis the format does not shift by
         self._r = row_shift if row_shift.size else np.zeros(shape[0], np.int8)
         self._c = col_shift if col_shift.size else np.zeros(shape[1], np.int8)
@@ -361,12 +369,13 @@ class FloatANS(Encoded):
         """Decode blocks [b_lo, b_hi) into the flat bit array ``out`` with strides (rs, cs)
         (:func:`kernels.floats.decode_blocks`)."""
         n, m = self.shape
-        E, P = FIELDS[self.dtype.name]
+        _, P = FIELDS[self.dtype.name]
         st = np.zeros(max(b_hi - b_lo, 1), np.int64)
         bad = kf.decode_blocks(self.words, self.word_ptr, self.tails, self.tail_ptr,
-                               self._slots, self._ent, self.sb, P, E, 8 * self.dtype.itemsize,
-                               self.t, self._r, self._c, n, m, self.block_cols, b_lo, b_hi,
-                               out, rs, cs, st)
+                               self._slots, self._ent, self._vbase, self._nzm, self.sb, P,
+                               8 * self.dtype.itemsize, self.t, self._r, self._c,
+                               self.row_shift.size > 0, self.zeros == 0, n, m,
+                               self.block_cols, b_lo, b_hi, out, rs, cs, st)
         status.check_block(self.format, int(bad))
 
     def decode(self) -> np.ndarray:

@@ -107,6 +107,26 @@ def key_histogram(u, P, nb, t, r, c, use_r, use_c, kmin, size):
     return counts, zeros
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _code(x, f, rcp, start, scale, words, pos):
+    """:func:`rans.put` with the division by ``f`` done through its float reciprocal
+    ``rcp`` and corrected to the exact quotient (x < 2^32, so the product is off by at
+    most one)."""
+    if x >= ((RANS_L >> scale) << np.uint64(16)) * f:
+        pos -= 1
+        words[pos] = np.uint16(x & np.uint64(0xFFFF))
+        x >>= np.uint64(16)
+    q = np.int64(np.float64(x) * rcp)
+    rem = np.int64(x) - q * np.int64(f)
+    if rem >= np.int64(f):
+        q += 1
+        rem -= np.int64(f)
+    elif rem < 0:
+        q -= 1
+        rem += np.int64(f)
+    return (np.uint64(q) << scale) + np.uint64(rem) + start, pos
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def encode_blocks(u, P, nb, t, r, c, use_r, use_c, kmin, lut, zsym, freq, cum, sb, bc,
                   scratch, scratch_off, used):
@@ -117,12 +137,13 @@ def encode_blocks(u, P, nb, t, r, c, use_r, use_c, kmin, lut, zsym, freq, cum, s
     nblocks = (m + bc - 1) // bc
     L = np.uint64(P - t)
     vmask = np.uint64((1 << (nb - 1)) - 1)
+    top = np.uint64(nb - 1)
     scale = np.uint64(sb)
+    rcp = 1.0 / np.maximum(freq, 1).astype(np.float64)
     for b in prange(nblocks):
         c0 = b * bc
         c1 = min(m, c0 + bc)
-        count = (c1 - c0) * n
-        if count == 0:
+        if (c1 - c0) * n == 0:
             used[b] = 0
             continue
         x0 = RANS_L
@@ -130,28 +151,29 @@ def encode_blocks(u, P, nb, t, r, c, use_r, use_c, kmin, lut, zsym, freq, cum, s
         x2 = RANS_L
         x3 = RANS_L
         pos = scratch_off[b + 1]
-        for k in range(count - 1, -1, -1):
-            j = c0 + k // n
-            i = k - (j - c0) * n
-            x = np.uint64(u[i, j])
-            v = x & vmask
-            if v == 0:
-                s = zsym[np.int64(x >> np.uint64(nb - 1))]
-            else:
-                cj = np.int64(c[j]) if use_c else np.int64(0)
-                key = np.int64(v >> L) - (_shift(r, c, i, cj, use_r) << t)
-                s = lut[key - kmin]
-            f = np.uint64(freq[s])
-            st = np.uint64(cum[s])
-            lane = k & 3
-            if lane == 0:
-                x0, pos = rans.put(x0, f, st, scale, scratch, pos)
-            elif lane == 1:
-                x1, pos = rans.put(x1, f, st, scale, scratch, pos)
-            elif lane == 2:
-                x2, pos = rans.put(x2, f, st, scale, scratch, pos)
-            else:
-                x3, pos = rans.put(x3, f, st, scale, scratch, pos)
+        k = (c1 - c0) * n
+        for j in range(c1 - 1, c0 - 1, -1):
+            cj = np.int64(c[j]) if use_c else np.int64(0)
+            for i in range(n - 1, -1, -1):
+                k -= 1
+                x = np.uint64(u[i, j])
+                v = x & vmask
+                if v == 0:
+                    s = zsym[np.int64(x >> top)]
+                else:
+                    key = np.int64(v >> L) - (_shift(r, c, i, cj, use_r) << t)
+                    s = lut[key - kmin]
+                f = np.uint64(freq[s])
+                st = np.uint64(cum[s])
+                lane = k & 3
+                if lane == 0:
+                    x0, pos = _code(x0, f, rcp[s], st, scale, scratch, pos)
+                elif lane == 1:
+                    x1, pos = _code(x1, f, rcp[s], st, scale, scratch, pos)
+                elif lane == 2:
+                    x2, pos = _code(x2, f, rcp[s], st, scale, scratch, pos)
+                else:
+                    x3, pos = _code(x3, f, rcp[s], st, scale, scratch, pos)
         pos = rans.flush(x3, scratch, pos)
         pos = rans.flush(x2, scratch, pos)
         pos = rans.flush(x1, scratch, pos)
@@ -225,53 +247,78 @@ _U1 = np.uint64(1)
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _step(x, words, p, w1, slots, ent, mask, scale):
-    """One rANS decoding step (slot, entry, advance, branch-free renormalization with the
+def _step(x, words, p, w1, slots, mask, scale, ent):
+    """One rANS decoding step (slot, symbol, advance, branch-free renormalization with the
     read clamped to the block's last word w1); all indices unsigned, so that numba adds no
-    wraparound code. Returns (state, position, entry)."""
+    wraparound code. Returns (state, position, symbol)."""
     slot = x & mask
-    e = ent[slots[slot]]
+    s = slots[slot]
+    e = ent[s]
     x = (e & np.uint64(0xFFFF)) * (x >> scale) + slot - ((e >> _U16) & np.uint64(0x7FFF))
     need = np.uint64(x < RANS_L)
     w = np.uint64(words[min(p, w1)])
     x = (x << (need << np.uint64(4))) | (w & (np.uint64(0) - need))
-    return x, p + need, e
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _value(e, sh, L, lowmask, top, tail):
-    """From an entry's decoding entry ``e``, its octave shift in head units ``sh`` and the
-    next tail: (its bit pattern, its head (0 for a zero; out of range means corrupt input),
-    1 if it used the tail else 0). Branch-free."""
-    z = (e >> np.uint64(31)) & _U1
-    nz = _U1 - z
-    key = e >> np.uint64(32)
-    head = (key + sh) & np.uint64(0xFFFFFFFF) & (np.uint64(0) - nz)  # mod 2^32; 0 for zeros
-    v = (head << L) | (tail & lowmask) | ((tail >> L) << top)
-    return v ^ ((v ^ (key << top)) & (np.uint64(0) - z)), head, nz
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _tail(tails, base, kt, w, wmask, last):
-    """Tail kt of a block whose tails start at bit ``base``: w bits, two words read, the
-    first clamped to ``last`` (the block's last word; the stream has a spare word)."""
-    bit = base + kt * w
-    wi = min(bit >> np.uint64(6), last)
-    off = bit & np.uint64(63)
-    return ((tails[wi] >> off) | ((tails[wi + _U1] << _U1) << (np.uint64(63) - off))) & wmask
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _octave(r, c4, i, tt):
-    return np.uint64((np.int64(r[i]) + c4) >> 2) << tt
+    return x, p + need, s
 
 
 @njit(cache=True, nogil=True)
-def _decode_block(b, words, word_ptr, tails, tail_ptr, slots, ent, sb, P, E, nb, t, r, c, n,
-                  m, bc, out, o0, rs, cs):
+def _symbols(words, w0, wend, slots, ent, sb, count, syms):
+    """The rANS pass of a block: the symbols of its ``count`` entries into ``syms``. Returns
+    True when the states end where the encoder started and every word was read."""
+    if wend - w0 < np.uint64(8):
+        return False
+    w1 = wend - _U1
+    scale = np.uint64(sb)
+    mask = (_U1 << scale) - _U1
+    x0 = (np.uint64(words[w0]) << _U16) | np.uint64(words[w0 + _U1])
+    x1 = (np.uint64(words[w0 + np.uint64(2)]) << _U16) | np.uint64(words[w0 + np.uint64(3)])
+    x2 = (np.uint64(words[w0 + np.uint64(4)]) << _U16) | np.uint64(words[w0 + np.uint64(5)])
+    x3 = (np.uint64(words[w0 + np.uint64(6)]) << _U16) | np.uint64(words[w0 + np.uint64(7)])
+    p = w0 + np.uint64(8)
+    full = count - count % 4
+    for k in range(0, full, 4):
+        x0, p, s0 = _step(x0, words, p, w1, slots, mask, scale, ent)
+        x1, p, s1 = _step(x1, words, p, w1, slots, mask, scale, ent)
+        x2, p, s2 = _step(x2, words, p, w1, slots, mask, scale, ent)
+        x3, p, s3 = _step(x3, words, p, w1, slots, mask, scale, ent)
+        syms[k] = s0
+        syms[k + 1] = s1
+        syms[k + 2] = s2
+        syms[k + 3] = s3
+    if count - full > 0:
+        x0, p, syms[full] = _step(x0, words, p, w1, slots, mask, scale, ent)
+    if count - full > 1:
+        x1, p, syms[full + 1] = _step(x1, words, p, w1, slots, mask, scale, ent)
+    if count - full > 2:
+        x2, p, syms[full + 2] = _step(x2, words, p, w1, slots, mask, scale, ent)
+    return (p == wend and x0 == RANS_L and x1 == RANS_L and x2 == RANS_L
+            and x3 == RANS_L)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _put(syms, k, vbase, nzm, sh, tails, bit, w, wmask, last, lowmask, L, top):
+    """Entry k of a block from its symbol and the tail at ``bit`` (its word clamped to
+    ``last``): (its bit pattern, its magnitude without the tail (for the range check; 0 for
+    a zero), the bits of tail it used: w or 0)."""
+    e = syms[k]
+    nz = nzm[e]
+    wi = min(bit >> np.uint64(6), last)
+    off = bit & np.uint64(63)
+    tl = ((tails[wi] >> off) | ((tails[wi + _U1] << _U1) << (np.uint64(63) - off))) & wmask
+    hv = (vbase[e] + sh) & nz
+    return hv | (vbase[e] & ~nz) | (((tl & lowmask) | ((tl >> L) << top)) & nz), hv, w & nz
+
+
+@njit(cache=True, nogil=True)
+def _decode_block(b, words, word_ptr, tails, tail_ptr, slots, ent, vbase, nzm, sb, P, nb, t,
+                  r, c, use_r, plain, n, m, bc, out, o0, rs, cs, syms):
     """Decode block b into ``out``: entry (i, j) of the block's columns to
     out[o0 + i * rs + (j - first column) * cs] (bit patterns); ``r`` and ``c`` hold an
-    offset per row and column (zeros for an unused axis). Returns OK or CORRUPT."""
+    offset per row and column (zeros for an axis the file does not store; ``use_r``: rows
+    have offsets); ``syms``: scratch for the block's symbols. Two passes: the rANS states,
+    then the values with their tails (per symbol: ``vbase``, key << L or a zero's bits, and
+    ``nzm``, all ones for a key, 0 for a zero; ``plain``: the table has no zero class).
+    Returns OK or CORRUPT."""
     c0 = b * bc
     c1 = min(m, c0 + bc)
     count = (c1 - c0) * n
@@ -281,85 +328,72 @@ def _decode_block(b, words, word_ptr, tails, tail_ptr, slots, ent, sb, P, E, nb,
     tend = np.uint64(tail_ptr[b + 1])
     if count == 0:
         return OK if wend == w0 and tend == t0 else CORRUPT
-    if wend - w0 < np.uint64(8):
+    if not _symbols(words, w0, wend, slots, ent, sb, count, syms):
         return CORRUPT
-    w1 = wend - _U1
-    tlast = tend - _U1 if tend > t0 else t0
-    base = t0 << np.uint64(6)
-    scale = np.uint64(sb)
-    mask = (_U1 << scale) - _U1
+    # a tail is read as two words from the one its bit falls in: clamped to the block's last
+    # word, unless every bit its entries could use lies inside the stream (then a corrupt
+    # block reads its neighbour's tails, never past the end)
+    last = tend - _U1 if tend > t0 else t0
+    if t0 + (np.uint64(count) * np.uint64(P - t + 1) + np.uint64(63)) // np.uint64(64) \
+            < np.uint64(tails.shape[0]) - _U1:
+        last = np.uint64(tails.shape[0]) - np.uint64(2)
+    bit = t0 << np.uint64(6)
     L = np.uint64(P - t)
     w = np.uint64(P - t + 1)
     wmask = (_U1 << w) - _U1
     lowmask = (_U1 << L) - _U1
     top = np.uint64(nb - 1)
-    tt = np.uint64(t)
-    x0 = (np.uint64(words[w0]) << _U16) | np.uint64(words[w0 + _U1])
-    x1 = (np.uint64(words[w0 + np.uint64(2)]) << _U16) | np.uint64(words[w0 + np.uint64(3)])
-    x2 = (np.uint64(words[w0 + np.uint64(4)]) << _U16) | np.uint64(words[w0 + np.uint64(5)])
-    x3 = (np.uint64(words[w0 + np.uint64(6)]) << _U16) | np.uint64(words[w0 + np.uint64(7)])
-    p = w0 + np.uint64(8)
-    heads = np.uint64(0)
-    kt = np.uint64(0)              # tails used so far
-    lane = np.uint64(0)            # the entry's state: its index in the block, mod 4
+    tl_ = np.uint64(P)              # an octave is 1 << P in the magnitude's bits
+    mags = np.uint64(0)             # the OR of every magnitude (its top bit must stay clear)
+    k = np.uint64(0)
     nn = np.uint64(n)
     urs = np.uint64(rs)
     for j in range(c0, c1):
         c4 = np.int64(c[j]) + 2
         ko = np.uint64(o0 + (j - c0) * cs)  # the entry's place in out
-        i = np.uint64(0)
-        while i < nn:
-            if lane == np.uint64(0) and i + np.uint64(4) <= nn:
-                x0, p, e0 = _step(x0, words, p, w1, slots, ent, mask, scale)
-                x1, p, e1 = _step(x1, words, p, w1, slots, ent, mask, scale)
-                x2, p, e2 = _step(x2, words, p, w1, slots, ent, mask, scale)
-                x3, p, e3 = _step(x3, words, p, w1, slots, ent, mask, scale)
-                v0, h0, u0 = _value(e0, _octave(r, c4, i, tt), L, lowmask, top,
-                                    _tail(tails, base, kt, w, wmask, tlast))
-                kt += u0
-                v1, h1, u1 = _value(e1, _octave(r, c4, i + _U1, tt), L, lowmask, top,
-                                    _tail(tails, base, kt, w, wmask, tlast))
-                kt += u1
-                v2, h2, u2 = _value(e2, _octave(r, c4, i + np.uint64(2), tt), L, lowmask, top,
-                                    _tail(tails, base, kt, w, wmask, tlast))
-                kt += u2
-                v3, h3, u3 = _value(e3, _octave(r, c4, i + np.uint64(3), tt), L, lowmask, top,
-                                    _tail(tails, base, kt, w, wmask, tlast))
-                kt += u3
-                out[ko] = v0
-                out[ko + urs] = v1
-                out[ko + np.uint64(2) * urs] = v2
-                out[ko + np.uint64(3) * urs] = v3
-                heads |= h0 | h1 | h2 | h3
-                i += np.uint64(4)
-                ko += np.uint64(4) * urs
-                continue
-            if lane == np.uint64(0):
-                x0, p, e = _step(x0, words, p, w1, slots, ent, mask, scale)
-            elif lane == _U1:
-                x1, p, e = _step(x1, words, p, w1, slots, ent, mask, scale)
-            elif lane == np.uint64(2):
-                x2, p, e = _step(x2, words, p, w1, slots, ent, mask, scale)
-            else:
-                x3, p, e = _step(x3, words, p, w1, slots, ent, mask, scale)
-            v, h, used = _value(e, _octave(r, c4, i, tt), L, lowmask, top,
-                                _tail(tails, base, kt, w, wmask, tlast))
-            kt += used
-            out[ko] = v
-            heads |= h
-            lane = (lane + _U1) & np.uint64(3)
-            i += _U1
-            ko += urs
-    if ((heads >> np.uint64(E + t)) != 0 or p != wend or x0 != RANS_L or x1 != RANS_L
-            or x2 != RANS_L or x3 != RANS_L
-            or (kt * w + np.uint64(63)) >> np.uint64(6) != tend - t0):
+        if use_r:
+            for i in range(nn):
+                sh = np.uint64((np.int64(r[i]) + c4) >> 2) << tl_
+                v, hv, used = _put(syms, k, vbase, nzm, sh, tails, bit, w, wmask, last,
+                                   lowmask, L, top)
+                out[ko] = v
+                mags |= hv
+                bit += used
+                k += _U1
+                ko += urs
+        elif plain:  # no zero classes: entry k's tail is at base + k * w, no select
+            sh = np.uint64(c4 >> 2) << tl_
+            b0 = bit
+            for i in range(nn):
+                e = syms[k + i]
+                at = b0 + i * w
+                wi = min(at >> np.uint64(6), last)
+                off = at & np.uint64(63)
+                tl = ((tails[wi] >> off) | ((tails[wi + _U1] << _U1) << (np.uint64(63) - off))) \
+                    & wmask
+                hv = vbase[e] + sh
+                out[ko + i * urs] = hv | (tl & lowmask) | ((tl >> L) << top)
+                mags |= hv
+            bit += nn * w
+            k += nn
+        else:
+            sh = np.uint64(c4 >> 2) << tl_
+            for i in range(nn):
+                v, hv, used = _put(syms, k, vbase, nzm, sh, tails, bit, w, wmask, last,
+                                   lowmask, L, top)
+                out[ko] = v
+                mags |= hv
+                bit += used
+                k += _U1
+                ko += urs
+    if (mags >> top) != 0 or (bit + np.uint64(63)) >> np.uint64(6) != tend:
         return CORRUPT
     return OK
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def decode_blocks(words, word_ptr, tails, tail_ptr, slots, ent, sb, P, E, nb, t, r, c, n, m,
-                  bc, b_lo, b_hi, out, rs, cs, status):
+def decode_blocks(words, word_ptr, tails, tail_ptr, slots, ent, vbase, nzm, sb, P, nb, t, r, c,
+                  use_r, plain, n, m, bc, b_lo, b_hi, out, rs, cs, status):
     """Decode blocks [b_lo, b_hi) into ``out`` (bit patterns, as the output's unsigned
     type): entry (i, j) to out[i * rs + (j - b_lo * bc) * cs], so (rs, cs) = (1, n) gives
     the columns one after another and (width, 1) the rows of a C-order array. ``status``:
@@ -368,8 +402,10 @@ def decode_blocks(words, word_ptr, tails, tail_ptr, slots, ent, sb, P, E, nb, t,
     for q in prange(nb_):
         b = b_lo + q
         o0 = (b * bc - b_lo * bc) * cs
-        status[q] = _decode_block(b, words, word_ptr, tails, tail_ptr, slots, ent, sb, P, E,
-                                  nb, t, r, c, n, m, bc, out, o0, rs, cs)
+        syms = np.empty(bc * n, slots.dtype)
+        status[q] = _decode_block(b, words, word_ptr, tails, tail_ptr, slots, ent, vbase, nzm,
+                                  sb, P, nb, t, r, c, use_r, plain, n, m, bc, out, o0, rs, cs,
+                                  syms)
     for q in range(nb_):
         if status[q] != OK:
             return b_lo + q

@@ -25,11 +25,14 @@ def _accepted(cls: type[Encoded], opts: dict[str, Any]) -> dict[str, Any]:
 
 def sizes(W: Any, **opts: Any) -> dict[str, int]:
     """Exact ``nbytes`` every format would take for ``W`` (formats that cannot hold it are left
-    out). Options apply to the formats that accept them. Only ``sham_ans`` is encoded (an rANS
-    stream's length is known once coded); ``encode`` on the same ``Matrix`` reuses it."""
+    out, bfloat16 for all but ``dense`` and ``float_ans``). Options apply to the formats that
+    accept them. Only ``sham_ans`` and ``float_ans`` are encoded (an rANS stream's length is
+    known once coded); ``encode`` on the same ``Matrix`` reuses them."""
     M = W if isinstance(W, Matrix) else Matrix(W)
     out = {}
     for name, cls in registry().items():
+        if M.dtype.name not in cls.dtypes:
+            continue
         size = cls.size_of(M, **_accepted(cls, opts))
         if size is not None:
             out[name] = size

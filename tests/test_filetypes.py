@@ -71,4 +71,5 @@ def test_the_two_safetensors_readers_are_one(tmp_path):
                                              + bf16.tobytes())
     eager = adapters.read(tmp_path / "b.safetensors")["w"]
     lazy = adapters.source(tmp_path / "b.safetensors")["w"]
-    assert eager.tolist() == lazy.tolist() == [1.0, -2.0] and eager.dtype == np.float32
+    assert eager.astype(np.float32).tolist() == lazy.astype(np.float32).tolist() == [1.0, -2.0]
+    assert eager.dtype == lazy.dtype and eager.dtype.name == "bfloat16"

@@ -273,15 +273,19 @@ def test_safetensors_header_is_checked(tmp_path):
         SafetensorsSource(tmp_path / "junk.safetensors")
 
 
-def test_bfloat16_is_read_exactly_as_float32(tmp_path):
+def test_bfloat16_is_read_as_bfloat16_bit_for_bit(tmp_path):
     torch = pytest.importorskip("torch")
     from safetensors.torch import save_file
 
     w = torch.randn(6, 10).to(torch.bfloat16)
     save_file({"w": w}, str(tmp_path / "b.safetensors"))
     src = SafetensorsSource(tmp_path / "b.safetensors")
-    assert src.info("w") == ((6, 10), np.dtype(np.float32)) and src.nbytes("w") == 120
-    assert np.array_equal(src["w"], w.float().numpy())
+    shape, dtype = src.info("w")
+    assert shape == (6, 10) and dtype.name == "bfloat16" and src.nbytes("w") == 120
+    got = src["w"]
+    assert got.dtype == dtype
+    assert np.array_equal(got.view(np.uint16), w.view(torch.int16).numpy().view(np.uint16))
+    assert np.array_equal(got.astype(np.float32), w.float().numpy())
 
 
 class DyingSource(sparsecodec_sources.ArraySource):

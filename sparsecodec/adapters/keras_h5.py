@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..dtypes import widen
 from ..errors import FormatError, converted
 from ..io.files import atomic_output, open_regular
 from ..io.hdf5 import (
@@ -100,7 +101,7 @@ def write(path: str | os.PathLike, tensors: Mapping[str, np.ndarray],
                     continue
                 ds = f[name]
                 check_dataset(ds, f"{template}: dataset {name!r}", strict=False)
-                a = np.asarray(value)
+                a = widen(np.asarray(value))  # h5py knows no bfloat16: float32, exactly
                 if a.shape != ds.shape:
                     raise FormatError(f"{name}: shape {a.shape} does not match the model's "
                                       f"{ds.shape}")

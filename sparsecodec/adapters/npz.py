@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..dtypes import widen
 from ..errors import FormatError, converted
 from ..io.files import atomic_output, open_regular
 from ..io.tensors import Budget, budget_limit, check_shape
@@ -106,5 +107,7 @@ def read(path: str | os.PathLike, max_bytes: Budget = "auto") -> dict[str, np.nd
 
 
 def write(path: str | os.PathLike, tensors: Mapping[str, np.ndarray]) -> None:
+    """bfloat16 arrays are written as float32 (exactly): ``.npy`` has no bfloat16 type, and
+    numpy would store them as anonymous 2-byte records."""
     with atomic_output(path) as fh:
-        np.savez(fh, **{name: np.asarray(a) for name, a in tensors.items()})
+        np.savez(fh, **{name: widen(np.asarray(a)) for name, a in tensors.items()})

@@ -1,0 +1,249 @@
+"""float_ans: unquantized floats of every width (bfloat16 included) bit for bit, its bytes
+against what the layout says they must be, its model's choices, hostile input, and pack."""
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import sparsecodec as sc
+from sparsecodec.coding.information import information_bits
+from sparsecodec.dtypes import bfloat16, is_bfloat16
+from sparsecodec.formats.base import Matrix
+from sparsecodec.formats.float_ans import FIELDS, FloatANS, key_range
+
+NAMES = ("float16", "bfloat16", "float32", "float64")
+UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def dtype_of(name):
+    return bfloat16() if name == "bfloat16" else np.dtype(name)
+
+
+def bits(A):
+    return np.ascontiguousarray(A).view(UINT[A.dtype.itemsize])
+
+
+def same(a, b):
+    return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(bits(a), bits(b))
+
+
+@st.composite
+def float_matrices(draw, max_side=40):
+    """Bit patterns of every kind: weights with row and column scales, raw random bits (NaN
+    payloads, infinities, subnormals), runs of +0.0 and -0.0."""
+    name = draw(st.sampled_from(NAMES))
+    dt = dtype_of(name)
+    n = draw(st.integers(0, max_side))
+    m = draw(st.integers(0, max_side))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    W = (rng.standard_normal((n, m)) * np.exp(rng.normal(0, 1.5, (n, 1)))
+         * np.exp(rng.normal(0, 1.5, (1, m))) * 10.0 ** draw(st.integers(-30, 3)))
+    A = W.astype(np.float32).astype(dt)
+    B = bits(A)
+    raw = rng.integers(0, np.iinfo(B.dtype).max, (n, m), dtype=B.dtype, endpoint=True)
+    kind = rng.random((n, m))
+    mix = draw(st.sampled_from([0.0, 0.05, 0.5, 1.0]))
+    B[kind < mix] = raw[kind < mix]
+    zero = rng.random((n, m)) < draw(st.sampled_from([0.0, 0.3, 0.9]))
+    B[zero] = 0
+    B[zero & (rng.random((n, m)) < 0.5)] = B.dtype.type(1) << B.dtype.type(8 * B.itemsize - 1)
+    return A
+
+
+@given(float_matrices(), st.sampled_from([None, 0, 1, 4]),
+       st.sampled_from([None, "none", "rows", "cols", "both"]), st.sampled_from([1, 7, 64, 1 << 15]))
+@settings(max_examples=150, deadline=None)
+def test_every_bit_pattern_round_trips(A, head_bits, shift, block_symbols):
+    head_bits = None if head_bits is None else min(head_bits, FIELDS[A.dtype.name][1])
+    enc = FloatANS.encode(A, head_bits=head_bits, shift=shift, block_symbols=block_symbols)
+    assert enc.dtype == A.dtype
+    assert same(enc.decode(), A)
+    assert enc.nbytes == sum(c.nbytes for c in enc.components().values())
+    assert FloatANS.size_of(Matrix(A), head_bits=head_bits, shift=shift,
+                            block_symbols=block_symbols) == enc.nbytes
+    again = FloatANS.from_components(json.loads(json.dumps(enc.meta)),
+                                     {k: v.copy() for k, v in enc.components().items()})
+    assert same(again.decode(), A)
+    n, m = A.shape
+    if m:
+        lo = int(np.random.default_rng(n).integers(0, m))
+        assert same(enc.decode_columns(lo, m), A[:, lo:])
+
+
+@given(float_matrices(max_side=30))
+@settings(max_examples=60, deadline=None)
+def test_products_against_numpy(A):
+    n, m = A.shape
+    X = np.random.default_rng(1).standard_normal((3, n))
+    want = X @ (A.astype(np.float32) if is_bfloat16(A.dtype) else A).astype(np.float64)
+    enc = FloatANS.encode(A, block_symbols=16)
+    with np.errstate(invalid="ignore", over="ignore"):
+        got = enc.rmatmul(X.astype(np.float64))
+        assert np.allclose(got, want, rtol=1e-12, atol=1e-300, equal_nan=True)
+        assert np.allclose(enc.rmatvec(X[0]), want[0], rtol=1e-12, atol=1e-300,
+                           equal_nan=True)
+
+
+def test_bytes_are_what_the_layout_says():
+    """Tails: each block's nonzero entries times L + 1 bits, from a word boundary, two spare
+    words; the rANS words hold at least the symbols' information and at most 1% more plus
+    the flushed states; the table is the varints of the keys and frequencies."""
+    rng = np.random.default_rng(3)
+    W = (rng.standard_normal((300, 200)) * np.exp(rng.normal(0, 1, (300, 1)))).astype(np.float32)
+    W[rng.random(W.shape) < 0.2] = 0
+    W[0, :7] = -0.0
+    enc = FloatANS.encode(W, block_symbols=4096)
+    _, P = FIELDS["float32"]
+    t, bc = enc.meta["head_bits"], enc.meta["block_cols"]
+    w = P - t + 1
+    tailed = (bits(W) << np.uint32(1)) != 0
+    want = sum(-(-int(tailed[:, j:j + bc].sum()) * w // 64) for j in range(0, 200, bc))
+    assert enc.tails.size == want + 2 and int(enc.tail_ptr[-1]) == want
+    assert enc.meta["zeros"] == 3 and enc.row_shift.size == 300
+    # the symbols' information, from the keys computed here
+    E = FIELDS["float32"][0]
+    v = bits(W) & np.uint32(0x7FFFFFFF)
+    o = (enc.row_shift.astype(np.int64)[:, None] + (enc.col_shift.astype(np.int64)[None, :]
+                                                     if enc.col_shift.size else 0) + 2) >> 2
+    keys = (v.astype(np.int64) >> (P - t)) - (o << t)
+    sym = np.where(v == 0, -(1 << 40) - (bits(W) >> 31).astype(np.int64), keys)
+    counts = np.unique(sym, return_counts=True)[1]
+    info = information_bits(counts) / 8
+    nblocks = enc.word_ptr.size - 1
+    assert info <= enc.words.nbytes <= 1.01 * info + 16 * nblocks
+    assert enc.meta["nsym"] == counts.size
+    lo, size = key_range(E, t)
+    assert lo <= keys[v != 0].min() and keys[v != 0].max() < lo + size
+
+
+def test_row_and_column_offsets_pay_where_scales_differ():
+    rng = np.random.default_rng(0)
+    G = rng.standard_normal((512, 512))
+    scaled = (G * np.exp(rng.normal(0, 1, (512, 1))) * np.exp(rng.normal(0, 1, (1, 512))))
+    enc = FloatANS.encode(scaled.astype(np.float32))
+    plain = FloatANS.encode(scaled.astype(np.float32), shift="none")
+    assert enc.row_shift.size == 512 and enc.col_shift.size == 512
+    assert enc.nbytes < 0.98 * plain.nbytes
+    iid = FloatANS.encode(G.astype(np.float32))
+    assert iid.row_shift.size == 0 and iid.col_shift.size == 0  # nothing to gain: not stored
+    assert iid.nbytes < 0.84 * G.astype(np.float32).nbytes
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_smaller_than_the_raw_bits_on_weights(name):
+    rng = np.random.default_rng(1)
+    A = (rng.standard_normal((256, 256)) * 0.02).astype(np.float32).astype(dtype_of(name))
+    enc = sc.encode(A)
+    assert enc.format == "float_ans" and same(enc.decode(), A)
+    # the order-0 entropy of sign + exponent + top mantissa, tails raw: about 0.83 (float32),
+    # 0.66 (bfloat16), 0.85 (float16), 0.87 (float64)
+    assert enc.nbytes < {"float16": 0.86, "bfloat16": 0.67, "float32": 0.84,
+                         "float64": 0.88}[name] * A.nbytes
+
+
+def test_options_and_dtypes_are_checked():
+    W = np.ones((4, 4), np.float32)
+    for bad in ({"head_bits": 5}, {"head_bits": -1}, {"head_bits": True}, {"shift": "diag"},
+                {"block_symbols": 0}):
+        with pytest.raises(sc.OptionError):
+            FloatANS.encode(W, **bad)
+    with pytest.raises(sc.OptionError):
+        FloatANS.encode(W.astype(bfloat16()), head_bits=8)  # bfloat16 has 7 mantissa bits
+    Wb = W.astype(bfloat16())
+    with pytest.raises(sc.EncodeError, match="bfloat16"):
+        sc.encode(Wb, format="ham")
+    assert set(sc.sizes(Wb)) == {"dense", "float_ans"}
+    assert sc.encode(Wb).format in ("dense", "float_ans")
+
+
+def test_corrupt_components_are_refused_or_decoded_safely():
+    rng = np.random.default_rng(5)
+    W = (rng.standard_normal((64, 48)) * 0.1).astype(np.float32)
+    W[3:9, 2] = 0
+    enc = FloatANS.encode(W, block_symbols=300)
+    meta, comps = enc.meta, enc.components()
+    detected = tried = 0
+    for name in ("words", "tails", "table", "word_ptr", "tail_ptr", "row_shift"):
+        a = comps[name]
+        if not a.size:
+            continue
+        for trial in range(25):
+            b = a.copy()
+            flat = b.view(np.uint8)
+            flat[rng.integers(0, flat.size)] ^= np.uint8(1 << rng.integers(0, 8))
+            tried += 1
+            try:
+                got = FloatANS.from_components(meta, {**comps, name: b}).decode()
+            except sc.FormatError:
+                detected += 1
+                continue
+            assert got.shape == W.shape
+    assert detected >= 0.4 * tried  # tail flips are undetectable by design: raw bits
+
+
+@given(st.binary(min_size=0, max_size=64), st.integers(0, 6))
+@settings(max_examples=200, deadline=None)
+def test_fuzzed_tables_and_streams_never_crash(data, which):
+    W = np.arange(24, dtype=np.float32).reshape(4, 6) / 7
+    enc = FloatANS.encode(W, block_symbols=8)
+    comps = {k: v.copy() for k, v in enc.components().items()}
+    name = sorted(comps)[which % len(comps)]
+    dt = comps[name].dtype
+    usable = len(data) // dt.itemsize * dt.itemsize
+    comps[name] = np.frombuffer(data[:usable], dt).copy()
+    try:
+        FloatANS.from_components(enc.meta, comps).decode()
+    except sc.FormatError:
+        pass
+
+
+def test_pack_stores_unquantized_floats_losslessly(tmp_path):
+    """Weights without a quantizer, embeddings, norms and biases: float_ans where it adds
+    fewer bytes than the array, bfloat16 kept as bfloat16, everything back bit for bit."""
+    from sparsecodec.adapters import safetensors_file
+    from sparsecodec.pack import pack, unpack
+
+    rng = np.random.default_rng(2)
+    tensors = {
+        "emb.weight": (rng.standard_normal((500, 32)) * 0.05).astype(bfloat16()),
+        "ln.weight": (1 + 0.01 * rng.standard_normal(32)).astype(bfloat16()),
+        "fc.weight": (rng.standard_normal((32, 64)) * 0.05).astype(np.float32),
+        "fc.bias": (rng.standard_normal(64) * 0.01).astype(np.float16),
+        "tiny.bias": np.zeros(3, np.float32),
+        "steps": np.arange(10, dtype=np.int64),
+    }
+    src = tmp_path / "in.safetensors"
+    safetensors_file.write(src, tensors, {"format": "pt"})
+    rows = {r.name: r for r in pack(src, tmp_path / "out.spc")}
+    assert rows["emb.weight"].format == rows["fc.weight"].format == "float_ans"
+    assert rows["tiny.bias"].format == rows["steps"].format == "array"
+    back = unpack(tmp_path / "out.spc")
+    for k, v in tensors.items():
+        assert same(back[k], v), k
+    safetensors_file.write(tmp_path / "back.safetensors", back, {"format": "pt"})
+    again = safetensors_file.read(tmp_path / "back.safetensors")
+    assert all(same(again[k], v) for k, v in tensors.items())
+    import safetensors.numpy
+    theirs = safetensors.numpy.load_file(str(tmp_path / "back.safetensors"))
+    assert np.array_equal(theirs["fc.weight"], tensors["fc.weight"])  # their reader agrees
+    assert (tmp_path / "out.spc").stat().st_size < src.stat().st_size
+
+
+def test_bfloat16_state_dicts_stay_bfloat16(tmp_path):
+    torch = pytest.importorskip("torch")
+    from sparsecodec.adapters import npz, torch_file
+
+    sd = {"w": torch.randn(16, 8).to(torch.bfloat16), "h": torch.randn(4).half()}
+    torch.save(sd, tmp_path / "m.pt")
+    got = torch_file.read(tmp_path / "m.pt")
+    assert got["w"].dtype == bfloat16() and got["h"].dtype == np.float16
+    torch_file.write(tmp_path / "back.pt", got)
+    back = torch.load(tmp_path / "back.pt", weights_only=True)
+    assert back["w"].dtype == torch.bfloat16 and torch.equal(back["w"], sd["w"])
+    npz.write(tmp_path / "m.npz", got)  # .npy has no bfloat16: float32, exactly
+    with np.load(tmp_path / "m.npz") as d:
+        assert d["w"].dtype == np.float32
+        assert np.array_equal(d["w"], sd["w"].float().numpy())

@@ -1,7 +1,7 @@
 """Lossless packing of unquantized float tensors: ``float_ans`` against raw bytes, zstd,
 byte planes + zstd and ZipNN, in one run.
 
-    python bench/lossless_float.py [--quick] [--busy] [--reps N] [--out docs/img]
+    python bench/lossless_float.py [--quick] [--busy] [--speed-only] [--reps N] [--out docs/img]
 
 Layers, each as float32, bfloat16 and float16 (the float32 weights rounded):
 
@@ -184,7 +184,7 @@ def speeds(A: np.ndarray, dtype: str, reps: int, busy: bool) -> dict[str, float]
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
         fns = {"ours decode": enc.decode,
                "ours encode": lambda: type(enc)._encode_now(Matrix(A), None, None,
-                                                           1 << 15),
+                                                           None),
                "zipnn decode": lambda z=z, comp=comp: z.decompress(comp),
                "zipnn encode": lambda z=z: z.compress(bytearray(raw))}
         procs = [mp.Process(target=spin, daemon=True) for _ in range(2)] if busy else []
@@ -290,11 +290,20 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="no 4096x4096 layers")
     ap.add_argument("--busy", action="store_true", help="speeds with a busy process per core")
     ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--speed-only", action="store_true",
+                    help="only the speeds (on the layers they are measured on)")
     ap.add_argument("--out", type=Path, default=Path("docs/img"))
     args = ap.parse_args()
     layers = {**demo(), **synthetic(args.quick), **mobilenet(), **silero()}
     speed_of = {k for k in layers if k.startswith(("gauss 384x1536", "gauss 4096x4096",
                                                    "mobilenet_v2 classifier"))}
+    if args.speed_only:
+        for name in sorted(speed_of):
+            for dtype in DTYPES:
+                sp = speeds(as_dtype(layers[name], dtype), dtype, args.reps, args.busy)
+                print(name, dtype, json.dumps({k: round(v, 2) for k, v in sp.items()}),
+                      flush=True)
+        return 0
     rows = layer_rows(layers, args.reps, args.busy, speed_of)
     ckpt = checkpoint_rows()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -178,7 +178,7 @@ def write(path: str | os.PathLike, tensors: Mapping[str, np.ndarray],
             code = _CODES.get(a.dtype.str)
             if code is None:
                 raise FormatError(f"tensor {name!r}: dtype {a.dtype} has no safetensors code")
-        a = np.ascontiguousarray(a)
+        a = np.require(a, requirements="C")  # not ascontiguousarray: it makes 0-d arrays 1-d
         header[str(name)] = {"dtype": code, "shape": list(a.shape),
                              "data_offsets": [offset, offset + a.nbytes]}
         arrays.append(a)

@@ -34,6 +34,12 @@ SHIFTS = ("none", "rows", "cols", "both")
 BLOCK_SYMBOLS_FLOAT = 1 << 15
 
 
+def default_block(shape: tuple[int, int], itemsize: int) -> int:
+    """Entries per block by default: ``BLOCK_SYMBOLS_FLOAT``, and at least a cache line's
+    worth of columns (64 bytes), so that decoding into a row-major matrix writes whole lines."""
+    return max(BLOCK_SYMBOLS_FLOAT, shape[0] * (64 // itemsize))
+
+
 def key_range(E: int, t: int) -> tuple[int, int]:
     """The smallest key and the count of keys a head width ``t`` can give."""
     lo = -(kf.SHIFT_RANGE << t)
@@ -207,14 +213,15 @@ class FloatANS(Encoded):
         if shift is not None and shift not in SHIFTS:
             raise OptionError(f"float_ans: shift must be one of {SHIFTS} or None, "
                               f"found {shift!r}")
-        if (isinstance(block_symbols, bool) or not isinstance(block_symbols, (int, np.integer))
+        if block_symbols is not None and (
+                isinstance(block_symbols, bool) or not isinstance(block_symbols, (int, np.integer))
                 or not 1 <= block_symbols <= 1 << 30):
             raise OptionError(f"float_ans: block_symbols must be an integer in 1..2^30, "
-                              f"found {block_symbols!r}")
+                              f"or None, found {block_symbols!r}")
 
     @classmethod
     def _encode(cls, M: Matrix, head_bits: int | None = None, shift: str | None = None,
-                block_symbols: int = BLOCK_SYMBOLS_FLOAT) -> FloatANS:
+                block_symbols: int | None = None) -> FloatANS:
         """Encoded once per matrix and options: ``size_of`` and ``encode`` share it."""
         cls._check_options(M, head_bits, shift, block_symbols)
         memo = M.memo.setdefault(cls.format, {})
@@ -225,13 +232,14 @@ class FloatANS(Encoded):
 
     @classmethod
     def _encode_now(cls, M: Matrix, head_bits: int | None, shift: str | None,
-                    block_symbols: int) -> FloatANS:
+                    block_symbols: int | None) -> FloatANS:
         n, m = M.shape
         E, P = FIELDS[M.dtype.name]
         nb = 8 * M.dtype.itemsize
         model = choose(M, head_bits, shift)
         t, sb = model.t, model.sb
-        bc = dense_block_cols(n, m, block_symbols)
+        bc = dense_block_cols(n, m, default_block(M.shape, M.dtype.itemsize)
+                              if block_symbols is None else block_symbols)
         nblocks = -(-m // bc) if m else 0
         lo, size = key_range(E, t)
         nzero = bin(model.zeros).count("1")
@@ -264,7 +272,7 @@ class FloatANS(Encoded):
 
     @classmethod
     def size_of(cls, M: Matrix, head_bits: int | None = None, shift: str | None = None,
-                block_symbols: int = BLOCK_SYMBOLS_FLOAT) -> int | None:
+                block_symbols: int | None = None) -> int | None:
         if M.dtype.name not in cls.dtypes:
             return None
         return cls._encode(M, head_bits, shift, block_symbols).nbytes
@@ -393,22 +401,25 @@ class FloatANS(Encoded):
         return out if (c_lo, c_hi) == (start, stop) else out[:, start - c_lo:stop - c_lo].copy()
 
     def _rmatmul(self, Xt: np.ndarray) -> np.ndarray:
-        """A few blocks at a time: decoded into a scratch buffer of about
-        ``4 * threads * block`` entries, widened, then one BLAS product per group."""
+        """A group of blocks (two per thread) decoded in parallel into a scratch of their
+        bits, then each block widened to float64 and multiplied by BLAS: the memory it takes
+        is the group's bits and one block's float64 copy, never the matrix."""
         n, m = self.shape
         Yt = np.zeros((m, Xt.shape[1]), np.float64)
         if n * m == 0:
             return Yt
-        nblocks = -(-m // self.block_cols)
-        group = max(1, 4 * threads.numba.get_num_threads())
-        flat = np.empty(group * self.block_cols * n, bits_dtype(self.dtype))
+        bc = self.block_cols
+        nblocks = -(-m // bc)
+        group = max(1, 2 * threads.numba.get_num_threads())
+        flat = np.empty(group * bc * n, bits_dtype(self.dtype))
         for g0 in range(0, nblocks, group):
             g1 = min(nblocks, g0 + group)
-            c0, c1 = g0 * self.block_cols, min(m, g1 * self.block_cols)
-            part = flat[:(c1 - c0) * n]
+            c0, c1 = g0 * bc, min(m, g1 * bc)
             with threads.for_work((c1 - c0) * n * 8):
-                self._decode_into(g0, g1, part, 1, n)
-            B = widened(part.view(self.dtype)).reshape(c1 - c0, n)
-            np.matmul(B, Xt, out=Yt[c0:c1])
+                self._decode_into(g0, g1, flat[:(c1 - c0) * n], 1, n)
+            for a in range(c0, c1, bc):  # block by block: column a - c0 starts at (a - c0) n
+                b = min(c1, a + bc)
+                block = flat[(a - c0) * n:(b - c0) * n].view(self.dtype).reshape(b - a, n)
+                np.matmul(widened(block), Xt, out=Yt[a:b])
         return Yt
 

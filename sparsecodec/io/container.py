@@ -54,10 +54,11 @@ def _align(n: int) -> int:
     return -(-n // ALIGN) * ALIGN
 
 
-def file_cost(tensor: Encoded) -> int:
-    """Bytes one encoded tensor adds to a container: its components, its header entry, and
-    the expected alignment padding (half an alignment unit per component). The header entry is
-    measured with 10-digit offsets and checksums, so the estimate is within a few bytes."""
+def file_cost(tensor: Encoded | np.ndarray) -> int:
+    """Bytes one tensor (encoded, or a plain array) adds to a container: its components, its
+    header entry, and the expected alignment padding (half an alignment unit per component).
+    The header entry is measured with 10-digit offsets and checksums, so the estimate is
+    within a few bytes."""
     entry, comps = describe(tensor)
     blob = {"dtype": "<u8", "shape": [0], "offset": 10**9, "length": 10**9, "crc32": 10**9}
     entry["components"] = {c: {**blob, "shape": list(a.shape)} for c, a in comps.items()}

@@ -311,14 +311,16 @@ def _put(syms, k, vbase, nzm, sh, tails, bit, w, wmask, last, lowmask, L, top):
 
 @njit(cache=True, nogil=True)
 def _decode_block(b, words, word_ptr, tails, tail_ptr, slots, ent, vbase, nzm, sb, P, nb, t,
-                  r, c, use_r, plain, n, m, bc, out, o0, rs, cs, syms):
+                  r, c, use_r, plain, n, m, bc, out, o0, rs, cs, syms, cm):
     """Decode block b into ``out``: entry (i, j) of the block's columns to
     out[o0 + i * rs + (j - first column) * cs] (bit patterns); ``r`` and ``c`` hold an
     offset per row and column (zeros for an axis the file does not store; ``use_r``: rows
     have offsets); ``syms``: scratch for the block's symbols. Two passes: the rANS states,
     then the values with their tails (per symbol: ``vbase``, key << L or a zero's bits, and
     ``nzm``, all ones for a key, 0 for a zero; ``plain``: the table has no zero class).
-    Returns OK or CORRUPT."""
+    Into a row-major ``out`` (rs != 1) the values go first to the column-major scratch ``cm``
+    and are then copied row by row: written down the columns of a wide matrix, every entry
+    would land on another page. Returns OK or CORRUPT."""
     c0 = b * bc
     c1 = min(m, c0 + bc)
     count = (c1 - c0) * n
@@ -347,16 +349,19 @@ def _decode_block(b, words, word_ptr, tails, tail_ptr, slots, ent, vbase, nzm, s
     mags = np.uint64(0)             # the OR of every magnitude (its top bit must stay clear)
     k = np.uint64(0)
     nn = np.uint64(n)
-    urs = np.uint64(rs)
+    direct = rs == 1
+    dst = out if direct else cm
+    urs = np.uint64(1)
     for j in range(c0, c1):
         c4 = np.int64(c[j]) + 2
-        ko = np.uint64(o0 + (j - c0) * cs)  # the entry's place in out
+        # the entry's place in dst
+        ko = np.uint64(o0 + (j - c0) * cs) if direct else np.uint64((j - c0) * n)
         if use_r:
             for i in range(nn):
                 sh = np.uint64((np.int64(r[i]) + c4) >> 2) << tl_
                 v, hv, used = _put(syms, k, vbase, nzm, sh, tails, bit, w, wmask, last,
                                    lowmask, L, top)
-                out[ko] = v
+                dst[ko] = v
                 mags |= hv
                 bit += used
                 k += _U1
@@ -372,22 +377,28 @@ def _decode_block(b, words, word_ptr, tails, tail_ptr, slots, ent, vbase, nzm, s
                 tl = ((tails[wi] >> off) | ((tails[wi + _U1] << _U1) << (np.uint64(63) - off))) \
                     & wmask
                 hv = vbase[e] + sh
-                out[ko + i * urs] = hv | (tl & lowmask) | ((tl >> L) << top)
+                dst[ko + i] = hv | (tl & lowmask) | ((tl >> L) << top)
                 mags |= hv
             bit += nn * w
             k += nn
         else:
             sh = np.uint64(c4 >> 2) << tl_
-            for i in range(nn):
+            for _ in range(nn):
                 v, hv, used = _put(syms, k, vbase, nzm, sh, tails, bit, w, wmask, last,
                                    lowmask, L, top)
-                out[ko] = v
+                dst[ko] = v
                 mags |= hv
                 bit += used
                 k += _U1
                 ko += urs
     if (mags >> top) != 0 or (bit + np.uint64(63)) >> np.uint64(6) != tend:
         return CORRUPT
+    if not direct:
+        width = c1 - c0
+        for i in range(n):
+            row = o0 + i * rs
+            for jj in range(width):
+                out[row + jj] = cm[jj * n + i]
     return OK
 
 
@@ -403,9 +414,10 @@ def decode_blocks(words, word_ptr, tails, tail_ptr, slots, ent, vbase, nzm, sb, 
         b = b_lo + q
         o0 = (b * bc - b_lo * bc) * cs
         syms = np.empty(bc * n, slots.dtype)
+        cm = np.empty(bc * n if rs != 1 else 0, out.dtype)
         status[q] = _decode_block(b, words, word_ptr, tails, tail_ptr, slots, ent, vbase, nzm,
                                   sb, P, nb, t, r, c, use_r, plain, n, m, bc, out, o0, rs, cs,
-                                  syms)
+                                  syms, cm)
     for q in range(nb_):
         if status[q] != OK:
             return b_lo + q

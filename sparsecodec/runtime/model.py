@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from ..dtypes import widen
 from ..errors import FormatError, OptionError, ShapeError
 from ..formats.base import Encoded
 from ..io import open_file
@@ -190,9 +191,11 @@ def _layer(kind: Any, L: dict[str, Any], tensors: Any, dense: bool, i: int,
         if name is None:
             return None
         v = tensors[name]
+        if isinstance(v, Encoded) and v.shape[0] == 1:  # a vector pack stored as one row
+            return widen(v.decode()[0])
         if isinstance(v, (Encoded, LowRank)):
             raise FormatError(f"layer {i} ({kind}): {key} {name!r} is a matrix, not a vector")
-        return np.asarray(v)
+        return widen(np.asarray(v))
 
     if kind in WEIGHT_TYPES:
         w = _weight(tensors, L["weight"])
@@ -226,7 +229,7 @@ def _layer(kind: Any, L: dict[str, Any], tensors: Any, dense: bool, i: int,
     if kind == "embedding":
         w = tensors[L["weight"]]
         if not isinstance(w, Encoded):
-            w = np.asarray(w)
+            w = widen(np.asarray(w))
             if w.ndim != 2:
                 raise FormatError(f"layer {i}: embedding table {L['weight']!r} is not a matrix")
         tokens = L.get("tokens", "columns")

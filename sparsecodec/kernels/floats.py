@@ -356,17 +356,7 @@ def _decode_block(b, words, word_ptr, tails, tail_ptr, slots, ent, vbase, nzm, s
         c4 = np.int64(c[j]) + 2
         # the entry's place in dst
         ko = np.uint64(o0 + (j - c0) * cs) if direct else np.uint64((j - c0) * n)
-        if use_r:
-            for i in range(nn):
-                sh = np.uint64((np.int64(r[i]) + c4) >> 2) << tl_
-                v, hv, used = _put(syms, k, vbase, nzm, sh, tails, bit, w, wmask, last,
-                                   lowmask, L, top)
-                dst[ko] = v
-                mags |= hv
-                bit += used
-                k += _U1
-                ko += urs
-        elif plain:  # no zero classes: entry k's tail is at base + k * w, no select
+        if plain and not use_r:  # no zero class: entry k's tail is at base + k * w
             sh = np.uint64(c4 >> 2) << tl_
             b0 = bit
             for i in range(nn):
@@ -381,16 +371,17 @@ def _decode_block(b, words, word_ptr, tails, tail_ptr, slots, ent, vbase, nzm, s
                 mags |= hv
             bit += nn * w
             k += nn
-        else:
-            sh = np.uint64(c4 >> 2) << tl_
-            for _ in range(nn):
-                v, hv, used = _put(syms, k, vbase, nzm, sh, tails, bit, w, wmask, last,
-                                   lowmask, L, top)
-                dst[ko] = v
-                mags |= hv
-                bit += used
-                k += _U1
-                ko += urs
+            continue
+        shc = np.uint64(c4 >> 2) << tl_
+        for i in range(nn):
+            sh = (np.uint64((np.int64(r[i]) + c4) >> 2) << tl_) if use_r else shc
+            v, hv, used = _put(syms, k, vbase, nzm, sh, tails, bit, w, wmask, last, lowmask, L,
+                               top)
+            dst[ko] = v
+            mags |= hv
+            bit += used
+            k += _U1
+            ko += urs
     if (mags >> top) != 0 or (bit + np.uint64(63)) >> np.uint64(6) != tend:
         return CORRUPT
     if not direct:

@@ -373,17 +373,16 @@ class FloatANS(Encoded):
             self._nnz = int(np.count_nonzero(bits))
         return self._nnz
 
-    def _decode_into(self, b_lo: int, b_hi: int, out: np.ndarray, rs: int, cs: int) -> None:
-        """Decode blocks [b_lo, b_hi) into the flat bit array ``out`` with strides (rs, cs)
-        (:func:`kernels.floats.decode_blocks`)."""
+    def _decode_into(self, b_lo: int, b_hi: int, out: np.ndarray, rs: int) -> None:
+        """Decode blocks [b_lo, b_hi) into the flat bit array ``out``, a row-major array of
+        ``rs`` columns (:func:`kernels.floats.decode_blocks`)."""
         n, m = self.shape
         _, P = FIELDS[self.dtype.name]
         st = np.zeros(max(b_hi - b_lo, 1), np.int64)
         bad = kf.decode_blocks(self.words, self.word_ptr, self.tails, self.tail_ptr,
                                self._slots, self._ent, self._vbase, self._nzm, self.sb, P,
                                8 * self.dtype.itemsize, self.t, self._r, self._c,
-                               self.row_shift.size > 0, self.zeros == 0, n, m,
-                               self.block_cols, b_lo, b_hi, out, rs, cs, st)
+                               self.zeros == 0, n, m, self.block_cols, b_lo, b_hi, out, rs, st)
         status.check_block(self.format, int(bad))
 
     def decode(self) -> np.ndarray:
@@ -396,18 +395,33 @@ class FloatANS(Encoded):
         width = c_hi - c_lo
         flat = np.empty(n * width, bits_dtype(self.dtype))
         with threads.for_work(flat.size * 8):
-            self._decode_into(b_lo, b_hi, flat, width, 1)
+            self._decode_into(b_lo, b_hi, flat, width)
         out = flat.view(self.dtype).reshape(n, width)
         return out if (c_lo, c_hi) == (start, stop) else out[:, start - c_lo:stop - c_lo].copy()
 
     def _rmatmul(self, Xt: np.ndarray) -> np.ndarray:
-        """A group of blocks (two per thread) decoded in parallel into a scratch of their
-        bits, then each block widened to float64 and multiplied by BLAS: the memory it takes
-        is the group's bits and one block's float64 copy, never the matrix."""
+        """A group of blocks (two per thread) decoded in parallel into a row-major scratch of
+        their bits, then widened to float64 a block at a time and multiplied by BLAS: the
+        memory it takes is the group's bits and one block's float64 copy, never the matrix."""
         n, m = self.shape
         Yt = np.zeros((m, Xt.shape[1]), np.float64)
         if n * m == 0:
             return Yt
+        bc = self.block_cols
+        nblocks = -(-m // bc)
+        group = max(1, 2 * threads.numba.get_num_threads())
+        flat = np.empty(group * bc * n, bits_dtype(self.dtype))
+        for g0 in range(0, nblocks, group):
+            g1 = min(nblocks, g0 + group)
+            c0, c1 = g0 * bc, min(m, g1 * bc)
+            part = flat[:(c1 - c0) * n]
+            with threads.for_work((c1 - c0) * n * 8):
+                self._decode_into(g0, g1, part, c1 - c0)
+            rows = part.view(self.dtype).reshape(n, c1 - c0)
+            for a in range(c0, c1, bc):
+                b = min(c1, a + bc)
+                np.matmul(widened(rows[:, a - c0:b - c0]).T, Xt, out=Yt[a:b])
+        return Yt
         bc = self.block_cols
         nblocks = -(-m // bc)
         group = max(1, 2 * threads.numba.get_num_threads())

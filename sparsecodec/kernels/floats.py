@@ -10,10 +10,11 @@ quarter octaves (``r``, ``c``: int8, zeros for an axis the format does not use),
 table serves rows and columns of different scales. +0.0 and -0.0 are symbols of their own
 (the zero classes, first in the table when present) and have no tail.
 
-Entries are taken column by column (column-major), in blocks of ``bc`` whole columns; a block
-is an rANS stream of 4 interleaved states (entry k of a block uses state k % 4) over one
-static table (:mod:`sparsecodec.coding.rans`), and a bitstream of the tails of its nonzero
-entries, in order, starting on a word of ``tails`` (``tail_ptr[b]``).
+Blocks are ``bc`` whole columns; within a block entries are taken row by row (W[0, c0..c1),
+then W[1, c0..c1), ...), so a block decodes straight into row segments of a row-major
+matrix. A block is an rANS stream of 4 interleaved states (entry k of a block uses state
+k % 4) over one static table (:mod:`sparsecodec.coding.rans`), and a bitstream of the tails
+of its nonzero entries, in order, starting on a word of ``tails`` (``tail_ptr[b]``).
 
 A decoding entry per symbol (uint64): ``freq | cum << 16 | zero << 31 | key << 32``; a zero
 class's key is its sign.
@@ -152,10 +153,10 @@ def encode_blocks(u, P, nb, t, r, c, use_r, use_c, kmin, lut, zsym, freq, cum, s
         x3 = RANS_L
         pos = scratch_off[b + 1]
         k = (c1 - c0) * n
-        for j in range(c1 - 1, c0 - 1, -1):
-            cj = np.int64(c[j]) if use_c else np.int64(0)
-            for i in range(n - 1, -1, -1):
+        for i in range(n - 1, -1, -1):
+            for j in range(c1 - 1, c0 - 1, -1):
                 k -= 1
+                cj = np.int64(c[j]) if use_c else np.int64(0)
                 x = np.uint64(u[i, j])
                 v = x & vmask
                 if v == 0:
@@ -205,8 +206,8 @@ def tail_words(u, P, t, nb, bc):
     out = np.zeros(nblocks, np.int64)
     for b in range(nblocks):
         nz = 0
-        for j in range(b * bc, min(m, b * bc + bc)):
-            for i in range(n):
+        for i in range(n):
+            for j in range(b * bc, min(m, b * bc + bc)):
                 if np.uint64(u[i, j]) & vmask:
                     nz += 1
         out[b] = (nz * w + 63) // 64
@@ -215,8 +216,8 @@ def tail_words(u, P, t, nb, bc):
 
 @njit(cache=True, nogil=True, parallel=True)
 def pack_tails(u, P, nb, t, bc, tails, tail_ptr):
-    """Bit-pack the tails (sign << L | low L bits) of every block's nonzero entries, in
-    column-major order, block b from word tail_ptr[b]."""
+    """Bit-pack the tails (sign << L | low L bits) of every block's nonzero entries, row by
+    row within the block, block b from word tail_ptr[b]."""
     n, m = u.shape
     nblocks = (m + bc - 1) // bc
     L = np.uint64(P - t)
@@ -227,8 +228,8 @@ def pack_tails(u, P, nb, t, bc, tails, tail_ptr):
     for b in prange(nblocks):
         base = np.uint64(tail_ptr[b]) << np.uint64(6)
         kt = np.uint64(0)
-        for j in range(b * bc, min(m, b * bc + bc)):
-            for i in range(n):
+        for i in range(n):
+            for j in range(b * bc, min(m, b * bc + bc)):
                 x = np.uint64(u[i, j])
                 if x & vmask == 0:
                     continue
@@ -311,104 +312,89 @@ def _put(syms, k, vbase, nzm, sh, tails, bit, w, wmask, last, lowmask, L, top):
 
 @njit(cache=True, nogil=True)
 def _decode_block(b, words, word_ptr, tails, tail_ptr, slots, ent, vbase, nzm, sb, P, nb, t,
-                  r, c, use_r, plain, n, m, bc, out, o0, rs, cs, syms, cm):
+                  r, c, plain, n, m, bc, out, o0, rs, syms):
     """Decode block b into ``out``: entry (i, j) of the block's columns to
-    out[o0 + i * rs + (j - first column) * cs] (bit patterns); ``r`` and ``c`` hold an
-    offset per row and column (zeros for an axis the file does not store; ``use_r``: rows
-    have offsets); ``syms``: scratch for the block's symbols. Two passes: the rANS states,
-    then the values with their tails (per symbol: ``vbase``, key << L or a zero's bits, and
-    ``nzm``, all ones for a key, 0 for a zero; ``plain``: the table has no zero class).
-    Into a row-major ``out`` (rs != 1) the values go first to the column-major scratch ``cm``
-    and are then copied row by row: written down the columns of a wide matrix, every entry
-    would land on another page. Returns OK or CORRUPT."""
+    out[o0 + i * rs + (j - first column)] (bit patterns); ``r`` and ``c`` hold an offset per
+    row and column (zeros for an axis the file does not store); ``syms``: scratch for the
+    block's symbols. Two passes: the rANS states, then the values with their tails, row by
+    row (per symbol: ``vbase``, key << L or a zero's bits, and ``nzm``, all ones for a key, 0
+    for a zero; ``plain``: the table has no zero class, so entry k's tail is the k-th).
+    Returns OK or CORRUPT."""
     c0 = b * bc
     c1 = min(m, c0 + bc)
-    count = (c1 - c0) * n
+    width = c1 - c0
+    count = width * n
     w0 = np.uint64(word_ptr[b])
     wend = np.uint64(word_ptr[b + 1])
     t0 = np.uint64(tail_ptr[b])
     tend = np.uint64(tail_ptr[b + 1])
     if count == 0:
         return OK if wend == w0 and tend == t0 else CORRUPT
+    w = np.uint64(P - t + 1)
+    if plain and tend - t0 != (np.uint64(count) * w + np.uint64(63)) >> np.uint64(6):
+        return CORRUPT  # every entry has a tail: the block's words are known
     if not _symbols(words, w0, wend, slots, ent, sb, count, syms):
         return CORRUPT
     # a tail is read as two words from the one its bit falls in: clamped to the block's last
     # word, unless every bit its entries could use lies inside the stream (then a corrupt
     # block reads its neighbour's tails, never past the end)
     last = tend - _U1 if tend > t0 else t0
-    if t0 + (np.uint64(count) * np.uint64(P - t + 1) + np.uint64(63)) // np.uint64(64) \
+    if t0 + (np.uint64(count) * w + np.uint64(63)) // np.uint64(64) \
             < np.uint64(tails.shape[0]) - _U1:
         last = np.uint64(tails.shape[0]) - np.uint64(2)
     bit = t0 << np.uint64(6)
     L = np.uint64(P - t)
-    w = np.uint64(P - t + 1)
     wmask = (_U1 << w) - _U1
     lowmask = (_U1 << L) - _U1
     top = np.uint64(nb - 1)
     tl_ = np.uint64(P)              # an octave is 1 << P in the magnitude's bits
     mags = np.uint64(0)             # the OR of every magnitude (its top bit must stay clear)
     k = np.uint64(0)
-    nn = np.uint64(n)
-    direct = rs == 1
-    dst = out if direct else cm
-    urs = np.uint64(1)
-    for j in range(c0, c1):
-        c4 = np.int64(c[j]) + 2
-        # the entry's place in dst
-        ko = np.uint64(o0 + (j - c0) * cs) if direct else np.uint64((j - c0) * n)
-        if plain and not use_r:  # no zero class: entry k's tail is at base + k * w
-            sh = np.uint64(c4 >> 2) << tl_
+    uw = np.uint64(width)
+    for i in range(n):
+        ri = np.int64(r[i]) + 2
+        ko = np.uint64(o0 + i * rs)  # the row's place in out
+        if plain:  # entry k's tail is at base + k * w, no select, no clamp (checked above)
             b0 = bit
-            for i in range(nn):
-                e = syms[k + i]
-                at = b0 + i * w
-                wi = min(at >> np.uint64(6), last)
+            for jj in range(uw):
+                e = syms[k + jj]
+                at = b0 + jj * w
+                wi = at >> np.uint64(6)
                 off = at & np.uint64(63)
                 tl = ((tails[wi] >> off) | ((tails[wi + _U1] << _U1) << (np.uint64(63) - off))) \
                     & wmask
-                hv = vbase[e] + sh
-                dst[ko + i] = hv | (tl & lowmask) | ((tl >> L) << top)
+                hv = vbase[e] + (np.uint64((ri + np.int64(c[c0 + jj])) >> 2) << tl_)
+                out[ko + jj] = hv | (tl & lowmask) | ((tl >> L) << top)
                 mags |= hv
-            bit += nn * w
-            k += nn
+            bit += uw * w
+            k += uw
             continue
-        shc = np.uint64(c4 >> 2) << tl_
-        for i in range(nn):
-            sh = (np.uint64((np.int64(r[i]) + c4) >> 2) << tl_) if use_r else shc
+        for jj in range(uw):
+            sh = np.uint64((ri + np.int64(c[c0 + jj])) >> 2) << tl_
             v, hv, used = _put(syms, k, vbase, nzm, sh, tails, bit, w, wmask, last, lowmask, L,
                                top)
-            dst[ko] = v
+            out[ko + jj] = v
             mags |= hv
             bit += used
             k += _U1
-            ko += urs
     if (mags >> top) != 0 or (bit + np.uint64(63)) >> np.uint64(6) != tend:
         return CORRUPT
-    if not direct:
-        width = c1 - c0
-        for i in range(n):
-            row = o0 + i * rs
-            for jj in range(width):
-                out[row + jj] = cm[jj * n + i]
     return OK
 
 
 @njit(cache=True, nogil=True, parallel=True)
 def decode_blocks(words, word_ptr, tails, tail_ptr, slots, ent, vbase, nzm, sb, P, nb, t, r, c,
-                  use_r, plain, n, m, bc, b_lo, b_hi, out, rs, cs, status):
+                  plain, n, m, bc, b_lo, b_hi, out, rs, status):
     """Decode blocks [b_lo, b_hi) into ``out`` (bit patterns, as the output's unsigned
-    type): entry (i, j) to out[i * rs + (j - b_lo * bc) * cs], so (rs, cs) = (1, n) gives
-    the columns one after another and (width, 1) the rows of a C-order array. ``status``:
-    one int64 per block, scratch. Returns the first corrupt block or -1."""
+    type): entry (i, j) to out[i * rs + j - b_lo * bc], a row-major array ``rs`` wide.
+    ``status``: one int64 per block, scratch. Returns the first corrupt block or -1."""
     nb_ = b_hi - b_lo
     for q in prange(nb_):
         b = b_lo + q
-        o0 = (b * bc - b_lo * bc) * cs
+        o0 = b * bc - b_lo * bc
         syms = np.empty(bc * n, slots.dtype)
-        cm = np.empty(bc * n if rs != 1 else 0, out.dtype)
         status[q] = _decode_block(b, words, word_ptr, tails, tail_ptr, slots, ent, vbase, nzm,
-                                  sb, P, nb, t, r, c, use_r, plain, n, m, bc, out, o0, rs, cs,
-                                  syms, cm)
+                                  sb, P, nb, t, r, c, plain, n, m, bc, out, o0, rs, syms)
     for q in range(nb_):
         if status[q] != OK:
             return b_lo + q

@@ -70,20 +70,12 @@ class _Model:
         allc = np.concatenate([zeros[zeros > 0], counts]).astype(np.int64)
         self.freq = quantize_freqs(allc, sb) if allc.size else allc
         self.nsym = int(allc.size)
+        self.tailed = np.zeros(0, np.int64)  # entries with tails, per block (choose sets it)
 
 
 def _fit(M: Matrix) -> tuple[np.ndarray, np.ndarray, int, int]:
     E, P = FIELDS[M.dtype.name]
     return kf.exponent_fit(M.bits, P, E)
-
-
-def _histogram(M: Matrix, t: int, r: np.ndarray, c: np.ndarray, shift: str
-               ) -> tuple[np.ndarray, np.ndarray]:
-    E, P = FIELDS[M.dtype.name]
-    nb = 8 * M.dtype.itemsize
-    lo, size = key_range(E, t)
-    return kf.key_histogram(M.bits, P, nb, t, r, c, shift in ("rows", "both"),
-                            shift in ("cols", "both"), lo, size)
 
 
 def _coarser(counts: np.ndarray, E: int, t_from: int, t: int) -> np.ndarray:
@@ -105,22 +97,27 @@ def _table_bytes(keys: np.ndarray, nsym: int, sb: int) -> int:
     return _varint_bytes(deltas) + nsym * (1 + ((1 << sb) // max(nsym, 1) >= 128))
 
 
-def choose(M: Matrix, head_bits: int | None, shift: str | None) -> _Model:
+def choose(M: Matrix, head_bits: int | None, shift: str | None, bc: int) -> _Model:
     """The head width and shift axes with the fewest estimated bytes (entropy of the keys,
-    the tails, the table and the offsets), or the ones asked for."""
+    the tails, the table and the offsets), or the ones asked for. One pass over the matrix
+    counts the keys for every choice of axes at the widest head (narrower heads merge
+    them) and the entries with tails in each block of ``bc`` columns."""
     E, P = FIELDS[M.dtype.name]
     n, m = M.shape
     r, c, rows_used, cols_used = _fit(M)
     t_max = min(MAX_HEAD_BITS, P)
     ts = range(t_max + 1) if head_bits is None else [head_bits]
     shifts = SHIFTS if shift is None else (shift,)
+    top = max(ts)
+    lo_top, size_top = key_range(E, top)
+    by_axes, zeros, tailed = kf.key_histograms(M.bits, P, 8 * M.dtype.itemsize, top, r, c,
+                                               lo_top, size_top, bc)
     best: tuple[float, int, str, np.ndarray, np.ndarray] | None = None
     for sh in shifts:
         if shift is None and ((sh in ("rows", "both") and rows_used < 2)
                               or (sh in ("cols", "both") and cols_used < 2)):
             continue
-        top = max(ts)
-        counts_top, zeros = _histogram(M, top, r, c, sh)
+        counts_top = by_axes[SHIFTS.index(sh)]
         extra = (n if sh in ("rows", "both") else 0) + (m if sh in ("cols", "both") else 0)
         for t in ts:
             counts = counts_top if t == top else _coarser(counts_top, E, top, t)
@@ -143,7 +140,9 @@ def choose(M: Matrix, head_bits: int | None, shift: str | None) -> _Model:
     nsym = used.size + int(np.count_nonzero(zeros))
     rr = r if sh in ("rows", "both") else np.zeros(0, np.int8)
     cc = c if sh in ("cols", "both") else np.zeros(0, np.int8)
-    return _Model(t, sh, rr, cc, used + lo, counts[used], zeros, scale_bits_for(n * m, nsym))
+    model = _Model(t, sh, rr, cc, used + lo, counts[used], zeros, scale_bits_for(n * m, nsym))
+    model.tailed = tailed
+    return model
 
 
 def _encode_table(model: _Model) -> np.ndarray:
@@ -236,10 +235,10 @@ class FloatANS(Encoded):
         n, m = M.shape
         E, P = FIELDS[M.dtype.name]
         nb = 8 * M.dtype.itemsize
-        model = choose(M, head_bits, shift)
-        t, sb = model.t, model.sb
         bc = dense_block_cols(n, m, default_block(M.shape, M.dtype.itemsize)
                               if block_symbols is None else block_symbols)
+        model = choose(M, head_bits, shift, bc)
+        t, sb = model.t, model.sb
         nblocks = -(-m // bc) if m else 0
         lo, size = key_range(E, t)
         nzero = bin(model.zeros).count("1")
@@ -263,7 +262,7 @@ class FloatANS(Encoded):
         kf.compact(scratch, scratch_off, used, words, word_ptr)
         del scratch
         tail_ptr = np.zeros(nblocks + 1, np.uint64)
-        np.cumsum(kf.tail_words(M.bits, P, t, nb, bc), out=tail_ptr[1:])
+        np.cumsum((model.tailed * (P - t + 1) + 63) // 64, out=tail_ptr[1:])
         tails = np.zeros(int(tail_ptr[-1]) + 2, np.uint64)
         kf.pack_tails(M.bits, P, nb, t, bc, tails, tail_ptr)
         return cls(M.shape, M.dtype, t, sb, model.nsym, model.zeros, bc,

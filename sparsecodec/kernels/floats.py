@@ -85,27 +85,33 @@ def exponent_fit(u, P, E):
 
 
 @njit(cache=True, nogil=True)
-def key_histogram(u, P, nb, t, r, c, use_r, use_c, kmin, size):
-    """Counts of the keys at head width t (index key - kmin, ``size`` of them) and of +0.0
-    and -0.0."""
+def key_histograms(u, P, nb, t, r, c, kmin, size, bc):
+    """In one pass: the counts of the keys at head width t (index key - kmin, ``size`` of
+    them) with no offsets, row offsets, column offsets and both (rows of ``counts``); the
+    counts of +0.0 and -0.0; and each block's entries that are not zeros (they have tails)."""
     n, m = u.shape
-    counts = np.zeros(size, np.int64)
+    counts = np.zeros((4, size), np.int64)
     zeros = np.zeros(2, np.int64)
-    top = np.uint64(nb - 1)
+    tailed = np.zeros((m + bc - 1) // bc if m else 0, np.int64)
     L = np.uint64(P - t)
     vmask = np.uint64((1 << (nb - 1)) - 1)
+    top = np.uint64(nb - 1)
     for i in range(n):
-        ri = np.int64(r[i]) if use_r else np.int64(0)
+        ri = np.int64(r[i])
         for j in range(m):
             x = np.uint64(u[i, j])
             v = x & vmask
             if v == 0:
                 zeros[np.int64(x >> top)] += 1
                 continue
-            cj = np.int64(c[j]) if use_c else np.int64(0)
-            key = np.int64(v >> L) - (((ri + cj + 2) >> 2) << t)
-            counts[key - kmin] += 1
-    return counts, zeros
+            tailed[j // bc] += 1
+            h = np.int64(v >> L) - kmin
+            cj = np.int64(c[j])
+            counts[0, h - ((2 >> 2) << t)] += 1
+            counts[1, h - (((ri + 2) >> 2) << t)] += 1
+            counts[2, h - (((cj + 2) >> 2) << t)] += 1
+            counts[3, h - (((ri + cj + 2) >> 2) << t)] += 1
+    return counts, zeros, tailed
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -147,10 +153,7 @@ def encode_blocks(u, P, nb, t, r, c, use_r, use_c, kmin, lut, zsym, freq, cum, s
         if (c1 - c0) * n == 0:
             used[b] = 0
             continue
-        x0 = RANS_L
-        x1 = RANS_L
-        x2 = RANS_L
-        x3 = RANS_L
+        xs = np.full(4, RANS_L, np.uint64)
         pos = scratch_off[b + 1]
         k = (c1 - c0) * n
         for i in range(n - 1, -1, -1):
@@ -164,21 +167,13 @@ def encode_blocks(u, P, nb, t, r, c, use_r, use_c, kmin, lut, zsym, freq, cum, s
                 else:
                     key = np.int64(v >> L) - (_shift(r, c, i, cj, use_r) << t)
                     s = lut[key - kmin]
-                f = np.uint64(freq[s])
-                st = np.uint64(cum[s])
                 lane = k & 3
-                if lane == 0:
-                    x0, pos = _code(x0, f, rcp[s], st, scale, scratch, pos)
-                elif lane == 1:
-                    x1, pos = _code(x1, f, rcp[s], st, scale, scratch, pos)
-                elif lane == 2:
-                    x2, pos = _code(x2, f, rcp[s], st, scale, scratch, pos)
-                else:
-                    x3, pos = _code(x3, f, rcp[s], st, scale, scratch, pos)
-        pos = rans.flush(x3, scratch, pos)
-        pos = rans.flush(x2, scratch, pos)
-        pos = rans.flush(x1, scratch, pos)
-        pos = rans.flush(x0, scratch, pos)
+                xs[lane], pos = _code(xs[lane], np.uint64(freq[s]), rcp[s], np.uint64(cum[s]),
+                                      scale, scratch, pos)
+        pos = rans.flush(xs[3], scratch, pos)
+        pos = rans.flush(xs[2], scratch, pos)
+        pos = rans.flush(xs[1], scratch, pos)
+        pos = rans.flush(xs[0], scratch, pos)
         used[b] = scratch_off[b + 1] - pos
 
 
@@ -196,24 +191,6 @@ def compact(scratch, scratch_off, used, words, word_ptr):
     word_ptr[used.shape[0]] = p
 
 
-@njit(cache=True, nogil=True)
-def tail_words(u, P, t, nb, bc):
-    """Words of each block's tails (its nonzero entries' L + 1 bits, from a word boundary)."""
-    n, m = u.shape
-    nblocks = (m + bc - 1) // bc
-    w = P - t + 1
-    vmask = np.uint64((1 << (nb - 1)) - 1)
-    out = np.zeros(nblocks, np.int64)
-    for b in range(nblocks):
-        nz = 0
-        for i in range(n):
-            for j in range(b * bc, min(m, b * bc + bc)):
-                if np.uint64(u[i, j]) & vmask:
-                    nz += 1
-        out[b] = (nz * w + 63) // 64
-    return out
-
-
 @njit(cache=True, nogil=True, parallel=True)
 def pack_tails(u, P, nb, t, bc, tails, tail_ptr):
     """Bit-pack the tails (sign << L | low L bits) of every block's nonzero entries, row by
@@ -226,21 +203,25 @@ def pack_tails(u, P, nb, t, bc, tails, tail_ptr):
     vmask = np.uint64((1 << (nb - 1)) - 1)
     top = np.uint64(nb - 1)
     for b in prange(nblocks):
-        base = np.uint64(tail_ptr[b]) << np.uint64(6)
-        kt = np.uint64(0)
+        wi = np.int64(tail_ptr[b])
+        acc = np.uint64(0)  # bits not yet written, low first
+        have = np.uint64(0)  # how many
         for i in range(n):
             for j in range(b * bc, min(m, b * bc + bc)):
                 x = np.uint64(u[i, j])
                 if x & vmask == 0:
                     continue
                 tail = ((x >> top) << L) | (x & lowmask)
-                bit = base + kt * w
-                wi = np.int64(bit >> np.uint64(6))
-                off = bit & np.uint64(63)
-                tails[wi] |= tail << off
-                if off + w > np.uint64(64):
-                    tails[wi + 1] |= tail >> (np.uint64(64) - off)
-                kt += np.uint64(1)
+                acc |= tail << have  # have < 64
+                have += w
+                if have >= np.uint64(64):
+                    tails[wi] = acc
+                    wi += 1
+                    have -= np.uint64(64)
+                    # the tail's bits that did not fit (none when have == 0)
+                    acc = (tail >> (w - have)) if have else np.uint64(0)
+        if have:
+            tails[wi] = acc
 
 
 _U16 = np.uint64(16)

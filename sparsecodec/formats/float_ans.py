@@ -421,18 +421,4 @@ class FloatANS(Encoded):
                 b = min(c1, a + bc)
                 np.matmul(widened(rows[:, a - c0:b - c0]).T, Xt, out=Yt[a:b])
         return Yt
-        bc = self.block_cols
-        nblocks = -(-m // bc)
-        group = max(1, 2 * threads.numba.get_num_threads())
-        flat = np.empty(group * bc * n, bits_dtype(self.dtype))
-        for g0 in range(0, nblocks, group):
-            g1 = min(nblocks, g0 + group)
-            c0, c1 = g0 * bc, min(m, g1 * bc)
-            with threads.for_work((c1 - c0) * n * 8):
-                self._decode_into(g0, g1, flat[:(c1 - c0) * n], 1, n)
-            for a in range(c0, c1, bc):  # block by block: column a - c0 starts at (a - c0) n
-                b = min(c1, a + bc)
-                block = flat[(a - c0) * n:(b - c0) * n].view(self.dtype).reshape(b - a, n)
-                np.matmul(widened(block), Xt, out=Yt[a:b])
-        return Yt
 

@@ -25,7 +25,7 @@ from ..errors import FormatError, OptionError
 from ..kernels import floats as kf
 from ..kernels import threads
 from .base import MATRIX_DTYPES, Encoded, Matrix, bits_dtype, component, meta_int, register, widened
-from .blocked import block_range, dense_block_cols
+from .blocked import block_range, block_starts, check_coder_options, dense_block_cols
 
 # (exponent bits E, mantissa bits P) of each dtype
 FIELDS = {"float16": (5, 10), "bfloat16": (8, 7), "float32": (8, 23), "float64": (11, 52)}
@@ -59,18 +59,40 @@ def _varint_bytes(values: np.ndarray) -> int:
                       + (v >= 1 << 14) + (v >= 1 << 21) + (v >= 1 << 28)))
 
 
+def block_entries(n: int, m: int, bc: int) -> np.ndarray:
+    """The entries of each block of ``bc`` columns."""
+    return np.diff(block_starts(n, m, bc, None))
+
+
+def offsets(row_shift: np.ndarray, col_shift: np.ndarray, shape: tuple[int, int]
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """The per-row and per-column offsets the kernels read: the stored ones, zeros for an
+    axis that is not stored."""
+    return (row_shift if row_shift.size else np.zeros(shape[0], np.int8),
+            col_shift if col_shift.size else np.zeros(shape[1], np.int8))
+
+
+def zero_symbols(zeros: int) -> np.ndarray:
+    """The symbols of +0.0 and -0.0 for a ``zeros`` meta (bit 0: +0.0 present, bit 1:
+    -0.0): they come first in the table; -1 for an absent one."""
+    plus = 0 if zeros & 1 else -1
+    minus = (1 if zeros & 1 else 0) if zeros & 2 else -1
+    return np.array([plus, minus], np.int64)
+
+
 class _Model:
-    """The encoder's choice for one matrix: head width, shift axes, symbols and frequencies."""
+    """The encoder's choice for one matrix: head width, shift axes, symbols and frequencies,
+    and the entries with tails in each block."""
 
     def __init__(self, t: int, shift: str, r: np.ndarray, c: np.ndarray, keys: np.ndarray,
-                 counts: np.ndarray, zeros: np.ndarray, sb: int):
+                 counts: np.ndarray, zeros: np.ndarray, sb: int, tailed: np.ndarray):
         self.t, self.shift, self.r, self.c, self.sb = t, shift, r, c, sb
+        self.tailed = tailed
         self.zeros = int(zeros[0] > 0) | (int(zeros[1] > 0) << 1)  # +0.0, -0.0 present
         self.keys = keys
         allc = np.concatenate([zeros[zeros > 0], counts]).astype(np.int64)
         self.freq = quantize_freqs(allc, sb) if allc.size else allc
         self.nsym = int(allc.size)
-        self.tailed = np.zeros(0, np.int64)  # entries with tails, per block (choose sets it)
 
 
 def _fit(M: Matrix) -> tuple[np.ndarray, np.ndarray, int, int]:
@@ -140,9 +162,8 @@ def choose(M: Matrix, head_bits: int | None, shift: str | None, bc: int) -> _Mod
     nsym = used.size + int(np.count_nonzero(zeros))
     rr = r if sh in ("rows", "both") else np.zeros(0, np.int8)
     cc = c if sh in ("cols", "both") else np.zeros(0, np.int8)
-    model = _Model(t, sh, rr, cc, used + lo, counts[used], zeros, scale_bits_for(n * m, nsym))
-    model.tailed = tailed
-    return model
+    return _Model(t, sh, rr, cc, used + lo, counts[used], zeros, scale_bits_for(n * m, nsym),
+                  tailed)
 
 
 def _encode_table(model: _Model) -> np.ndarray:
@@ -177,7 +198,7 @@ class FloatANS(Encoded):
         self.row_shift, self.col_shift = row_shift, col_shift
         self.words, self.word_ptr = words, word_ptr
         self.tails, self.tail_ptr = tails, tail_ptr
-        self._nnz: int | None = None
+        self._zero_counts: tuple[int, int] | None = None
         # decoding tables: the symbol of every slot, and each symbol's entry (a zero class's
         # key is its sign)
         self._slots = np.repeat(np.arange(nsym, dtype=np.uint16), freq)
@@ -196,9 +217,7 @@ class FloatANS(Encoded):
         self._vbase = np.where(zero == 1, allkeys << top, allkeys << L).astype(np.int64) \
             .view(np.uint64)
         self._nzm = np.where(zero == 1, 0, -1).astype(np.int64).view(np.uint64)
-        # the offsets the decoder reads: zeros for an axis the format does not shift by
-        self._r = row_shift if row_shift.size else np.zeros(shape[0], np.int8)
-        self._c = col_shift if col_shift.size else np.zeros(shape[1], np.int8)
+        self._r, self._c = offsets(row_shift, col_shift, self.shape)
 
     # ---- encoding
     @classmethod
@@ -212,11 +231,8 @@ class FloatANS(Encoded):
         if shift is not None and shift not in SHIFTS:
             raise OptionError(f"float_ans: shift must be one of {SHIFTS} or None, "
                               f"found {shift!r}")
-        if block_symbols is not None and (
-                isinstance(block_symbols, bool) or not isinstance(block_symbols, (int, np.integer))
-                or not 1 <= block_symbols <= 1 << 30):
-            raise OptionError(f"float_ans: block_symbols must be an integer in 1..2^30, "
-                              f"or None, found {block_symbols!r}")
+        if block_symbols is not None:
+            check_coder_options(cls.format, block_symbols, None)
 
     @classmethod
     def _encode(cls, M: Matrix, head_bits: int | None = None, shift: str | None = None,
@@ -239,24 +255,22 @@ class FloatANS(Encoded):
                               if block_symbols is None else block_symbols)
         model = choose(M, head_bits, shift, bc)
         t, sb = model.t, model.sb
-        nblocks = -(-m // bc) if m else 0
+        per_block = block_entries(n, m, bc)
+        nblocks = per_block.size
         lo, size = key_range(E, t)
         nzero = bin(model.zeros).count("1")
         lut = np.zeros(size, np.int32)
         lut[model.keys - lo] = np.arange(model.keys.size) + nzero
-        zsym = np.array([0, 1 if model.zeros == 3 else 0], np.int32)
+        zsym = np.maximum(zero_symbols(model.zeros), 0)  # an absent class is never looked up
         freq = model.freq.astype(np.int64)
         cum = cumulative(freq)[:-1] if freq.size else np.zeros(0, np.int64)
-        per_block = np.minimum(bc, m - np.arange(nblocks) * bc) * n
         scratch_off = np.zeros(nblocks + 1, np.int64)
         np.cumsum(per_block + 8, out=scratch_off[1:])
         scratch = np.empty(int(scratch_off[-1]), np.uint16)
         used = np.zeros(nblocks, np.int64)
-        use_r, use_c = model.r.size > 0, model.c.size > 0
-        r = model.r if use_r else np.zeros(1, np.int8)
-        c = model.c if use_c else np.zeros(1, np.int8)
-        kf.encode_blocks(M.bits, P, nb, t, r, c, use_r, use_c, lo, lut, zsym, freq, cum, sb,
-                         bc, scratch, scratch_off, used)
+        r, c = offsets(model.r, model.c, M.shape)
+        kf.encode_blocks(M.bits, P, nb, t, r, c, lo, lut, zsym, freq, cum, sb, bc, scratch,
+                         scratch_off, used)
         words = np.empty(int(used.sum()), np.uint16)
         word_ptr = np.zeros(nblocks + 1, np.uint64)
         kf.compact(scratch, scratch_off, used, words, word_ptr)
@@ -306,13 +320,27 @@ class FloatANS(Encoded):
                 "col_shift": ("codebook", 8 * self.col_shift.nbytes),
                 "words": ("payload", 16 * self.words.size),
                 "word_ptr": ("pointers", 64 * self.word_ptr.size),
-                "tails": ("payload", (n * m - self._zero_count()) * (P - self.t + 1)),
+                "tails": ("payload", (n * m - sum(self._zeros())) * (P - self.t + 1)),
                 "tail_ptr": ("pointers", 64 * self.tail_ptr.size)}
 
-    def _zero_count(self) -> int:
-        """Entries that are +0.0 or -0.0 (they have no tail)."""
-        bits = self.decode().view(bits_dtype(self.dtype))
-        return int(np.count_nonzero((bits << np.array(1, bits.dtype)) == 0))
+    def _zeros(self) -> tuple[int, int]:
+        """How many entries are +0.0 and -0.0: from the rANS pass alone (no values made), and
+        with no pass at all when the table has no zero class."""
+        if self._zero_counts is None:
+            if self.zeros == 0:
+                self._zero_counts = (0, 0)
+            else:
+                nblocks = self.word_ptr.size - 1
+                counts = np.zeros((nblocks, 2), np.int64)
+                st = np.zeros(max(nblocks, 1), np.int64)
+                n, m = self.shape
+                with threads.for_work(n * m * 8):
+                    bad = kf.zero_counts(self.words, self.word_ptr, self._slots, self._ent,
+                                         self.sb, n, m, self.block_cols,
+                                         zero_symbols(self.zeros), counts, st)
+                status.check_block(self.format, int(bad))
+                self._zero_counts = (int(counts[:, 0].sum()), int(counts[:, 1].sum()))
+        return self._zero_counts
 
     @classmethod
     def _from_parts(cls, shape, dtype, meta, comps) -> FloatANS:
@@ -348,7 +376,8 @@ class FloatANS(Encoded):
         col_shift = component(comps, "col_shift", fmt, np.int8)
         if row_shift.size not in (0, n) or col_shift.size not in (0, m):
             raise FormatError(f"{fmt}: the shifts must be empty or one per row / column")
-        nblocks = -(-m // bc) if m else 0
+        per_block = block_entries(n, m, bc)
+        nblocks = per_block.size
         word_ptr = component(comps, "word_ptr", fmt, np.uint64, length=nblocks + 1)
         words = component(comps, "words", fmt, np.uint16)
         if (word_ptr[0] != 0 or np.any(np.diff(word_ptr.astype(np.int64)) < 0)
@@ -356,7 +385,6 @@ class FloatANS(Encoded):
             raise FormatError(f"{fmt}: word_ptr does not run from 0 up to the words' count")
         tail_ptr = component(comps, "tail_ptr", fmt, np.uint64, length=nblocks + 1)
         tails = component(comps, "tails", fmt, np.uint64)
-        per_block = np.minimum(bc, m - np.arange(nblocks) * bc) * n
         tw = np.diff(tail_ptr.astype(np.int64))
         if (tail_ptr[0] != 0 or np.any(tw < 0) or np.any(tw > -(-per_block * (P - t + 1) // 64))
                 or int(tail_ptr[-1]) + 2 != tails.size):
@@ -367,10 +395,8 @@ class FloatANS(Encoded):
     # ---- decoding and products
     @property
     def nnz(self) -> int:
-        if self._nnz is None:
-            bits = self.decode().view(bits_dtype(self.dtype))
-            self._nnz = int(np.count_nonzero(bits))
-        return self._nnz
+        n, m = self.shape
+        return n * m - self._zeros()[0]
 
     def _decode_into(self, b_lo: int, b_hi: int, out: np.ndarray, rs: int) -> None:
         """Decode blocks [b_lo, b_hi) into the flat bit array ``out``, a row-major array of

@@ -30,14 +30,6 @@ from ..coding.rans import RANS_L
 from ..status import CORRUPT, OK
 
 SHIFT_RANGE = 64  # |(r + c + 2) >> 2| <= 64 for int8 r and c
-ZERO_FLAG = np.int64(1 << 31)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _shift(r, c, i, cj, use_r):
-    """The predicted octave of entry (i, j): (r[i] + c[j] + 2) >> 2 (cj = c[j] or 0)."""
-    ri = np.int64(r[i]) if use_r else np.int64(0)
-    return (ri + cj + 2) >> 2
 
 
 @njit(cache=True, nogil=True)
@@ -135,11 +127,12 @@ def _code(x, f, rcp, start, scale, words, pos):
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def encode_blocks(u, P, nb, t, r, c, use_r, use_c, kmin, lut, zsym, freq, cum, sb, bc,
-                  scratch, scratch_off, used):
+def encode_blocks(u, P, nb, t, r, c, kmin, lut, zsym, freq, cum, sb, bc, scratch, scratch_off,
+                  used):
     """rANS-code every block of ``bc`` columns into ``scratch`` (block b writes downwards from
-    scratch_off[b + 1]); used[b] = the words it wrote. ``lut[key - kmin]`` is a key's symbol,
-    zsym[sign] the symbol of +0.0 and -0.0."""
+    scratch_off[b + 1]); used[b] = the words it wrote. ``r`` and ``c``: an offset per row and
+    column (zeros for an axis not stored); ``lut[key - kmin]`` is a key's symbol, zsym[sign]
+    the symbol of +0.0 and -0.0."""
     n, m = u.shape
     nblocks = (m + bc - 1) // bc
     L = np.uint64(P - t)
@@ -157,15 +150,15 @@ def encode_blocks(u, P, nb, t, r, c, use_r, use_c, kmin, lut, zsym, freq, cum, s
         pos = scratch_off[b + 1]
         k = (c1 - c0) * n
         for i in range(n - 1, -1, -1):
+            ri = np.int64(r[i]) + 2
             for j in range(c1 - 1, c0 - 1, -1):
                 k -= 1
-                cj = np.int64(c[j]) if use_c else np.int64(0)
                 x = np.uint64(u[i, j])
                 v = x & vmask
                 if v == 0:
                     s = zsym[np.int64(x >> top)]
                 else:
-                    key = np.int64(v >> L) - (_shift(r, c, i, cj, use_r) << t)
+                    key = np.int64(v >> L) - (((ri + np.int64(c[j])) >> 2) << t)
                     s = lut[key - kmin]
                 lane = k & 3
                 xs[lane], pos = _code(xs[lane], np.uint64(freq[s]), rcp[s], np.uint64(cum[s]),
@@ -379,6 +372,34 @@ def decode_blocks(words, word_ptr, tails, tail_ptr, slots, ent, vbase, nzm, sb, 
     for q in range(nb_):
         if status[q] != OK:
             return b_lo + q
+    return -1
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def zero_counts(words, word_ptr, slots, ent, sb, n, m, bc, zsym, counts, status):
+    """Per block, the entries of each zero class (counts[b, sign]: symbol ``zsym[sign]``,
+    -1 when absent), from the rANS pass alone; ``status``: one int64 per block, scratch.
+    Returns the first corrupt block or -1."""
+    nblocks = counts.shape[0]
+    for b in prange(nblocks):
+        count = (min(m, b * bc + bc) - b * bc) * n
+        w0 = np.uint64(word_ptr[b])
+        wend = np.uint64(word_ptr[b + 1])
+        if count == 0:
+            status[b] = OK if wend == w0 else CORRUPT
+            continue
+        syms = np.empty(count, slots.dtype)
+        if not _symbols(words, w0, wend, slots, ent, sb, count, syms):
+            status[b] = CORRUPT
+            continue
+        status[b] = OK
+        for k in range(count):
+            for sign in range(2):
+                if np.int64(syms[k]) == zsym[sign]:
+                    counts[b, sign] += 1
+    for b in range(nblocks):
+        if status[b] != OK:
+            return b
     return -1
 
 

@@ -35,9 +35,7 @@ import argparse
 import csv
 import importlib.util
 import json
-import multiprocessing as mp
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -45,6 +43,7 @@ from pathlib import Path
 
 import numba
 import numpy as np
+from frameworks import timed, timed_busy  # interleaved medians; one busy process per core
 
 import sparsecodec as sc
 from sparsecodec.dtypes import bfloat16
@@ -155,24 +154,6 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
 
 # ------------------------------------------------------------------ speed
 
-def spin() -> None:  # a competing busy process
-    while True:
-        pass
-
-
-def timed(fns: dict[str, object], reps: int) -> dict[str, float]:
-    """Median seconds of each function, runs interleaved (each warmed once)."""
-    for f in fns.values():
-        f()
-    runs: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(reps):
-        for k, f in fns.items():
-            t = time.perf_counter()
-            f()
-            runs[k].append(time.perf_counter() - t)
-    return {k: statistics.median(v) for k, v in runs.items()}
-
-
 def speeds(A: np.ndarray, dtype: str, reps: int, busy: bool) -> dict[str, float]:
     """GB/s of raw bytes: decode and encode, ours and ZipNN's, on one and on all cores."""
     raw = np.ascontiguousarray(A).tobytes()
@@ -187,14 +168,9 @@ def speeds(A: np.ndarray, dtype: str, reps: int, busy: bool) -> dict[str, float]
                                                            None),
                "zipnn decode": lambda z=z, comp=comp: z.decompress(comp),
                "zipnn encode": lambda z=z: z.compress(bytearray(raw))}
-        procs = [mp.Process(target=spin, daemon=True) for _ in range(2)] if busy else []
-        for p in procs:
-            p.start()
-        try:
-            t = timed(fns, reps)
-        finally:
-            for p in procs:
-                p.terminate()
+        for f in fns.values():  # warm: compile, caches
+            f()
+        t = (timed_busy if busy else timed)(fns, reps)
         tag = "1 core" if threads == 1 else f"{threads} cores"
         out.update({f"{k} GB/s ({tag})": len(raw) / v / 1e9 for k, v in t.items()})
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)

@@ -90,9 +90,10 @@ def test_products_against_numpy(A):
 
 
 def test_bytes_are_what_the_layout_says():
-    """Tails: each block's nonzero entries times L + 1 bits, from a word boundary, two spare
-    words; the rANS words hold at least the symbols' information and at most 1% more plus
-    the flushed states; the table is the varints of the keys and frequencies."""
+    """Tails: each block's nonzero entries, L + 1 bits each, in 16 lanes of 32-bit words
+    (16 * ceil(ceil(tails / 16) * (L + 1) / 32) words a block), then 16 spare words; the
+    rANS words hold at least the symbols' information and at most 1% more plus the 32
+    flushed states of each block; the table is the varints of the keys and frequencies."""
     rng = np.random.default_rng(3)
     W = (rng.standard_normal((300, 200)) * np.exp(rng.normal(0, 1, (300, 1)))).astype(np.float32)
     W[rng.random(W.shape) < 0.2] = 0
@@ -102,8 +103,10 @@ def test_bytes_are_what_the_layout_says():
     t, bc = enc.meta["head_bits"], enc.meta["block_cols"]
     w = P - t + 1
     tailed = (bits(W) << np.uint32(1)) != 0
-    want = sum(-(-int(tailed[:, j:j + bc].sum()) * w // 64) for j in range(0, 200, bc))
-    assert enc.tails.size == want + 2 and int(enc.tail_ptr[-1]) == want
+    want = sum(16 * -(-(-(-int(tailed[:, j:j + bc].sum()) // 16) * w) // 32)
+               for j in range(0, 200, bc))
+    assert enc.tails.dtype == np.uint32
+    assert enc.tails.size == want + 16 and int(enc.tail_ptr[-1]) == want
     assert enc.meta["zeros"] == 3 and enc.row_shift.size == 300
     # the symbols' information, from the keys computed here
     E = FIELDS["float32"][0]
@@ -115,7 +118,7 @@ def test_bytes_are_what_the_layout_says():
     counts = np.unique(sym, return_counts=True)[1]
     info = information_bits(counts) / 8
     nblocks = enc.word_ptr.size - 1
-    assert info <= enc.words.nbytes <= 1.01 * info + 16 * nblocks
+    assert info <= enc.words.nbytes <= 1.01 * info + 32 * 4 * nblocks
     assert enc.meta["nsym"] == counts.size
     lo, size = key_range(E, t)
     assert lo <= keys[v != 0].min() and keys[v != 0].max() < lo + size
@@ -290,3 +293,63 @@ def test_products_decode_a_few_blocks_at_a_time():
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak < W.nbytes / 4  # 16 MiB dense; the scratch is 4 blocks per thread
+
+
+def _decode_with(enc, vector):
+    """All blocks of ``enc`` through ``kernels.floats.decode_blocks``, with the vector loops or
+    the scalar ones only."""
+    from sparsecodec.kernels import floats as kf
+    n, m = enc.shape
+    _, P = FIELDS[enc.dtype.name]
+    nblocks = enc.word_ptr.size - 1
+    out = np.zeros(n * m, UINT[enc.dtype.itemsize])
+    bad = kf.decode_blocks(enc.words, enc.word_ptr, enc.tails, enc.tail_ptr, enc._fb, enc._symt,
+                           enc._vslot, enc._vbase, enc._nzm, enc.sb, P, 8 * enc.dtype.itemsize,
+                           enc.t, enc._r, enc._c, enc.zeros == 0, n, m, enc.block_cols, 0,
+                           nblocks, out, m, np.zeros(max(nblocks, 1), np.int64), vector)
+    return bad, out.reshape(n, m)
+
+
+@given(st.sampled_from(["float16", "bfloat16", "float32"]), st.integers(1, 70),
+       st.integers(1, 8), st.sampled_from([16, 32, 48, 64]), st.integers(0, 20),
+       st.integers(0, 2**32 - 1))
+@settings(max_examples=60, deadline=None)
+def test_vector_and_scalar_value_loops_agree(name, n, groups, bc, nzero, seed):
+    """The vector loops (rANS lanes, and values of blocks whose width is a multiple of 16)
+    and the scalar loops code and decode the same bits: any row count (the rANS pass's scalar end),
+    blocks with a few zeros (whose tails may take the words of a block without, so that the
+    vector loop rejects them and the scalar loop decodes them again), and an odd last
+    block."""
+    rng = np.random.default_rng(seed)
+    m = 16 * groups + int(rng.integers(0, 2)) * 5
+    A = (rng.standard_normal((n, m)) * np.exp(rng.normal(0, 1, (1, m)))).astype(dtype_of(name))
+    B = bits(A)
+    B[rng.integers(0, n, nzero), rng.integers(0, m, nzero)] = 0
+    enc = FloatANS.encode(A, block_symbols=n * bc)
+    assert enc.block_cols == min(bc, m) and enc._vslot.size == 1 << enc.sb
+    for vector in (True, False):
+        bad, out = _decode_with(enc, vector)
+        assert bad == -1 and np.array_equal(out, B)
+    # the scalar encoder writes the same words as the vector one
+    from sparsecodec.kernels import simd
+    was, simd.VECTOR = simd.VECTOR, False
+    try:
+        scalar = FloatANS.encode(A, block_symbols=n * bc)
+    finally:
+        simd.VECTOR = was
+    assert all(np.array_equal(a, scalar.components()[k]) for k, a in enc.components().items())
+
+
+def test_a_zero_in_a_block_whose_tails_look_full_is_decoded_exactly():
+    """3 zeros among 64 x 64 entries: the block's tails take the words of 4096 tails, so the
+    vector loop runs, meets a zero class, and the block is decoded by the scalar loop."""
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((64, 64)).astype(np.float32)
+    A[3, 5] = A[40, 60] = 0.0
+    A[7, 7] = -0.0
+    enc = FloatANS.encode(A)
+    from sparsecodec.formats.float_ans import tail_words
+    w = FIELDS["float32"][1] - enc.t + 1
+    assert enc.block_cols == 64 and enc.zeros == 3
+    assert int(enc.tail_ptr[1]) == int(tail_words(np.int64(4096), w, A.dtype))
+    assert same(enc.decode(), A)

@@ -23,7 +23,7 @@ from ..coding.information import information_bits
 from ..coding.rans import cumulative, quantize_freqs
 from ..errors import FormatError, OptionError
 from ..kernels import floats as kf
-from ..kernels import threads
+from ..kernels import simd, threads
 from .base import MATRIX_DTYPES, Encoded, Matrix, bits_dtype, component, meta_int, register, widened
 from .blocked import block_range, block_starts, check_coder_options, dense_block_cols
 
@@ -31,13 +31,20 @@ from .blocked import block_range, block_starts, check_coder_options, dense_block
 FIELDS = {"float16": (5, 10), "bfloat16": (8, 7), "float32": (8, 23), "float64": (11, 52)}
 MAX_HEAD_BITS = 4
 SHIFTS = ("none", "rows", "cols", "both")
-BLOCK_SYMBOLS_FLOAT = 1 << 15
+BLOCK_SYMBOLS_FLOAT = 1 << 16
+FIT_SAMPLE = 256  # entries a row or column mean of the exponent fit reads, at least
+CHOICE_SAMPLE = 1 << 18  # entries whose keys choose the head width and the axes, at least
+MIN_BLOCK_COLS = 64  # a row segment of a block: 256 bytes of float32, 128 of 16-bit values
 
 
-def default_block(shape: tuple[int, int], itemsize: int) -> int:
-    """Entries per block by default: ``BLOCK_SYMBOLS_FLOAT``, and at least a cache line's
-    worth of columns (64 bytes), so that decoding into a row-major matrix writes whole lines."""
-    return max(BLOCK_SYMBOLS_FLOAT, shape[0] * (64 // itemsize))
+def default_block_cols(shape: tuple[int, int]) -> int:
+    """Columns per block by default: ``BLOCK_SYMBOLS_FLOAT`` entries or more, at least
+    ``MIN_BLOCK_COLS``, and a multiple of the vector width (the vector value loop takes
+    blocks whose width is one); all the columns when they are fewer."""
+    n, m = shape
+    lanes = kf.TAIL_LANES
+    bc = max(MIN_BLOCK_COLS, -(-BLOCK_SYMBOLS_FLOAT // max(n, 1)))
+    return max(1, min(max(m, 1), -(-bc // lanes) * lanes))
 
 
 def key_range(E: int, t: int) -> tuple[int, int]:
@@ -57,6 +64,20 @@ def _varint_bytes(values: np.ndarray) -> int:
     v = np.asarray(values, np.int64)
     return int(np.sum(1 + (np.maximum(v, 1).astype(np.float64) >= 128)
                       + (v >= 1 << 14) + (v >= 1 << 21) + (v >= 1 << 28)))
+
+
+def tails_dtype(dtype: np.dtype) -> type[np.unsignedinteger]:
+    """The words of the tails: 32 bits, 64 for float64 (a tail spans at most two)."""
+    return np.uint64 if dtype.itemsize == 8 else np.uint32
+
+
+def tail_words(tailed: np.ndarray, w: int, dtype: np.dtype) -> np.ndarray:
+    """The words each block's tails take (``kernels.floats.tail_words``): ``TAIL_LANES``
+    lanes of ceil(ceil(tailed / TAIL_LANES) * w / word bits) words."""
+    lanes = kf.TAIL_LANES
+    ubits = 8 * np.dtype(tails_dtype(dtype)).itemsize
+    groups = -(-np.asarray(tailed, np.int64) // lanes)
+    return lanes * (-(-(groups * w) // ubits))
 
 
 def block_entries(n: int, m: int, bc: int) -> np.ndarray:
@@ -97,7 +118,8 @@ class _Model:
 
 def _fit(M: Matrix) -> tuple[np.ndarray, np.ndarray, int, int]:
     E, P = FIELDS[M.dtype.name]
-    return kf.exponent_fit(M.bits, P, E)
+    n, m = M.shape
+    return kf.exponent_fit(M.bits, P, E, max(1, m // FIT_SAMPLE), max(1, n // FIT_SAMPLE))
 
 
 def _coarser(counts: np.ndarray, E: int, t_from: int, t: int) -> np.ndarray:
@@ -126,14 +148,19 @@ def choose(M: Matrix, head_bits: int | None, shift: str | None, bc: int) -> _Mod
     them) and the entries with tails in each block of ``bc`` columns."""
     E, P = FIELDS[M.dtype.name]
     n, m = M.shape
+    nb = 8 * M.dtype.itemsize
     r, c, rows_used, cols_used = _fit(M)
     t_max = min(MAX_HEAD_BITS, P)
     ts = range(t_max + 1) if head_bits is None else [head_bits]
     shifts = SHIFTS if shift is None else (shift,)
     top = max(ts)
     lo_top, size_top = key_range(E, top)
-    by_axes, zeros, tailed = kf.key_histograms(M.bits, P, 8 * M.dtype.itemsize, top, r, c,
+    # the choice reads every step-th row (all of them up to CHOICE_SAMPLE entries); the
+    # counts of the chosen model are then taken over every entry
+    step = max(1, n * m // CHOICE_SAMPLE)
+    by_axes, zeros, tailed = kf.key_histograms(M.bits[::step], P, nb, top, r[::step], c,
                                                lo_top, size_top, bc)
+    scale = n * m / max(1, -(-n // step) * m)  # entries per sampled entry
     best: tuple[float, int, str, np.ndarray, np.ndarray] | None = None
     for sh in shifts:
         if shift is None and ((sh in ("rows", "both") and rows_used < 2)
@@ -149,19 +176,24 @@ def choose(M: Matrix, head_bits: int | None, shift: str | None, bc: int) -> _Mod
                 continue
             sb = scale_bits_for(n * m, nsym)
             lo, _ = key_range(E, t)
-            cost = (information_bits(np.concatenate([counts[used], zeros])) / 8
-                    + (n * m - int(zeros.sum())) * (P - t + 1) / 8
+            cost = (scale * information_bits(np.concatenate([counts[used], zeros])) / 8
+                    + (n * m - scale * int(zeros.sum())) * (P - t + 1) / 8
                     + _table_bytes(used + lo, nsym, sb) + extra)
             if best is None or cost < best[0]:
                 best = (cost, t, sh, counts, zeros)
     if best is None:
         raise OptionError(f"float_ans: head_bits={head_bits} gives more than 2^15 symbols")
     _, t, sh, counts, zeros = best
-    used = np.flatnonzero(counts)
-    lo, _ = key_range(E, t)
-    nsym = used.size + int(np.count_nonzero(zeros))
     rr = r if sh in ("rows", "both") else np.zeros(0, np.int8)
     cc = c if sh in ("cols", "both") else np.zeros(0, np.int8)
+    lo, size = key_range(E, t)
+    if step > 1:
+        counts, zeros, tailed = kf.key_counts(M.bits, P, nb, t, *offsets(rr, cc, M.shape), lo,
+                                              size, bc)
+    used = np.flatnonzero(counts)
+    nsym = used.size + int(np.count_nonzero(zeros))
+    if nsym > 1 << 15:
+        raise OptionError(f"float_ans: head_bits={t} gives more than 2^15 symbols")
     return _Model(t, sh, rr, cc, used + lo, counts[used], zeros, scale_bits_for(n * m, nsym),
                   tailed)
 
@@ -180,8 +212,9 @@ class FloatANS(Encoded):
     """Components: ``table`` (uint8: the keys and frequencies as varints), ``row_shift`` and
     ``col_shift`` (int8, quarter octaves; empty when unused), ``words`` (uint16: the rANS
     streams of the blocks), ``word_ptr`` (uint64: where each block's words start, and the
-    end), ``tails`` (uint64: each block's bit-packed tails from a word boundary, then two
-    spare words) and ``tail_ptr`` (uint64: where each block's tails start, and the end)."""
+    end), ``tails`` (uint32, uint64 for float64: each block's tails in 16 lanes of words,
+    then 16 spare words) and ``tail_ptr`` (uint64: where each block's tails start, and the
+    end)."""
 
     format = "float_ans"
     options = ("head_bits", "shift", "block_symbols")
@@ -199,24 +232,29 @@ class FloatANS(Encoded):
         self.words, self.word_ptr = words, word_ptr
         self.tails, self.tail_ptr = tails, tail_ptr
         self._zero_counts: tuple[int, int] | None = None
-        # decoding tables: the symbol of every slot, and each symbol's entry (a zero class's
-        # key is its sign)
-        self._slots = np.repeat(np.arange(nsym, dtype=np.uint16), freq)
+        # decoding tables (kernels/floats.py): per slot, freq | (slot - cum) << 16, the
+        # symbol, and the symbol's key << L (for the vector value loop); per symbol, what
+        # the scalar value loop adds (key << L, or a zero's bits) and whether it has a tail
+        # (all ones) or not (0). A zero class's key is its sign.
+        _, P = FIELDS[self.dtype.name]
+        nb = 8 * self.dtype.itemsize
+        L = P - t
+        self._symt = np.repeat(np.arange(nsym, dtype=np.uint16), freq)
         cum = cumulative(freq)[:-1] if nsym else np.zeros(0, np.int64)
+        bias = np.arange(self._symt.size, dtype=np.int64) - cum[self._symt]
+        self._fb = (np.asarray(freq, np.int64)[self._symt] | (bias << 16)).astype(np.uint32)
         signs = [s for s in (0, 1) if zeros >> s & 1]
         zero = np.zeros(nsym, np.int64)
         zero[:len(signs)] = 1
         allkeys = np.concatenate([np.array(signs, np.int64), keys]).astype(np.int64)
-        self._ent = (np.asarray(freq, np.int64) | (cum << 16) | (zero << 31)
-                     | (allkeys << 32)).astype(np.int64).view(np.uint64)
-        # per symbol, what the value pass adds: key << L (its magnitude but the octave), or
-        # a zero's bits; and whether it has a tail (all ones) or not (0)
-        _, P = FIELDS[self.dtype.name]
-        top = 8 * self.dtype.itemsize - 1
-        L = P - t
-        self._vbase = np.where(zero == 1, allkeys << top, allkeys << L).astype(np.int64) \
+        self._vbase = np.where(zero == 1, allkeys << (nb - 1), allkeys << L).astype(np.int64) \
             .view(np.uint64)
         self._nzm = np.where(zero == 1, 0, -1).astype(np.int64).view(np.uint64)
+        # the vector value loop (values of at most 32 bits): per slot, key << L, and for a
+        # zero class a value whose top bit stays set whatever octave is added (|octave| <=
+        # 2^29), which that loop rejects
+        self._vslot = (np.where(zero == 1, 0xC0000000, (allkeys << L) & 0xFFFFFFFF)[self._symt]
+                       .astype(np.uint32) if nb <= 32 else np.zeros(0, np.uint32))
         self._r, self._c = offsets(row_shift, col_shift, self.shape)
 
     # ---- encoding
@@ -251,8 +289,8 @@ class FloatANS(Encoded):
         n, m = M.shape
         E, P = FIELDS[M.dtype.name]
         nb = 8 * M.dtype.itemsize
-        bc = dense_block_cols(n, m, default_block(M.shape, M.dtype.itemsize)
-                              if block_symbols is None else block_symbols)
+        bc = (default_block_cols(M.shape) if block_symbols is None
+              else dense_block_cols(n, m, block_symbols))
         model = choose(M, head_bits, shift, bc)
         t, sb = model.t, model.sb
         per_block = block_entries(n, m, bc)
@@ -265,19 +303,19 @@ class FloatANS(Encoded):
         freq = model.freq.astype(np.int64)
         cum = cumulative(freq)[:-1] if freq.size else np.zeros(0, np.int64)
         scratch_off = np.zeros(nblocks + 1, np.int64)
-        np.cumsum(per_block + 8, out=scratch_off[1:])
+        np.cumsum(per_block + 2 * kf.LANES, out=scratch_off[1:])
         scratch = np.empty(int(scratch_off[-1]), np.uint16)
         used = np.zeros(nblocks, np.int64)
         r, c = offsets(model.r, model.c, M.shape)
         kf.encode_blocks(M.bits, P, nb, t, r, c, lo, lut, zsym, freq, cum, sb, bc, scratch,
-                         scratch_off, used)
+                         scratch_off, used, simd.VECTOR)
         words = np.empty(int(used.sum()), np.uint16)
         word_ptr = np.zeros(nblocks + 1, np.uint64)
         kf.compact(scratch, scratch_off, used, words, word_ptr)
         del scratch
         tail_ptr = np.zeros(nblocks + 1, np.uint64)
-        np.cumsum((model.tailed * (P - t + 1) + 63) // 64, out=tail_ptr[1:])
-        tails = np.zeros(int(tail_ptr[-1]) + 2, np.uint64)
+        np.cumsum(tail_words(model.tailed, P - t + 1, M.dtype), out=tail_ptr[1:])
+        tails = np.zeros(int(tail_ptr[-1]) + kf.TAIL_LANES, tails_dtype(M.dtype))
         kf.pack_tails(M.bits, P, nb, t, bc, tails, tail_ptr)
         return cls(M.shape, M.dtype, t, sb, model.nsym, model.zeros, bc,
                    _encode_table(model), model.keys, freq, model.r, model.c, words, word_ptr,
@@ -335,9 +373,9 @@ class FloatANS(Encoded):
                 st = np.zeros(max(nblocks, 1), np.int64)
                 n, m = self.shape
                 with threads.for_work(n * m * 8):
-                    bad = kf.zero_counts(self.words, self.word_ptr, self._slots, self._ent,
+                    bad = kf.zero_counts(self.words, self.word_ptr, self._fb, self._symt,
                                          self.sb, n, m, self.block_cols,
-                                         zero_symbols(self.zeros), counts, st)
+                                         zero_symbols(self.zeros), counts, st, simd.VECTOR)
                 status.check_block(self.format, int(bad))
                 self._zero_counts = (int(counts[:, 0].sum()), int(counts[:, 1].sum()))
         return self._zero_counts
@@ -384,10 +422,11 @@ class FloatANS(Encoded):
                 or int(word_ptr[-1]) != words.size):
             raise FormatError(f"{fmt}: word_ptr does not run from 0 up to the words' count")
         tail_ptr = component(comps, "tail_ptr", fmt, np.uint64, length=nblocks + 1)
-        tails = component(comps, "tails", fmt, np.uint64)
+        tails = component(comps, "tails", fmt, tails_dtype(dtype))
         tw = np.diff(tail_ptr.astype(np.int64))
-        if (tail_ptr[0] != 0 or np.any(tw < 0) or np.any(tw > -(-per_block * (P - t + 1) // 64))
-                or int(tail_ptr[-1]) + 2 != tails.size):
+        if (tail_ptr[0] != 0 or np.any(tw < 0)
+                or np.any(tw > tail_words(per_block, P - t + 1, dtype))
+                or int(tail_ptr[-1]) + kf.TAIL_LANES != tails.size):
             raise FormatError(f"{fmt}: tail_ptr does not run from 0 up to the tails' words")
         return cls(shape, dtype, t, sb, nsym, zeros, bc, table, keys, freq, row_shift,
                    col_shift, words, word_ptr, tails, tail_ptr)
@@ -405,9 +444,10 @@ class FloatANS(Encoded):
         _, P = FIELDS[self.dtype.name]
         st = np.zeros(max(b_hi - b_lo, 1), np.int64)
         bad = kf.decode_blocks(self.words, self.word_ptr, self.tails, self.tail_ptr,
-                               self._slots, self._ent, self._vbase, self._nzm, self.sb, P,
-                               8 * self.dtype.itemsize, self.t, self._r, self._c,
-                               self.zeros == 0, n, m, self.block_cols, b_lo, b_hi, out, rs, st)
+                               self._fb, self._symt, self._vslot, self._vbase,
+                               self._nzm, self.sb, P, 8 * self.dtype.itemsize, self.t, self._r,
+                               self._c, self.zeros == 0, n, m, self.block_cols, b_lo, b_hi, out,
+                               rs, st, simd.VECTOR)
         status.check_block(self.format, int(bad))
 
     def decode(self) -> np.ndarray:

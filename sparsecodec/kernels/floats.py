@@ -12,12 +12,18 @@ table serves rows and columns of different scales. +0.0 and -0.0 are symbols of 
 
 Blocks are ``bc`` whole columns; within a block entries are taken row by row (W[0, c0..c1),
 then W[1, c0..c1), ...), so a block decodes straight into row segments of a row-major
-matrix. A block is an rANS stream of 4 interleaved states (entry k of a block uses state
-k % 4) over one static table (:mod:`sparsecodec.coding.rans`), and a bitstream of the tails
-of its nonzero entries, in order, starting on a word of ``tails`` (``tail_ptr[b]``).
+matrix. A block is an rANS stream of ``LANES`` interleaved states (entry k of a block uses
+state k % LANES) over one static table (:mod:`sparsecodec.coding.rans`), and the tails of its
+nonzero entries from word ``tail_ptr[b]`` of ``tails``, in ``TAIL_LANES`` lanes of words
+(the r-th tail in lane r % TAIL_LANES, at bit (r // TAIL_LANES) * w of the lane): sixteen
+entries of a row share a word row and a shift.
 
-A decoding entry per symbol (uint64): ``freq | cum << 16 | zero << 31 | key << 32``; a zero
-class's key is its sign.
+Coding and decoding run vector loops (:mod:`kernels.simd`) with scalar loops for what they
+leave. Decoding makes two passes per block: the rANS pass writes each entry's slot; the
+value pass turns slots and tails into bit patterns. Decoding tables, per slot: ``fb``
+(uint32: freq | (slot - cum) << 16), ``symt`` (its symbol) and ``vslot`` (its symbol's
+key << L, uint32); per symbol: ``vbase`` (key << L, or a zero class's bits) and ``nzm`` (all
+ones for a key, 0 for a zero class).
 """
 
 from __future__ import annotations
@@ -28,15 +34,20 @@ from numba import njit, prange
 from ..coding import rans
 from ..coding.rans import RANS_L
 from ..status import CORRUPT, OK
+from .simd import LANES, WIDTH, float_values, rans_encode_lanes, rans_lanes
 
+_U1 = np.uint64(1)
 SHIFT_RANGE = 64  # |(r + c + 2) >> 2| <= 64 for int8 r and c
+TAIL_LANES = WIDTH  # the tails of a block are interleaved in as many lanes as a vector has
 
 
 @njit(cache=True, nogil=True)
-def exponent_fit(u, P, E):
+def exponent_fit(u, P, E, cstep, rstep):
     """Per-row and per-column offsets of the exponent field (a two-way additive fit of the
     exponents of the finite nonzero normal entries), in quarter octaves, clipped to int8:
-    (r, c, rows with a normal entry, columns with one)."""
+    (r, c, rows with a normal entry, columns with one). The row means read every
+    ``cstep``-th column, the column means every ``rstep``-th row (the fit is the writer's
+    choice: a sample of a few hundred entries a row or column is enough)."""
     n, m = u.shape
     emax = np.int64((1 << E) - 1)
     pm = np.uint64(P)
@@ -48,7 +59,7 @@ def exponent_fit(u, P, E):
     total = 0.0
     count = 0
     for i in range(n):
-        for j in range(m):
+        for j in range(0, m, cstep):
             e = np.int64((np.uint64(u[i, j]) >> pm) & em)
             if 0 < e < emax:
                 rs[i] += e
@@ -60,7 +71,7 @@ def exponent_fit(u, P, E):
     a = np.zeros(n, np.float64)
     for i in range(n):
         a[i] = rs[i] / rn[i] - mu if rn[i] else 0.0
-    for i in range(n):
+    for i in range(0, n, rstep):
         for j in range(m):
             e = np.int64((np.uint64(u[i, j]) >> pm) & em)
             if 0 < e < emax:
@@ -74,6 +85,30 @@ def exponent_fit(u, P, E):
         b = cs[j] / cn[j] - mu if cn[j] else 0.0
         c[j] = np.int8(min(127.0, max(-127.0, np.round(4.0 * b))))
     return r, c, np.count_nonzero(rn), np.count_nonzero(cn)
+
+
+@njit(cache=True, nogil=True)
+def key_counts(u, P, nb, t, r, c, kmin, size, bc):
+    """The counts of the keys at head width t with offsets ``r`` and ``c`` (index
+    key - kmin), of +0.0 and -0.0, and each block's entries that have tails."""
+    n, m = u.shape
+    counts = np.zeros(size, np.int64)
+    zeros = np.zeros(2, np.int64)
+    tailed = np.zeros((m + bc - 1) // bc if m else 0, np.int64)
+    L = np.uint64(P - t)
+    vmask = np.uint64((1 << (nb - 1)) - 1)
+    top = np.uint64(nb - 1)
+    for i in range(n):
+        ri = np.int64(r[i]) + 2
+        for j in range(m):
+            x = np.uint64(u[i, j])
+            v = x & vmask
+            if v == 0:
+                zeros[np.int64(x >> top)] += 1
+                continue
+            tailed[j // bc] += 1
+            counts[np.int64(v >> L) - kmin - (((ri + np.int64(c[j])) >> 2) << t)] += 1
+    return counts, zeros, tailed
 
 
 @njit(cache=True, nogil=True)
@@ -110,11 +145,13 @@ def key_histograms(u, P, nb, t, r, c, kmin, size, bc):
 def _code(x, f, rcp, start, scale, words, pos):
     """:func:`rans.put` with the division by ``f`` done through its float reciprocal
     ``rcp`` and corrected to the exact quotient (x < 2^32, so the product is off by at
-    most one)."""
-    if x >= ((RANS_L >> scale) << np.uint64(16)) * f:
-        pos -= 1
-        words[pos] = np.uint16(x & np.uint64(0xFFFF))
-        x >>= np.uint64(16)
+    most one), and a branch-free renormalization: the state's low word is always written
+    below ``pos``, which moves only when the word is needed (else the next one overwrites
+    it)."""
+    need = np.uint64(x >= ((RANS_L >> scale) << np.uint64(16)) * f)
+    words[pos - 1] = np.uint16(x & np.uint64(0xFFFF))
+    pos -= np.int64(need)
+    x >>= need << np.uint64(4)
     q = np.int64(np.float64(x) * rcp)
     rem = np.int64(x) - q * np.int64(f)
     if rem >= np.int64(f):
@@ -128,11 +165,13 @@ def _code(x, f, rcp, start, scale, words, pos):
 
 @njit(cache=True, nogil=True, parallel=True)
 def encode_blocks(u, P, nb, t, r, c, kmin, lut, zsym, freq, cum, sb, bc, scratch, scratch_off,
-                  used):
+                  used, vector):
     """rANS-code every block of ``bc`` columns into ``scratch`` (block b writes downwards from
     scratch_off[b + 1]); used[b] = the words it wrote. ``r`` and ``c``: an offset per row and
     column (zeros for an axis not stored); ``lut[key - kmin]`` is a key's symbol, zsym[sign]
-    the symbol of +0.0 and -0.0."""
+    the symbol of +0.0 and -0.0. Per block: the symbols (a pass over its rows), the last
+    entries that do not fill a group of LANES (scalar), then the groups (the vector loop when
+    ``vector``; the scalar loop codes what it leaves)."""
     n, m = u.shape
     nblocks = (m + bc - 1) // bc
     L = np.uint64(P - t)
@@ -140,34 +179,48 @@ def encode_blocks(u, P, nb, t, r, c, kmin, lut, zsym, freq, cum, sb, bc, scratch
     top = np.uint64(nb - 1)
     scale = np.uint64(sb)
     rcp = 1.0 / np.maximum(freq, 1).astype(np.float64)
+    fc = (freq | (cum << 16)).astype(np.uint32)
     for b in prange(nblocks):
         c0 = b * bc
         c1 = min(m, c0 + bc)
-        if (c1 - c0) * n == 0:
+        count = (c1 - c0) * n
+        if count == 0:
             used[b] = 0
             continue
-        xs = np.full(4, RANS_L, np.uint64)
-        pos = scratch_off[b + 1]
-        k = (c1 - c0) * n
-        for i in range(n - 1, -1, -1):
+        syms = np.empty(count, np.uint16)
+        k = 0
+        for i in range(n):
             ri = np.int64(r[i]) + 2
-            for j in range(c1 - 1, c0 - 1, -1):
-                k -= 1
+            for j in range(c0, c1):
                 x = np.uint64(u[i, j])
                 v = x & vmask
                 if v == 0:
-                    s = zsym[np.int64(x >> top)]
+                    syms[k] = zsym[np.int64(x >> top)]
                 else:
-                    key = np.int64(v >> L) - (((ri + np.int64(c[j])) >> 2) << t)
-                    s = lut[key - kmin]
-                lane = k & 3
-                xs[lane], pos = _code(xs[lane], np.uint64(freq[s]), rcp[s], np.uint64(cum[s]),
-                                      scale, scratch, pos)
-        pos = rans.flush(xs[3], scratch, pos)
-        pos = rans.flush(xs[2], scratch, pos)
-        pos = rans.flush(xs[1], scratch, pos)
-        pos = rans.flush(xs[0], scratch, pos)
-        used[b] = scratch_off[b + 1] - pos
+                    syms[k] = lut[np.int64(v >> L) - (((ri + np.int64(c[j])) >> 2) << t) - kmin]
+                k += 1
+        words = scratch[scratch_off[b]:scratch_off[b + 1]]
+        xs = np.full(LANES, RANS_L, np.uint32)
+        pos = words.shape[0]
+        full = count - count % LANES
+        io = np.empty(2, np.int64)
+        for part in range(2):  # the entries past the last group; then what the vector leaves
+            for k in range(count - 1 if part == 0 else io[1] - 1, full - 1 if part == 0 else -1,
+                           -1):
+                s = syms[k]
+                lane = k % LANES
+                x, pos = _code(np.uint64(xs[lane]), np.uint64(freq[s]), rcp[s],
+                               np.uint64(cum[s]), scale, words, pos)
+                xs[lane] = np.uint32(x)
+            if part == 0:
+                io[0] = pos
+                io[1] = full
+                if vector:
+                    rans_encode_lanes(syms, fc, xs, words, io, sb)
+                pos = io[0]
+        for lane in range(LANES - 1, -1, -1):  # state 0 first in the stream
+            pos = rans.flush(np.uint64(xs[lane]), words, pos)
+        used[b] = words.shape[0] - pos
 
 
 @njit(cache=True, nogil=True)
@@ -184,116 +237,165 @@ def compact(scratch, scratch_off, used, words, word_ptr):
     word_ptr[used.shape[0]] = p
 
 
+@njit(cache=True, nogil=True, inline="always")
+def tail_words(tailed, w, ubits):
+    """The words (``ubits`` wide) a block of ``tailed`` tails of ``w`` bits takes: TAIL_LANES
+    lanes of ceil(ceil(tailed / TAIL_LANES) * w / ubits) words each."""
+    groups = (tailed + TAIL_LANES - 1) // TAIL_LANES
+    return TAIL_LANES * ((groups * w + ubits - 1) // ubits)
+
+
+@njit(cache=True, nogil=True)
+def _pack_groups(u, n, c0, width, L, lowmask, vmask, top, w, ubits, ushift, tails, base):
+    """The tails of a block whose width is a multiple of TAIL_LANES, every entry taken as
+    having one (entry k to lane k % TAIL_LANES)."""
+    lanes = np.uint64(TAIL_LANES)
+    umask = ubits - _U1
+    g = np.uint64(0)
+    for i in range(n):
+        for j0 in range(c0, c0 + width, TAIL_LANES):
+            at = g * w
+            s = at & umask
+            row = base + (at >> ushift) * lanes
+            for lane in range(TAIL_LANES):
+                x = np.uint64(u[i, j0 + lane])
+                tails[row + np.uint64(lane)] |= (((x >> top) << L) | (x & lowmask)) << s
+            if s + w > ubits:  # the group's tails run into the next word row (never past
+                # the block's words: another thread may be writing the next block's)
+                for lane in range(TAIL_LANES):
+                    x = np.uint64(u[i, j0 + lane])
+                    tails[row + lanes + np.uint64(lane)] |= \
+                        (((x >> top) << L) | (x & lowmask)) >> (ubits - s)
+            g += _U1
+
+
+@njit(cache=True, nogil=True)
+def _all_tailed(u, n, c0, width, vmask):
+    for i in range(n):
+        for j in range(c0, c0 + width):
+            if np.uint64(u[i, j]) & vmask == 0:
+                return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _clear(tails, lo, hi):
+    for q in range(lo, hi):
+        tails[q] = 0
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def pack_tails(u, P, nb, t, bc, tails, tail_ptr):
     """Bit-pack the tails (sign << L | low L bits) of every block's nonzero entries, row by
-    row within the block, block b from word tail_ptr[b]."""
+    row within the block, block b from word tail_ptr[b] of ``tails`` (zeros; uint32 words,
+    uint64 for float64): the r-th tail of a block goes to lane r % TAIL_LANES at bit
+    (r // TAIL_LANES) * w of the lane, whose word q is tails[tail_ptr[b] + q * TAIL_LANES +
+    lane]."""
     n, m = u.shape
     nblocks = (m + bc - 1) // bc
     L = np.uint64(P - t)
     w = np.uint64(P - t + 1)
+    ubits = np.uint64(tails.itemsize * 8)
+    ushift = np.uint64(5 if tails.itemsize == 4 else 6)
+    umask = ubits - _U1
     lowmask = (np.uint64(1) << L) - np.uint64(1)
     vmask = np.uint64((1 << (nb - 1)) - 1)
     top = np.uint64(nb - 1)
+    lanes = np.uint64(TAIL_LANES)
     for b in prange(nblocks):
-        wi = np.int64(tail_ptr[b])
-        acc = np.uint64(0)  # bits not yet written, low first
-        have = np.uint64(0)  # how many
+        base = np.uint64(tail_ptr[b])
+        c0 = b * bc
+        width = min(m, c0 + bc) - c0
+        if (width % TAIL_LANES == 0
+                and tail_ptr[b + 1] - tail_ptr[b] == tail_words(np.uint64(width * n), w, ubits)):
+            # every entry may have a tail: a group of TAIL_LANES entries of a row shares its
+            # word row and shift (a loop the compiler vectorizes); a block with zeros is
+            # packed again below
+            _pack_groups(u, n, c0, width, L, lowmask, vmask, top, w, ubits, ushift, tails, base)
+            if _all_tailed(u, n, c0, width, vmask):
+                continue
+            _clear(tails, base, np.uint64(tail_ptr[b + 1]))
+        rank = np.uint64(0)
         for i in range(n):
             for j in range(b * bc, min(m, b * bc + bc)):
                 x = np.uint64(u[i, j])
                 if x & vmask == 0:
                     continue
                 tail = ((x >> top) << L) | (x & lowmask)
-                acc |= tail << have  # have < 64
-                have += w
-                if have >= np.uint64(64):
-                    tails[wi] = acc
-                    wi += 1
-                    have -= np.uint64(64)
-                    # the tail's bits that did not fit (none when have == 0)
-                    acc = (tail >> (w - have)) if have else np.uint64(0)
-        if have:
-            tails[wi] = acc
+                at = (rank // lanes) * w
+                s = at & umask
+                idx = base + (at >> ushift) * lanes + (rank % lanes)
+                tails[idx] |= tail << s
+                if s + w > ubits:
+                    tails[idx + lanes] |= tail >> (ubits - s)
+                rank += _U1
 
 
 _U16 = np.uint64(16)
-_U1 = np.uint64(1)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _step(x, words, p, w1, slots, mask, scale, ent):
-    """One rANS decoding step (slot, symbol, advance, branch-free renormalization with the
-    read clamped to the block's last word w1); all indices unsigned, so that numba adds no
-    wraparound code. Returns (state, position, symbol)."""
-    slot = x & mask
-    s = slots[slot]
-    e = ent[s]
-    x = (e & np.uint64(0xFFFF)) * (x >> scale) + slot - ((e >> _U16) & np.uint64(0x7FFF))
-    need = np.uint64(x < RANS_L)
-    w = np.uint64(words[min(p, w1)])
-    x = (x << (need << np.uint64(4))) | (w & (np.uint64(0) - need))
-    return x, p + need, s
 
 
 @njit(cache=True, nogil=True)
-def _symbols(words, w0, wend, slots, ent, sb, count, syms):
-    """The rANS pass of a block: the symbols of its ``count`` entries into ``syms``. Returns
-    True when the states end where the encoder started and every word was read."""
-    if wend - w0 < np.uint64(8):
+def _slots_pass(words, w0, wend, fb, sb, count, slots, states, io, vector):
+    """The rANS pass of a block: the slot of each of its ``count`` entries into ``slots``
+    (``states``: LANES uint32, ``io``: 2 int64, scratch), by the vector loop when ``vector``,
+    and the scalar loop. Returns True when the states end where the encoder started and every
+    word of the block was read."""
+    if wend - w0 < np.uint64(2 * LANES):
         return False
-    w1 = wend - _U1
+    block = words[w0:wend]  # the vector loop reads up to its end, never past it
+    nw = np.int64(block.shape[0])
+    for lane in range(LANES):
+        states[lane] = np.uint32((np.uint32(block[2 * lane]) << np.uint32(16))
+                                 | np.uint32(block[2 * lane + 1]))
+    io[0] = 2 * LANES
+    io[1] = 0
+    if vector:
+        rans_lanes(block, fb, states, slots, io, count, sb)
+    p = io[0]
     scale = np.uint64(sb)
     mask = (_U1 << scale) - _U1
-    x0 = (np.uint64(words[w0]) << _U16) | np.uint64(words[w0 + _U1])
-    x1 = (np.uint64(words[w0 + np.uint64(2)]) << _U16) | np.uint64(words[w0 + np.uint64(3)])
-    x2 = (np.uint64(words[w0 + np.uint64(4)]) << _U16) | np.uint64(words[w0 + np.uint64(5)])
-    x3 = (np.uint64(words[w0 + np.uint64(6)]) << _U16) | np.uint64(words[w0 + np.uint64(7)])
-    p = w0 + np.uint64(8)
-    full = count - count % 4
-    for k in range(0, full, 4):
-        x0, p, s0 = _step(x0, words, p, w1, slots, mask, scale, ent)
-        x1, p, s1 = _step(x1, words, p, w1, slots, mask, scale, ent)
-        x2, p, s2 = _step(x2, words, p, w1, slots, mask, scale, ent)
-        x3, p, s3 = _step(x3, words, p, w1, slots, mask, scale, ent)
-        syms[k] = s0
-        syms[k + 1] = s1
-        syms[k + 2] = s2
-        syms[k + 3] = s3
-    if count - full > 0:
-        x0, p, syms[full] = _step(x0, words, p, w1, slots, mask, scale, ent)
-    if count - full > 1:
-        x1, p, syms[full + 1] = _step(x1, words, p, w1, slots, mask, scale, ent)
-    if count - full > 2:
-        x2, p, syms[full + 2] = _step(x2, words, p, w1, slots, mask, scale, ent)
-    return (p == wend and x0 == RANS_L and x1 == RANS_L and x2 == RANS_L
-            and x3 == RANS_L)
+    for k in range(io[1], count):  # what the vector loop left: the block's last entries
+        lane = k % LANES
+        x = np.uint64(states[lane])
+        slot = x & mask
+        f = np.uint64(fb[slot])
+        slots[k] = np.uint16(slot)
+        x = (f & np.uint64(0xFFFF)) * (x >> scale) + (f >> _U16)
+        need = np.uint64(x < RANS_L)
+        w = np.uint64(block[min(p, nw - 1)])
+        states[lane] = np.uint32((x << (need << np.uint64(4))) | (w & (np.uint64(0) - need)))
+        p += np.int64(need)
+    ok = p == nw
+    for lane in range(LANES):
+        ok = ok and np.uint64(states[lane]) == RANS_L
+    return ok
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _put(syms, k, vbase, nzm, sh, tails, bit, w, wmask, last, lowmask, L, top):
-    """Entry k of a block from its symbol and the tail at ``bit`` (its word clamped to
-    ``last``): (its bit pattern, its magnitude without the tail (for the range check; 0 for
-    a zero), the bits of tail it used: w or 0)."""
-    e = syms[k]
-    nz = nzm[e]
-    wi = min(bit >> np.uint64(6), last)
-    off = bit & np.uint64(63)
-    tl = ((tails[wi] >> off) | ((tails[wi + _U1] << _U1) << (np.uint64(63) - off))) & wmask
-    hv = (vbase[e] + sh) & nz
-    return hv | (vbase[e] & ~nz) | (((tl & lowmask) | ((tl >> L) << top)) & nz), hv, w & nz
+def _tail(tails, base, rank, w, ushift, last):
+    """The ``rank``-th tail of the block whose tails start at tails[base] (its words clamped
+    to ``last``): lane rank % TAIL_LANES, bit (rank // TAIL_LANES) * w of the lane."""
+    lanes = np.uint64(TAIL_LANES)
+    ubits = _U1 << ushift
+    at = (rank // lanes) * w
+    s = at & (ubits - _U1)
+    idx = min(base + (at >> ushift) * lanes + rank % lanes, last)
+    hi = np.uint64(tails[min(idx + lanes, last)])
+    return ((np.uint64(tails[idx]) >> s) | ((hi << _U1) << (ubits - _U1 - s))) \
+        & ((_U1 << w) - _U1)
 
 
 @njit(cache=True, nogil=True)
-def _decode_block(b, words, word_ptr, tails, tail_ptr, slots, ent, vbase, nzm, sb, P, nb, t,
-                  r, c, plain, n, m, bc, out, o0, rs, syms):
+def _decode_block(b, words, word_ptr, tails, tail_ptr, fb, symt, vslot, vbase, nzm, sb, P, nb,
+                  t, r, c, plain, n, m, bc, out, o0, rs, slots, states, io, vector):
     """Decode block b into ``out``: entry (i, j) of the block's columns to
     out[o0 + i * rs + (j - first column)] (bit patterns); ``r`` and ``c`` hold an offset per
-    row and column (zeros for an axis the file does not store); ``syms``: scratch for the
-    block's symbols. Two passes: the rANS states, then the values with their tails, row by
-    row (per symbol: ``vbase``, key << L or a zero's bits, and ``nzm``, all ones for a key, 0
-    for a zero; ``plain``: the table has no zero class, so entry k's tail is the k-th).
-    Returns OK or CORRUPT."""
+    row and column (zeros for an axis the file does not store); ``slots``, ``states``, ``io``:
+    scratch. Two passes: the rANS states (the slot of every entry), then the values with their
+    tails, row by row. ``plain``: the table has no zero class, so entry k's tail is the k-th.
+    The values come from the vector loop when ``vector``, ``vslot`` is given, the block's
+    width is a multiple of the vector's and its tails take the words of one per entry; else
+    (or when the vector loop finds a zero) from the scalar loop. Returns OK or CORRUPT."""
     c0 = b * bc
     c1 = min(m, c0 + bc)
     width = c1 - c0
@@ -305,70 +407,65 @@ def _decode_block(b, words, word_ptr, tails, tail_ptr, slots, ent, vbase, nzm, s
     if count == 0:
         return OK if wend == w0 and tend == t0 else CORRUPT
     w = np.uint64(P - t + 1)
-    if plain and tend - t0 != (np.uint64(count) * w + np.uint64(63)) >> np.uint64(6):
+    ushift = np.uint64(5 if tails.itemsize == 4 else 6)
+    full = tend - t0 == tail_words(np.uint64(count), w, _U1 << ushift)
+    if plain and not full:
         return CORRUPT  # every entry has a tail: the block's words are known
-    if not _symbols(words, w0, wend, slots, ent, sb, count, syms):
+    if not _slots_pass(words, w0, wend, fb, sb, count, slots, states, io, vector):
         return CORRUPT
-    # a tail is read as two words from the one its bit falls in: clamped to the block's last
-    # word, unless every bit its entries could use lies inside the stream (then a corrupt
-    # block reads its neighbour's tails, never past the end)
-    last = tend - _U1 if tend > t0 else t0
-    if t0 + (np.uint64(count) * w + np.uint64(63)) // np.uint64(64) \
-            < np.uint64(tails.shape[0]) - _U1:
-        last = np.uint64(tails.shape[0]) - np.uint64(2)
-    bit = t0 << np.uint64(6)
     L = np.uint64(P - t)
-    wmask = (_U1 << w) - _U1
     lowmask = (_U1 << L) - _U1
     top = np.uint64(nb - 1)
+    if vector and full and vslot.shape[0] > 0 and width % WIDTH == 0:
+        # tails for (nearly) every entry: the vector loop, whose zero classes' slots hold a
+        # value out of range; a block it rejects is decoded again by the scalar loop, which
+        # places the tails of a block with zeros exactly, and tells a corrupt block
+        mags = np.uint64(float_values(slots, vslot, r, c, c0, n, width, tails, t0, w, L, P,
+                                      top, out, o0, rs))
+        if (mags >> top) == 0:
+            return OK
+        if plain:
+            return CORRUPT
+    last = np.uint64(tails.shape[0] - 1)
     tl_ = np.uint64(P)              # an octave is 1 << P in the magnitude's bits
     mags = np.uint64(0)             # the OR of every magnitude (its top bit must stay clear)
-    k = np.uint64(0)
-    uw = np.uint64(width)
+    k = 0
+    rank = np.uint64(0)             # the entries with a tail so far
     for i in range(n):
         ri = np.int64(r[i]) + 2
-        ko = np.uint64(o0 + i * rs)  # the row's place in out
-        if plain:  # entry k's tail is at base + k * w, no select, no clamp (checked above)
-            b0 = bit
-            for jj in range(uw):
-                e = syms[k + jj]
-                at = b0 + jj * w
-                wi = at >> np.uint64(6)
-                off = at & np.uint64(63)
-                tl = ((tails[wi] >> off) | ((tails[wi + _U1] << _U1) << (np.uint64(63) - off))) \
-                    & wmask
-                hv = vbase[e] + (np.uint64((ri + np.int64(c[c0 + jj])) >> 2) << tl_)
-                out[ko + jj] = hv | (tl & lowmask) | ((tl >> L) << top)
-                mags |= hv
-            bit += uw * w
-            k += uw
-            continue
-        for jj in range(uw):
-            sh = np.uint64((ri + np.int64(c[c0 + jj])) >> 2) << tl_
-            v, hv, used = _put(syms, k, vbase, nzm, sh, tails, bit, w, wmask, last, lowmask, L,
-                               top)
-            out[ko + jj] = v
+        ko = np.uint64(o0 + i * rs)
+        for jj in range(width):
+            e = symt[slots[k]]
+            nz = nzm[e]
+            tl = _tail(tails, t0, rank, w, ushift, last)
+            hv = (vbase[e] + (np.uint64((ri + np.int64(c[c0 + jj])) >> 2) << tl_)) & nz
+            out[ko + np.uint64(jj)] = hv | (vbase[e] & ~nz) | (((tl & lowmask)
+                                                               | ((tl >> L) << top)) & nz)
             mags |= hv
-            bit += used
-            k += _U1
-    if (mags >> top) != 0 or (bit + np.uint64(63)) >> np.uint64(6) != tend:
+            rank += _U1 & nz
+            k += 1
+    if (mags >> top) != 0 or tail_words(rank, w, _U1 << ushift) != tend - t0:
         return CORRUPT
     return OK
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def decode_blocks(words, word_ptr, tails, tail_ptr, slots, ent, vbase, nzm, sb, P, nb, t, r, c,
-                  plain, n, m, bc, b_lo, b_hi, out, rs, status):
+def decode_blocks(words, word_ptr, tails, tail_ptr, fb, symt, vslot, vbase, nzm, sb, P, nb, t,
+                  r, c, plain, n, m, bc, b_lo, b_hi, out, rs, status, vector):
     """Decode blocks [b_lo, b_hi) into ``out`` (bit patterns, as the output's unsigned
     type): entry (i, j) to out[i * rs + j - b_lo * bc], a row-major array ``rs`` wide.
-    ``status``: one int64 per block, scratch. Returns the first corrupt block or -1."""
+    ``status``: one int64 per block, scratch; ``vector``: use the vector loops. Returns the
+    first corrupt block or -1."""
     nb_ = b_hi - b_lo
     for q in prange(nb_):
         b = b_lo + q
         o0 = b * bc - b_lo * bc
-        syms = np.empty(bc * n, slots.dtype)
-        status[q] = _decode_block(b, words, word_ptr, tails, tail_ptr, slots, ent, vbase, nzm,
-                                  sb, P, nb, t, r, c, plain, n, m, bc, out, o0, rs, syms)
+        slots = np.empty(bc * n, np.uint16)
+        states = np.empty(LANES, np.uint32)
+        io = np.empty(2, np.int64)
+        status[q] = _decode_block(b, words, word_ptr, tails, tail_ptr, fb, symt, vslot, vbase,
+                                  nzm, sb, P, nb, t, r, c, plain, n, m, bc, out, o0, rs, slots,
+                                  states, io, vector)
     for q in range(nb_):
         if status[q] != OK:
             return b_lo + q
@@ -376,7 +473,7 @@ def decode_blocks(words, word_ptr, tails, tail_ptr, slots, ent, vbase, nzm, sb, 
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def zero_counts(words, word_ptr, slots, ent, sb, n, m, bc, zsym, counts, status):
+def zero_counts(words, word_ptr, fb, symt, sb, n, m, bc, zsym, counts, status, vector):
     """Per block, the entries of each zero class (counts[b, sign]: symbol ``zsym[sign]``,
     -1 when absent), from the rANS pass alone; ``status``: one int64 per block, scratch.
     Returns the first corrupt block or -1."""
@@ -388,14 +485,15 @@ def zero_counts(words, word_ptr, slots, ent, sb, n, m, bc, zsym, counts, status)
         if count == 0:
             status[b] = OK if wend == w0 else CORRUPT
             continue
-        syms = np.empty(count, slots.dtype)
-        if not _symbols(words, w0, wend, slots, ent, sb, count, syms):
+        slots = np.empty(count, np.uint16)
+        if not _slots_pass(words, w0, wend, fb, sb, count, slots, np.empty(LANES, np.uint32),
+                           np.empty(2, np.int64), vector):
             status[b] = CORRUPT
             continue
         status[b] = OK
         for k in range(count):
             for sign in range(2):
-                if np.int64(syms[k]) == zsym[sign]:
+                if np.int64(symt[slots[k]]) == zsym[sign]:
                     counts[b, sign] += 1
     for b in range(nblocks):
         if status[b] != OK:

@@ -1,0 +1,358 @@
+"""Vector kernels written as LLVM IR: the two inner loops of ``float_ans`` decoding.
+
+LLVM's cost model does not vectorize table lookups (gathers) on every x86 target (on AMD Zen
+it never does), and numba has no vector types, so these loops are emitted here as explicit
+vector IR through :func:`numba.extending.intrinsic`: ``llvm.masked.gather`` for the table
+lookups, ``llvm.masked.expandload`` for the words a group of rANS states reads. The backend
+lowers them to AVX-512 or AVX2 instructions where the CPU has them and to scalar code where
+it does not (always correct, only slower: :data:`VECTOR` says whether to use them). They
+are called from numba functions with the scalar loop that finishes what a vector loop leaves
+(see :mod:`kernels.floats`).
+
+``rans_lanes``: ``LANES`` interleaved rANS states (entry k uses state k % LANES), as
+``VECTORS`` vectors of ``WIDTH`` 32-bit states. One step of a vector: the slot of each state
+(its low ``scale`` bits); ``fb[slot]`` = freq | (slot - cum) << 16; the new state
+freq * (x >> scale) + (slot - cum); the states that fell below 2^16 read the next words of the
+stream in lane order (an expanding load) and shift them in. It writes the slots, not the
+symbols (the value pass looks the symbol's value up by slot).
+
+``float_values``: a row segment of a block without zero classes: per entry, the slot's value
+``vslot[slot]`` (its key << L), plus its octave ((r + c[j] + 2) >> 2) << P, with the tail of
+``w`` bits read from the bitstream at a fixed stride (two 32-bit words gathered, shifted);
+stored as 32- or 16-bit patterns, with the OR of the heads returned for the range check.
+"""
+
+from __future__ import annotations
+
+import numba
+from llvmlite import binding, ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+WIDTH = 16  # 32-bit lanes per vector (one AVX-512 register)
+VECTORS = 2  # vectors stepped together: their latencies overlap
+LANES = WIDTH * VECTORS  # rANS states per block
+NEEDS = ("avx512f", "avx512bw", "avx512vl", "avx512vbmi2")  # gathers, 16-bit expand/compress
+
+
+def vector_cpu() -> bool:
+    """Whether the vector loops pay on this machine: numba compiles for the host CPU (no
+    NUMBA_CPU_NAME other than "host") and the host has AVX-512 with 16-bit expanding loads
+    (VBMI2). Elsewhere the backend would emulate the gathers and expanding loads one lane at
+    a time, slower than the scalar loops; the kernels take this as an argument."""
+    if numba.config.CPU_NAME not in (None, "host"):
+        return False
+    features = binding.get_host_cpu_features()
+    return all(features.get(f, False) for f in NEEDS)
+
+
+VECTOR = vector_cpu()
+
+_I1, _I8, _I16, _I32, _I64 = (ir.IntType(b) for b in (1, 8, 16, 32, 64))
+_V1 = ir.VectorType(_I1, WIDTH)
+_V8 = ir.VectorType(_I8, WIDTH)
+_V16 = ir.VectorType(_I16, WIDTH)
+_V32 = ir.VectorType(_I32, WIDTH)
+_VPTR = ir.VectorType(ir.PointerType(_I32), WIDTH)
+
+
+def _const(ty, v):
+    return ir.Constant(ty, [v] * ty.count)
+
+
+def _splat(builder, val, ty):
+    undef = ir.Constant(ty, ir.Undefined)
+    one = builder.insert_element(undef, val, ir.Constant(_I32, 0))
+    return builder.shuffle_vector(one, undef, ir.Constant(ir.VectorType(_I32, ty.count),
+                                                          [0] * ty.count))
+
+
+def _call(builder, name, ret, args):
+    fnty = ir.FunctionType(ret, [a.type for a in args])
+    return builder.call(cgutils.get_or_insert_function(builder.module, fnty, name), args)
+
+
+def _gather(builder, base, idx, shift=0, live=None):
+    """base[idx] for a vector of 32-bit indices (below 2^31) into 32-bit elements, each index
+    first shifted right by ``shift`` (a vector or 0); lanes not ``live`` read nothing (0).
+    The addresses are a getelementptr with a vector of 32-bit indices, which the backend
+    turns into one gather with 32-bit offsets."""
+    ptrs = builder.gep(base, [idx if shift == 0 else builder.lshr(idx, shift)],
+                       source_etype=_I32)
+    ptrs.type = _VPTR  # llvmlite types a gep by its pointer; a vector index makes a vector
+    return _call(builder, f"llvm.masked.gather.v{WIDTH}i32.v{WIDTH}p0", _V32,
+                 [ptrs, ir.Constant(_I32, 4), _const(_V1, 1) if live is None else live,
+                  _const(_V32, 0)])
+
+
+def _masked_load(builder, ptr, index, ty, live):
+    """ptr[index:index + WIDTH] as a vector ``ty``, lanes not ``live`` 0 (and not read)."""
+    bits = ty.element.width
+    src = builder.bitcast(builder.gep(ptr, [index]), ir.PointerType(ty))
+    return _call(builder, f"llvm.masked.load.v{WIDTH}i{bits}.p0", ty,
+                 [src, ir.Constant(_I32, bits // 8), live, ir.Constant(ty, [0] * WIDTH)])
+
+
+def _vload(builder, ptr, index, ty, align):
+    return builder.load(builder.bitcast(builder.gep(ptr, [index]), ir.PointerType(ty)),
+                        align=align)
+
+
+def _vstore(builder, value, ptr, index, align):
+    builder.store(value, builder.bitcast(builder.gep(ptr, [index]),
+                                         ir.PointerType(value.type)), align=align)
+
+
+def _loop(builder):
+    """(pre, head, body, done): the blocks of a loop; the caller adds the phis to head."""
+    head = builder.append_basic_block("head")
+    body = builder.append_basic_block("body")
+    done = builder.append_basic_block("done")
+    pre = builder.block
+    builder.branch(head)
+    builder.position_at_end(head)
+    return pre, head, body, done
+
+
+def _i64(context, builder, val, ty):
+    return context.cast(builder, val, ty, types.int64)
+
+
+@intrinsic
+def rans_lanes(typingctx, words, fb, states, slots, io, kend, scale):
+    """Step all ``LANES`` states (uint32 ``states``) over the uint16 ``words`` from
+    io = [p, k] (k a multiple of LANES) while k + LANES <= kend and p + LANES <= the words'
+    count, writing entry k's slot to slots[k] (uint16). Updates ``states`` and ``io``."""
+    sig = types.void(words, fb, states, slots, io, kend, scale)
+
+    def codegen(context, builder, signature, args):
+        wa, fba, sta, sla, ioa, kend_, sc = args
+        tys = signature.args
+        wary = context.make_array(tys[0])(context, builder, wa)
+        wptr = wary.data
+        nwords = builder.extract_value(wary.shape, 0)
+        fbptr = context.make_array(tys[1])(context, builder, fba).data
+        stptr = context.make_array(tys[2])(context, builder, sta).data
+        slptr = context.make_array(tys[3])(context, builder, sla).data
+        ioptr = context.make_array(tys[4])(context, builder, ioa).data
+        kend_ = _i64(context, builder, kend_, tys[5])
+        sc32 = builder.trunc(_i64(context, builder, sc, tys[6]), _I32)
+        maskv = _splat(builder, builder.sub(builder.shl(ir.Constant(_I32, 1), sc32),
+                                            ir.Constant(_I32, 1)), _V32)
+        scv = _splat(builder, sc32, _V32)
+        p0 = builder.load(ioptr)
+        k0 = builder.load(builder.gep(ioptr, [ir.Constant(_I64, 1)]))
+        x0 = [_vload(builder, stptr, ir.Constant(_I64, WIDTH * v), _V32, 4)
+              for v in range(VECTORS)]
+        pre, head, body, done = _loop(builder)
+        k = builder.phi(_I64)
+        p = builder.phi(_I64)
+        xs = [builder.phi(_V32) for _ in range(VECTORS)]
+        step = ir.Constant(_I64, LANES)
+        more = builder.and_(
+            builder.icmp_signed("<=", builder.add(k, step), kend_),
+            builder.icmp_signed("<=", builder.add(p, step), nwords))
+        builder.cbranch(more, body, done)
+        builder.position_at_end(body)
+        pn = p
+        xn = []
+        for v in range(VECTORS):
+            x = xs[v]
+            slot = builder.and_(x, maskv)
+            f = _gather(builder, fbptr, slot)
+            x = builder.add(builder.mul(builder.and_(f, _const(_V32, 0xFFFF)),
+                                        builder.lshr(x, scv)),
+                            builder.lshr(f, _const(_V32, 16)))
+            need = builder.icmp_unsigned("<", x, _const(_V32, 1 << 16))
+            w = _call(builder, f"llvm.masked.expandload.v{WIDTH}i16", _V16,
+                      [builder.gep(wptr, [pn]), need, _const(_V16, 0)])
+            x = builder.select(need, builder.or_(builder.shl(x, _const(_V32, 16)),
+                                                 builder.zext(w, _V32)), x)
+            xn.append(x)
+            count = _call(builder, f"llvm.ctpop.i{WIDTH}", ir.IntType(WIDTH),
+                          [builder.bitcast(need, ir.IntType(WIDTH))])
+            pn = builder.add(pn, builder.zext(count, _I64))
+            _vstore(builder, builder.trunc(slot, _V16), slptr,
+                    builder.add(k, ir.Constant(_I64, WIDTH * v)), 2)
+        k.add_incoming(k0, pre)
+        k.add_incoming(builder.add(k, step), body)
+        p.add_incoming(p0, pre)
+        p.add_incoming(pn, body)
+        for v in range(VECTORS):
+            xs[v].add_incoming(x0[v], pre)
+            xs[v].add_incoming(xn[v], body)
+        builder.branch(head)
+        builder.position_at_end(done)
+        for v in range(VECTORS):
+            _vstore(builder, xs[v], stptr, ir.Constant(_I64, WIDTH * v), 4)
+        builder.store(p, ioptr)
+        builder.store(k, builder.gep(ioptr, [ir.Constant(_I64, 1)]))
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def float_values(typingctx, slots, vslot, r, c, c0, n, width, tails, base, w, L, P, top, out,
+                 o0, rs):
+    """The values of a block without zero classes whose width is a multiple of ``WIDTH``: its
+    ``n`` x ``width`` entries, row by row, whose columns start at c0, entry (i, jj) to
+    out[o0 + i * rs + jj] (uint32 or uint16): vslot[slot] + (((r[i] + 2 + c[c0 + jj]) >> 2)
+    << P) | the tail's low L bits | its sign << top. The tails are in ``WIDTH`` lanes of
+    32-bit words from tails[base] (entry k in lane k % WIDTH, at bit (k // WIDTH) * w of the
+    lane; word q of a lane at tails[base + q * WIDTH + lane]), so a vector of entries reads
+    its tails with two loads and one shift. Returns the OR of the heads (uint32)."""
+    sig = types.uint32(slots, vslot, r, c, c0, n, width, tails, base, w, L, P, top, out, o0, rs)
+    out_bits = out.dtype.bitwidth
+
+    def codegen(context, builder, signature, args):
+        tys = signature.args
+        slptr, vsptr, rptr, cptr, tptr, optr = (
+            context.make_array(tys[i])(context, builder, args[i]).data
+            for i in (0, 1, 2, 3, 7, 13))
+        c0_, n_, width_, base_, o0_, rs_ = (_i64(context, builder, args[i], tys[i])
+                                           for i in (4, 5, 6, 8, 14, 15))
+        w_, L_, P_, top_ = (builder.trunc(_i64(context, builder, args[i], tys[i]), _I32)
+                            for i in (9, 10, 11, 12))
+        one = ir.Constant(_I32, 1)
+        wmask = _splat(builder, builder.sub(builder.shl(one, w_), one), _V32)
+        Lv = _splat(builder, L_, _V32)
+        lowmask = _splat(builder, builder.sub(builder.shl(one, L_), one), _V32)
+        Pv = _splat(builder, P_, _V32)
+        topv = _splat(builder, top_, _V32)
+        w64 = builder.zext(w_, _I64)
+        zero64 = ir.Constant(_I64, 0)
+        tblock = builder.gep(tptr, [base_])
+        pre = builder.block
+        rhead = builder.append_basic_block("rows")
+        rbody = builder.append_basic_block("row")
+        chead = builder.append_basic_block("vectors")
+        cbody = builder.append_basic_block("vector")
+        rnext = builder.append_basic_block("next_row")
+        done = builder.append_basic_block("done")
+        builder.branch(rhead)
+        builder.position_at_end(rhead)
+        i = builder.phi(_I64)
+        mags_r = builder.phi(_V32)
+        builder.cbranch(builder.icmp_signed("<", i, n_), rbody, done)
+        builder.position_at_end(rbody)
+        riv = _splat(builder, builder.add(builder.sext(builder.load(builder.gep(rptr, [i])),
+                                                       _I32), ir.Constant(_I32, 2)), _V32)
+        krow = builder.mul(i, width_)  # the row's first entry in the block
+        orow = builder.add(o0_, builder.mul(i, rs_))
+        builder.branch(chead)
+        builder.position_at_end(chead)
+        jj = builder.phi(_I64)
+        mags = builder.phi(_V32)
+        builder.cbranch(builder.icmp_signed("<", jj, width_), cbody, rnext)
+        builder.position_at_end(cbody)
+        k = builder.add(krow, jj)
+        slot = builder.zext(_vload(builder, slptr, k, _V16, 2), _V32)
+        hv = _gather(builder, vsptr, slot)
+        col = builder.sext(_vload(builder, cptr, builder.add(c0_, jj), _V8, 1), _V32)
+        hv = builder.add(hv, builder.shl(builder.ashr(builder.add(riv, col), _const(_V32, 2)),
+                                         Pv))
+        at = builder.mul(builder.udiv(k, ir.Constant(_I64, WIDTH)), w64)  # the lanes' bit
+        q = builder.mul(builder.lshr(at, ir.Constant(_I64, 5)), ir.Constant(_I64, WIDTH))
+        lo = _vload(builder, tblock, q, _V32, 4)
+        hi = _vload(builder, tblock, builder.add(q, ir.Constant(_I64, WIDTH)), _V32, 4)
+        off = _splat(builder, builder.trunc(builder.and_(at, ir.Constant(_I64, 31)), _I32),
+                     _V32)
+        tl = builder.and_(builder.or_(
+            builder.lshr(lo, off),
+            builder.shl(builder.shl(hi, _const(_V32, 1)),
+                        builder.sub(_const(_V32, 31), off))), wmask)
+        val = builder.or_(builder.or_(hv, builder.and_(tl, lowmask)),
+                          builder.shl(builder.lshr(tl, Lv), topv))
+        if out_bits == 16:
+            val = builder.trunc(val, _V16)
+        _vstore(builder, val, optr, builder.add(orow, jj), out_bits // 8)
+        mags_n = builder.or_(mags, hv)
+        jj.add_incoming(zero64, rbody)
+        jj.add_incoming(builder.add(jj, ir.Constant(_I64, WIDTH)), cbody)
+        mags.add_incoming(mags_r, rbody)
+        mags.add_incoming(mags_n, cbody)
+        builder.branch(chead)
+        builder.position_at_end(rnext)
+        i.add_incoming(zero64, pre)
+        i.add_incoming(builder.add(i, ir.Constant(_I64, 1)), rnext)
+        mags_r.add_incoming(_const(_V32, 0), pre)
+        mags_r.add_incoming(mags, rnext)
+        builder.branch(rhead)
+        builder.position_at_end(done)
+        return _call(builder, f"llvm.vector.reduce.or.v{WIDTH}i32", _I32, [mags_r])
+
+    return sig, codegen
+
+
+@intrinsic
+def rans_encode_lanes(typingctx, syms, fc, states, words, io, scale):
+    """The encoder of :func:`rans_lanes`: code entries k - 1 down to 0 of ``syms`` (uint16
+    symbols; io = [pos, k], k a multiple of LANES) into the ``LANES`` uint32 ``states``, a
+    group of LANES entries at a time, last lane first: each state that would overflow
+    (x >> (32 - scale) >= freq) first puts its low word below ``pos`` (a compressing store,
+    in lane order, so that the decoder's expanding load reads them back), then
+    x = (x // freq) << scale + x % freq + cum, the quotient from a double division (exact:
+    x < 2^32). ``fc``: per symbol, freq | cum << 16 (uint32). Updates ``states`` and ``io``
+    (pos: the lowest word written)."""
+    sig = types.void(syms, fc, states, words, io, scale)
+
+    def codegen(context, builder, signature, args):
+        tys = signature.args
+        syptr, fcptr, stptr, wptr, ioptr = (
+            context.make_array(tys[i])(context, builder, args[i]).data for i in range(5))
+        sc32 = builder.trunc(_i64(context, builder, args[5], tys[5]), _I32)
+        scv = _splat(builder, sc32, _V32)
+        upper = _splat(builder, builder.sub(ir.Constant(_I32, 32), sc32), _V32)
+        pos0 = builder.load(ioptr)
+        k0 = builder.load(builder.gep(ioptr, [ir.Constant(_I64, 1)]))
+        x0 = [_vload(builder, stptr, ir.Constant(_I64, WIDTH * v), _V32, 4)
+              for v in range(VECTORS)]
+        pre, head, body, done = _loop(builder)
+        k = builder.phi(_I64)
+        pos = builder.phi(_I64)
+        xs = [builder.phi(_V32) for _ in range(VECTORS)]
+        step = ir.Constant(_I64, LANES)
+        builder.cbranch(builder.and_(builder.icmp_signed(">=", k, step),
+                                     builder.icmp_signed(">=", pos, step)), body, done)
+        builder.position_at_end(body)
+        kn = builder.sub(k, step)
+        pn = pos
+        xn = [None] * VECTORS
+        for v in range(VECTORS - 1, -1, -1):
+            s = builder.zext(_vload(builder, syptr, builder.add(kn, ir.Constant(
+                _I64, WIDTH * v)), _V16, 2), _V32)
+            f = _gather(builder, fcptr, s)
+            freq = builder.and_(f, _const(_V32, 0xFFFF))
+            x = xs[v]
+            need = builder.icmp_unsigned(">=", builder.lshr(x, upper), freq)
+            count = _call(builder, f"llvm.ctpop.i{WIDTH}", ir.IntType(WIDTH),
+                          [builder.bitcast(need, ir.IntType(WIDTH))])
+            pn = builder.sub(pn, builder.zext(count, _I64))
+            _call(builder, f"llvm.masked.compressstore.v{WIDTH}i16", ir.VoidType(),
+                  [builder.trunc(x, _V16), builder.gep(wptr, [pn]), need])
+            x = builder.select(need, builder.lshr(x, _const(_V32, 16)), x)
+            dv = ir.VectorType(ir.DoubleType(), WIDTH)
+            q = builder.fptoui(builder.fdiv(builder.uitofp(x, dv), builder.uitofp(freq, dv)),
+                               _V32)
+            x = builder.add(builder.add(builder.shl(q, scv),
+                                        builder.sub(x, builder.mul(q, freq))),
+                            builder.lshr(f, _const(_V32, 16)))
+            xn[v] = x
+        k.add_incoming(k0, pre)
+        k.add_incoming(kn, body)
+        pos.add_incoming(pos0, pre)
+        pos.add_incoming(pn, body)
+        for v in range(VECTORS):
+            xs[v].add_incoming(x0[v], pre)
+            xs[v].add_incoming(xn[v], body)
+        builder.branch(head)
+        builder.position_at_end(done)
+        for v in range(VECTORS):
+            _vstore(builder, xs[v], stptr, ir.Constant(_I64, WIDTH * v), 4)
+        builder.store(pos, ioptr)
+        builder.store(k, builder.gep(ioptr, [ir.Constant(_I64, 1)]))
+        return context.get_dummy_value()
+
+    return sig, codegen

@@ -106,9 +106,11 @@ class _Model:
     and the entries with tails in each block."""
 
     def __init__(self, t: int, shift: str, r: np.ndarray, c: np.ndarray, keys: np.ndarray,
-                 counts: np.ndarray, zeros: np.ndarray, sb: int, tailed: np.ndarray):
+                 counts: np.ndarray, zeros: np.ndarray, sb: int, tailed: np.ndarray,
+                 index: np.ndarray):
         self.t, self.shift, self.r, self.c, self.sb = t, shift, r, c, sb
         self.tailed = tailed
+        self.index = index  # every entry's key index, in block order (kernels.key_counts)
         self.zeros = int(zeros[0] > 0) | (int(zeros[1] > 0) << 1)  # +0.0, -0.0 present
         self.keys = keys
         allc = np.concatenate([zeros[zeros > 0], counts]).astype(np.int64)
@@ -187,15 +189,15 @@ def choose(M: Matrix, head_bits: int | None, shift: str | None, bc: int) -> _Mod
     rr = r if sh in ("rows", "both") else np.zeros(0, np.int8)
     cc = c if sh in ("cols", "both") else np.zeros(0, np.int8)
     lo, size = key_range(E, t)
-    if step > 1:
-        counts, zeros, tailed = kf.key_counts(M.bits, P, nb, t, *offsets(rr, cc, M.shape), lo,
-                                              size, bc)
+    keys = np.empty(n * m, np.uint16)
+    counts, zeros, tailed = kf.key_counts(M.bits, P, nb, t, *offsets(rr, cc, M.shape), lo, size,
+                                          bc, keys)
     used = np.flatnonzero(counts)
     nsym = used.size + int(np.count_nonzero(zeros))
     if nsym > 1 << 15:
         raise OptionError(f"float_ans: head_bits={t} gives more than 2^15 symbols")
     return _Model(t, sh, rr, cc, used + lo, counts[used], zeros, scale_bits_for(n * m, nsym),
-                  tailed)
+                  tailed, keys)
 
 
 def _encode_table(model: _Model) -> np.ndarray:
@@ -297,18 +299,21 @@ class FloatANS(Encoded):
         nblocks = per_block.size
         lo, size = key_range(E, t)
         nzero = bin(model.zeros).count("1")
-        lut = np.zeros(size, np.int32)
-        lut[model.keys - lo] = np.arange(model.keys.size) + nzero
-        zsym = np.maximum(zero_symbols(model.zeros), 0)  # an absent class is never looked up
         freq = model.freq.astype(np.int64)
         cum = cumulative(freq)[:-1] if freq.size else np.zeros(0, np.int64)
+        # per key index (and size + sign for the zero classes): its symbol's freq | cum << 16
+        fck = np.zeros(size + 2, np.uint32)
+        fck[model.keys - lo] = (freq | (cum << 16))[nzero:]
+        for sign, sym in enumerate(zero_symbols(model.zeros)):
+            if sym >= 0:
+                fck[size + sign] = freq[sym] | (cum[sym] << 16)
         scratch_off = np.zeros(nblocks + 1, np.int64)
         np.cumsum(per_block + 2 * kf.LANES, out=scratch_off[1:])
         scratch = np.empty(int(scratch_off[-1]), np.uint16)
         used = np.zeros(nblocks, np.int64)
-        r, c = offsets(model.r, model.c, M.shape)
-        kf.encode_blocks(M.bits, P, nb, t, r, c, lo, lut, zsym, freq, cum, sb, bc, scratch,
-                         scratch_off, used, simd.VECTOR)
+        kf.encode_blocks(model.index, fck, sb, n, m, bc, scratch, scratch_off, used,
+                         simd.VECTOR)
+        del model.index
         words = np.empty(int(used.sum()), np.uint16)
         word_ptr = np.zeros(nblocks + 1, np.uint64)
         kf.compact(scratch, scratch_off, used, words, word_ptr)

@@ -88,26 +88,41 @@ def exponent_fit(u, P, E, cstep, rstep):
 
 
 @njit(cache=True, nogil=True)
-def key_counts(u, P, nb, t, r, c, kmin, size, bc):
+def key_counts(u, P, nb, t, r, c, kmin, size, bc, keys):
     """The counts of the keys at head width t with offsets ``r`` and ``c`` (index
-    key - kmin), of +0.0 and -0.0, and each block's entries that have tails."""
+    key - kmin), of +0.0 and -0.0, and each block's entries that have tails; and every
+    entry's key index (``size`` + sign for a zero) into ``keys`` (uint16), in block order
+    (block b from c0 * n, its entries row by row). Counted into four histograms by column,
+    so that equal keys in a row do not wait for each other's increments."""
     n, m = u.shape
-    counts = np.zeros(size, np.int64)
+    counts4 = np.zeros((4, size), np.int64)
     zeros = np.zeros(2, np.int64)
-    tailed = np.zeros((m + bc - 1) // bc if m else 0, np.int64)
+    nblocks = (m + bc - 1) // bc if m else 0
+    tailed = np.zeros(nblocks, np.int64)
     L = np.uint64(P - t)
     vmask = np.uint64((1 << (nb - 1)) - 1)
     top = np.uint64(nb - 1)
     for i in range(n):
         ri = np.int64(r[i]) + 2
-        for j in range(m):
-            x = np.uint64(u[i, j])
-            v = x & vmask
-            if v == 0:
-                zeros[np.int64(x >> top)] += 1
-                continue
-            tailed[j // bc] += 1
-            counts[np.int64(v >> L) - kmin - (((ri + np.int64(c[j])) >> 2) << t)] += 1
+        for b in range(nblocks):
+            c0 = b * bc
+            width = min(m, c0 + bc) - c0
+            base = c0 * n + i * width - c0
+            nz = 0
+            for j in range(c0, c0 + width):
+                x = np.uint64(u[i, j])
+                v = x & vmask
+                if v == 0:
+                    sign = np.int64(x >> top)
+                    zeros[sign] += 1
+                    keys[base + j] = np.uint16(size + sign)
+                    continue
+                nz += 1
+                h = np.int64(v >> L) - kmin - (((ri + np.int64(c[j])) >> 2) << t)
+                counts4[j & 3, h] += 1
+                keys[base + j] = np.uint16(h)
+            tailed[b] += nz
+    counts = counts4[0] + counts4[1] + counts4[2] + counts4[3]
     return counts, zeros, tailed
 
 
@@ -164,41 +179,21 @@ def _code(x, f, rcp, start, scale, words, pos):
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def encode_blocks(u, P, nb, t, r, c, kmin, lut, zsym, freq, cum, sb, bc, scratch, scratch_off,
-                  used, vector):
+def encode_blocks(keys, fck, sb, n, m, bc, scratch, scratch_off, used, vector):
     """rANS-code every block of ``bc`` columns into ``scratch`` (block b writes downwards from
-    scratch_off[b + 1]); used[b] = the words it wrote. ``r`` and ``c``: an offset per row and
-    column (zeros for an axis not stored); ``lut[key - kmin]`` is a key's symbol, zsym[sign]
-    the symbol of +0.0 and -0.0. Per block: the symbols (a pass over its rows), the last
-    entries that do not fill a group of LANES (scalar), then the groups (the vector loop when
-    ``vector``; the scalar loop codes what it leaves)."""
-    n, m = u.shape
+    scratch_off[b + 1]); used[b] = the words it wrote. ``keys``: every entry's key index in
+    block order (:func:`key_counts`); ``fck[index]``: its symbol's freq | cum << 16. Per
+    block: the last entries that do not fill a group of LANES (scalar), then the groups (the
+    vector loop when ``vector``; the scalar loop codes what it leaves)."""
     nblocks = (m + bc - 1) // bc
-    L = np.uint64(P - t)
-    vmask = np.uint64((1 << (nb - 1)) - 1)
-    top = np.uint64(nb - 1)
     scale = np.uint64(sb)
-    rcp = 1.0 / np.maximum(freq, 1).astype(np.float64)
-    fc = (freq | (cum << 16)).astype(np.uint32)
     for b in prange(nblocks):
         c0 = b * bc
-        c1 = min(m, c0 + bc)
-        count = (c1 - c0) * n
+        count = (min(m, c0 + bc) - c0) * n
         if count == 0:
             used[b] = 0
             continue
-        syms = np.empty(count, np.uint16)
-        k = 0
-        for i in range(n):
-            ri = np.int64(r[i]) + 2
-            for j in range(c0, c1):
-                x = np.uint64(u[i, j])
-                v = x & vmask
-                if v == 0:
-                    syms[k] = zsym[np.int64(x >> top)]
-                else:
-                    syms[k] = lut[np.int64(v >> L) - (((ri + np.int64(c[j])) >> 2) << t) - kmin]
-                k += 1
+        kb = keys[c0 * n:c0 * n + count]
         words = scratch[scratch_off[b]:scratch_off[b + 1]]
         xs = np.full(LANES, RANS_L, np.uint32)
         pos = words.shape[0]
@@ -207,16 +202,17 @@ def encode_blocks(u, P, nb, t, r, c, kmin, lut, zsym, freq, cum, sb, bc, scratch
         for part in range(2):  # the entries past the last group; then what the vector leaves
             for k in range(count - 1 if part == 0 else io[1] - 1, full - 1 if part == 0 else -1,
                            -1):
-                s = syms[k]
+                fc = np.uint64(fck[kb[k]])
+                f = fc & np.uint64(0xFFFF)
                 lane = k % LANES
-                x, pos = _code(np.uint64(xs[lane]), np.uint64(freq[s]), rcp[s],
-                               np.uint64(cum[s]), scale, words, pos)
+                x, pos = _code(np.uint64(xs[lane]), f, 1.0 / np.float64(f), fc >> _U16, scale,
+                               words, pos)
                 xs[lane] = np.uint32(x)
             if part == 0:
                 io[0] = pos
                 io[1] = full
                 if vector:
-                    rans_encode_lanes(syms, fc, xs, words, io, sb)
+                    rans_encode_lanes(kb, fck, xs, words, io, sb)
                 pos = io[0]
         for lane in range(LANES - 1, -1, -1):  # state 0 first in the stream
             pos = rans.flush(np.uint64(xs[lane]), words, pos)

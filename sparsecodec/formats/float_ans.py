@@ -31,7 +31,7 @@ from .blocked import block_range, block_starts, check_coder_options, dense_block
 FIELDS = {"float16": (5, 10), "bfloat16": (8, 7), "float32": (8, 23), "float64": (11, 52)}
 MAX_HEAD_BITS = 4
 SHIFTS = ("none", "rows", "cols", "both")
-BLOCK_SYMBOLS_FLOAT = 1 << 16
+BLOCK_SYMBOLS_FLOAT = 1 << 17
 FIT_SAMPLE = 256  # entries a row or column mean of the exponent fit reads, at least
 CHOICE_SAMPLE = 1 << 18  # entries whose keys choose the head width and the axes, at least
 MIN_BLOCK_COLS = 64  # a row segment of a block: 256 bytes of float32, 128 of 16-bit values

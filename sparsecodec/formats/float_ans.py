@@ -252,11 +252,15 @@ class FloatANS(Encoded):
         self._vbase = np.where(zero == 1, allkeys << (nb - 1), allkeys << L).astype(np.int64) \
             .view(np.uint64)
         self._nzm = np.where(zero == 1, 0, -1).astype(np.int64).view(np.uint64)
-        # the vector value loop (values of at most 32 bits): per slot, key << L, and for a
+        # the vector value loops (values of at most 32 bits): per slot, key << L, and for a
         # zero class a value whose top bit stays set whatever octave is added (|octave| <=
-        # 2^29), which that loop rejects
+        # 2^29): a zero that reached the loop for blocks without zeros would be rejected
         self._vslot = (np.where(zero == 1, 0xC0000000, (allkeys << L) & 0xFFFFFFFF)[self._symt]
                        .astype(np.uint32) if nb <= 32 else np.zeros(0, np.uint32))
+        # the slots of the zero classes (they come first), and of +0.0
+        nzero = len(signs)
+        self._zslots = np.array([int(np.sum(freq[:nzero])),
+                                 int(freq[0]) if zeros & 1 else 0], np.int64)
         self._r, self._c = offsets(row_shift, col_shift, self.shape)
 
     # ---- encoding
@@ -449,7 +453,7 @@ class FloatANS(Encoded):
         _, P = FIELDS[self.dtype.name]
         st = np.zeros(max(b_hi - b_lo, 1), np.int64)
         bad = kf.decode_blocks(self.words, self.word_ptr, self.tails, self.tail_ptr,
-                               self._fb, self._symt, self._vslot, self._vbase,
+                               self._fb, self._symt, self._vslot, self._zslots, self._vbase,
                                self._nzm, self.sb, P, 8 * self.dtype.itemsize, self.t, self._r,
                                self._c, self.zeros == 0, n, m, self.block_cols, b_lo, b_hi, out,
                                rs, st, simd.VECTOR)

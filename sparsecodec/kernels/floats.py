@@ -34,7 +34,7 @@ from numba import njit, prange
 from ..coding import rans
 from ..coding.rans import RANS_L
 from ..status import CORRUPT, OK
-from .simd import LANES, WIDTH, float_values, rans_encode_lanes, rans_lanes
+from .simd import LANES, WIDTH, float_values, float_values_zeros, rans_encode_lanes, rans_lanes
 
 _U1 = np.uint64(1)
 SHIFT_RANGE = 64  # |(r + c + 2) >> 2| <= 64 for int8 r and c
@@ -331,11 +331,11 @@ _U16 = np.uint64(16)
 
 
 @njit(cache=True, nogil=True)
-def _slots_pass(words, w0, wend, fb, sb, count, slots, states, io, vector):
+def _slots_pass(words, w0, wend, fb, sb, count, slots, states, io, vector, zend):
     """The rANS pass of a block: the slot of each of its ``count`` entries into ``slots``
-    (``states``: LANES uint32, ``io``: 2 int64, scratch), by the vector loop when ``vector``,
-    and the scalar loop. Returns True when the states end where the encoder started and every
-    word of the block was read."""
+    (``states``: LANES uint32, ``io``: 3 int64, scratch), by the vector loop when ``vector``,
+    and the scalar loop; io[2] = the slots below ``zend`` (zero classes). Returns True when
+    the states end where the encoder started and every word of the block was read."""
     if wend - w0 < np.uint64(2 * LANES):
         return False
     block = words[w0:wend]  # the vector loop reads up to its end, never past it
@@ -345,8 +345,9 @@ def _slots_pass(words, w0, wend, fb, sb, count, slots, states, io, vector):
                                  | np.uint32(block[2 * lane + 1]))
     io[0] = 2 * LANES
     io[1] = 0
+    io[2] = 0
     if vector:
-        rans_lanes(block, fb, states, slots, io, count, sb)
+        rans_lanes(block, fb, states, slots, io, count, sb, zend)
     p = io[0]
     scale = np.uint64(sb)
     mask = (_U1 << scale) - _U1
@@ -356,6 +357,7 @@ def _slots_pass(words, w0, wend, fb, sb, count, slots, states, io, vector):
         slot = x & mask
         f = np.uint64(fb[slot])
         slots[k] = np.uint16(slot)
+        io[2] += np.int64(slot < np.uint64(zend))
         x = (f & np.uint64(0xFFFF)) * (x >> scale) + (f >> _U16)
         need = np.uint64(x < RANS_L)
         w = np.uint64(block[min(p, nw - 1)])
@@ -382,16 +384,18 @@ def _tail(tails, base, rank, w, ushift, last):
 
 
 @njit(cache=True, nogil=True)
-def _decode_block(b, words, word_ptr, tails, tail_ptr, fb, symt, vslot, vbase, nzm, sb, P, nb,
-                  t, r, c, plain, n, m, bc, out, o0, rs, slots, states, io, vector):
+def _decode_block(b, words, word_ptr, tails, tail_ptr, fb, symt, vslot, zslots, vbase, nzm, sb,
+                  P, nb, t, r, c, plain, n, m, bc, out, o0, rs, slots, states, io, vector):
     """Decode block b into ``out``: entry (i, j) of the block's columns to
     out[o0 + i * rs + (j - first column)] (bit patterns); ``r`` and ``c`` hold an offset per
     row and column (zeros for an axis the file does not store); ``slots``, ``states``, ``io``:
     scratch. Two passes: the rANS states (the slot of every entry), then the values with their
     tails, row by row. ``plain``: the table has no zero class, so entry k's tail is the k-th.
-    The values come from the vector loop when ``vector``, ``vslot`` is given, the block's
-    width is a multiple of the vector's and its tails take the words of one per entry; else
-    (or when the vector loop finds a zero) from the scalar loop. Returns OK or CORRUPT."""
+    The values come from a vector loop when ``vector``, ``vslot`` is given and the block's
+    width is a multiple of the vector's: the one for blocks without zeros (the rANS pass
+    counts them), else the one that places the tails around zeros (``zslots``: where the
+    slots of the zero classes end, and of +0.0). Else from the scalar loop. Returns OK or
+    CORRUPT."""
     c0 = b * bc
     c1 = min(m, c0 + bc)
     width = c1 - c0
@@ -407,21 +411,26 @@ def _decode_block(b, words, word_ptr, tails, tail_ptr, fb, symt, vslot, vbase, n
     full = tend - t0 == tail_words(np.uint64(count), w, _U1 << ushift)
     if plain and not full:
         return CORRUPT  # every entry has a tail: the block's words are known
-    if not _slots_pass(words, w0, wend, fb, sb, count, slots, states, io, vector):
+    if not _slots_pass(words, w0, wend, fb, sb, count, slots, states, io, vector, zslots[0]):
         return CORRUPT
     L = np.uint64(P - t)
     lowmask = (_U1 << L) - _U1
     top = np.uint64(nb - 1)
-    if vector and full and vslot.shape[0] > 0 and width % WIDTH == 0:
-        # tails for (nearly) every entry: the vector loop, whose zero classes' slots hold a
-        # value out of range; a block it rejects is decoded again by the scalar loop, which
-        # places the tails of a block with zeros exactly, and tells a corrupt block
-        mags = np.uint64(float_values(slots, vslot, r, c, c0, n, width, tails, t0, w, L, P,
-                                      top, out, o0, rs))
-        if (mags >> top) == 0:
+    ubits = _U1 << ushift
+    if vector and vslot.shape[0] > 0 and width % WIDTH == 0:
+        if io[2] == 0:  # no zero in the block: entry k has tail k
+            if not full:
+                return CORRUPT
+            mags = np.uint64(float_values(slots, vslot, r, c, c0, n, width, tails, t0, w, L,
+                                          P, top, out, o0, rs))
+            return OK if (mags >> top) == 0 else CORRUPT
+        if np.uint64(tails.shape[0]) - t0 >= np.uint64(2 * WIDTH):
+            mags = np.uint64(float_values_zeros(slots, vslot, r, c, c0, n, width, tails, t0,
+                                                w, L, P, top, out, o0, rs, zslots[0],
+                                                zslots[1], io))
+            if (mags >> top) != 0 or tail_words(np.uint64(io[0]), w, ubits) != tend - t0:
+                return CORRUPT
             return OK
-        if plain:
-            return CORRUPT
     last = np.uint64(tails.shape[0] - 1)
     tl_ = np.uint64(P)              # an octave is 1 << P in the magnitude's bits
     mags = np.uint64(0)             # the OR of every magnitude (its top bit must stay clear)
@@ -440,14 +449,14 @@ def _decode_block(b, words, word_ptr, tails, tail_ptr, fb, symt, vslot, vbase, n
             mags |= hv
             rank += _U1 & nz
             k += 1
-    if (mags >> top) != 0 or tail_words(rank, w, _U1 << ushift) != tend - t0:
+    if (mags >> top) != 0 or tail_words(rank, w, ubits) != tend - t0:
         return CORRUPT
     return OK
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def decode_blocks(words, word_ptr, tails, tail_ptr, fb, symt, vslot, vbase, nzm, sb, P, nb, t,
-                  r, c, plain, n, m, bc, b_lo, b_hi, out, rs, status, vector):
+def decode_blocks(words, word_ptr, tails, tail_ptr, fb, symt, vslot, zslots, vbase, nzm, sb, P,
+                  nb, t, r, c, plain, n, m, bc, b_lo, b_hi, out, rs, status, vector):
     """Decode blocks [b_lo, b_hi) into ``out`` (bit patterns, as the output's unsigned
     type): entry (i, j) to out[i * rs + j - b_lo * bc], a row-major array ``rs`` wide.
     ``status``: one int64 per block, scratch; ``vector``: use the vector loops. Returns the
@@ -458,10 +467,10 @@ def decode_blocks(words, word_ptr, tails, tail_ptr, fb, symt, vslot, vbase, nzm,
         o0 = b * bc - b_lo * bc
         slots = np.empty(bc * n, np.uint16)
         states = np.empty(LANES, np.uint32)
-        io = np.empty(2, np.int64)
-        status[q] = _decode_block(b, words, word_ptr, tails, tail_ptr, fb, symt, vslot, vbase,
-                                  nzm, sb, P, nb, t, r, c, plain, n, m, bc, out, o0, rs, slots,
-                                  states, io, vector)
+        io = np.empty(3, np.int64)
+        status[q] = _decode_block(b, words, word_ptr, tails, tail_ptr, fb, symt, vslot, zslots,
+                                  vbase, nzm, sb, P, nb, t, r, c, plain, n, m, bc, out, o0, rs,
+                                  slots, states, io, vector)
     for q in range(nb_):
         if status[q] != OK:
             return b_lo + q
@@ -483,7 +492,7 @@ def zero_counts(words, word_ptr, fb, symt, sb, n, m, bc, zsym, counts, status, v
             continue
         slots = np.empty(count, np.uint16)
         if not _slots_pass(words, w0, wend, fb, sb, count, slots, np.empty(LANES, np.uint32),
-                           np.empty(2, np.int64), vector):
+                           np.empty(3, np.int64), vector, 0):
             status[b] = CORRUPT
             continue
         status[b] = OK

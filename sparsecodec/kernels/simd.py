@@ -1,27 +1,30 @@
-"""Vector kernels written as LLVM IR: the two inner loops of ``float_ans`` decoding.
+"""Vector kernels written as LLVM IR: the inner loops of ``float_ans`` coding and decoding.
 
 LLVM's cost model does not vectorize table lookups (gathers) on every x86 target (on AMD Zen
 it never does), and numba has no vector types, so these loops are emitted here as explicit
 vector IR through :func:`numba.extending.intrinsic`: ``llvm.masked.gather`` for the table
-lookups, ``llvm.masked.expandload`` for the words a group of rANS states reads. The backend
-lowers them to AVX-512 or AVX2 instructions where the CPU has them and to scalar code where
-it does not (always correct, only slower: :data:`VECTOR` says whether to use them). They
-are called from numba functions with the scalar loop that finishes what a vector loop leaves
-(see :mod:`kernels.floats`).
+lookups, ``llvm.masked.expandload`` and ``llvm.masked.compressstore`` for the words a group
+of rANS states reads or writes. The backend lowers them to AVX-512 instructions where the CPU
+has them and emulates them one lane at a time elsewhere (always correct, slower than the
+scalar loops: :data:`VECTOR` says whether to use them). They are called from numba functions
+whose scalar loops finish what a vector loop leaves (see :mod:`kernels.floats`).
 
 ``rans_lanes``: ``LANES`` interleaved rANS states (entry k uses state k % LANES), as
 ``VECTORS`` vectors of ``WIDTH`` 32-bit states. One step of a vector: the slot of each state
 (its low ``scale`` bits); ``fb[slot]`` = freq | (slot - cum) << 16; the new state
 freq * (x >> scale) + (slot - cum); the states that fell below 2^16 read the next words of the
 stream in lane order (an expanding load) and shift them in. It writes the slots, not the
-symbols (the value pass looks the symbol's value up by slot).
+symbols (the value pass looks the symbol's value up by slot), and counts the zero classes'.
+``rans_encode_lanes`` is its encoder.
 
-``float_values``: a row segment of a block without zero classes: per entry, the slot's value
-``vslot[slot]`` (its key << L), plus its octave ((r + c[j] + 2) >> 2) << P, with the tail of
-``w`` bits read from the bitstream at a fixed stride (two 32-bit words gathered, shifted);
-stored as 32- or 16-bit patterns, with the OR of the heads returned for the range check.
+``float_values``: the values of a block without zeros, 16 entries of a row at a time: the
+slot's value ``vslot[slot]`` (its key << L), plus its octave ((r + c[j] + 2) >> 2) << P, and
+the tails of ``w`` bits from ``WIDTH`` lanes of 32-bit words (16 consecutive entries share a
+word row and a shift: two loads); stored as 32- or 16-bit patterns, with the OR of the heads
+returned for the range check. ``float_values_zeros``: the same for a block with zeros, whose
+nonzero entries take the tails in order (read from the rank of the vector's first one and
+expanded into the nonzero lanes).
 """
-
 from __future__ import annotations
 
 import numba
@@ -120,14 +123,15 @@ def _i64(context, builder, val, ty):
 
 
 @intrinsic
-def rans_lanes(typingctx, words, fb, states, slots, io, kend, scale):
+def rans_lanes(typingctx, words, fb, states, slots, io, kend, scale, zend):
     """Step all ``LANES`` states (uint32 ``states``) over the uint16 ``words`` from
-    io = [p, k] (k a multiple of LANES) while k + LANES <= kend and p + LANES <= the words'
-    count, writing entry k's slot to slots[k] (uint16). Updates ``states`` and ``io``."""
-    sig = types.void(words, fb, states, slots, io, kend, scale)
+    io = [p, k, zeros] (k a multiple of LANES) while k + LANES <= kend and p + LANES <= the
+    words' count, writing entry k's slot to slots[k] (uint16) and adding the slots below
+    ``zend`` (the zero classes') to io[2]. Updates ``states`` and ``io``."""
+    sig = types.void(words, fb, states, slots, io, kend, scale, zend)
 
     def codegen(context, builder, signature, args):
-        wa, fba, sta, sla, ioa, kend_, sc = args
+        wa, fba, sta, sla, ioa, kend_, sc, zend_ = args
         tys = signature.args
         wary = context.make_array(tys[0])(context, builder, wa)
         wptr = wary.data
@@ -141,13 +145,16 @@ def rans_lanes(typingctx, words, fb, states, slots, io, kend, scale):
         maskv = _splat(builder, builder.sub(builder.shl(ir.Constant(_I32, 1), sc32),
                                             ir.Constant(_I32, 1)), _V32)
         scv = _splat(builder, sc32, _V32)
+        zendv = _splat(builder, builder.trunc(_i64(context, builder, zend_, tys[7]), _I32), _V32)
         p0 = builder.load(ioptr)
+        z0 = builder.load(builder.gep(ioptr, [ir.Constant(_I64, 2)]))
         k0 = builder.load(builder.gep(ioptr, [ir.Constant(_I64, 1)]))
         x0 = [_vload(builder, stptr, ir.Constant(_I64, WIDTH * v), _V32, 4)
               for v in range(VECTORS)]
         pre, head, body, done = _loop(builder)
         k = builder.phi(_I64)
         p = builder.phi(_I64)
+        z = builder.phi(_I64)
         xs = [builder.phi(_V32) for _ in range(VECTORS)]
         step = ir.Constant(_I64, LANES)
         more = builder.and_(
@@ -156,10 +163,15 @@ def rans_lanes(typingctx, words, fb, states, slots, io, kend, scale):
         builder.cbranch(more, body, done)
         builder.position_at_end(body)
         pn = p
+        zn = z
         xn = []
         for v in range(VECTORS):
             x = xs[v]
             slot = builder.and_(x, maskv)
+            zc = _call(builder, f"llvm.ctpop.i{WIDTH}", ir.IntType(WIDTH),
+                       [builder.bitcast(builder.icmp_unsigned("<", slot, zendv),
+                                        ir.IntType(WIDTH))])
+            zn = builder.add(zn, builder.zext(zc, _I64))
             f = _gather(builder, fbptr, slot)
             x = builder.add(builder.mul(builder.and_(f, _const(_V32, 0xFFFF)),
                                         builder.lshr(x, scv)),
@@ -179,6 +191,8 @@ def rans_lanes(typingctx, words, fb, states, slots, io, kend, scale):
         k.add_incoming(builder.add(k, step), body)
         p.add_incoming(p0, pre)
         p.add_incoming(pn, body)
+        z.add_incoming(z0, pre)
+        z.add_incoming(zn, body)
         for v in range(VECTORS):
             xs[v].add_incoming(x0[v], pre)
             xs[v].add_incoming(xn[v], body)
@@ -188,23 +202,14 @@ def rans_lanes(typingctx, words, fb, states, slots, io, kend, scale):
             _vstore(builder, xs[v], stptr, ir.Constant(_I64, WIDTH * v), 4)
         builder.store(p, ioptr)
         builder.store(k, builder.gep(ioptr, [ir.Constant(_I64, 1)]))
+        builder.store(z, builder.gep(ioptr, [ir.Constant(_I64, 2)]))
         return context.get_dummy_value()
 
     return sig, codegen
 
 
-@intrinsic
-def float_values(typingctx, slots, vslot, r, c, c0, n, width, tails, base, w, L, P, top, out,
-                 o0, rs):
-    """The values of a block without zero classes whose width is a multiple of ``WIDTH``: its
-    ``n`` x ``width`` entries, row by row, whose columns start at c0, entry (i, jj) to
-    out[o0 + i * rs + jj] (uint32 or uint16): vslot[slot] + (((r[i] + 2 + c[c0 + jj]) >> 2)
-    << P) | the tail's low L bits | its sign << top. The tails are in ``WIDTH`` lanes of
-    32-bit words from tails[base] (entry k in lane k % WIDTH, at bit (k // WIDTH) * w of the
-    lane; word q of a lane at tails[base + q * WIDTH + lane]), so a vector of entries reads
-    its tails with two loads and one shift. Returns the OR of the heads (uint32)."""
-    sig = types.uint32(slots, vslot, r, c, c0, n, width, tails, base, w, L, P, top, out, o0, rs)
-    out_bits = out.dtype.bitwidth
+def _values_codegen(out_bits, zeros):
+    """The code of :func:`float_values` (``zeros`` False) or :func:`float_values_zeros`."""
 
     def codegen(context, builder, signature, args):
         tys = signature.args
@@ -223,7 +228,38 @@ def float_values(typingctx, slots, vslot, r, c, c0, n, width, tails, base, w, L,
         topv = _splat(builder, top_, _V32)
         w64 = builder.zext(w_, _I64)
         zero64 = ir.Constant(_I64, 0)
+        lanes64 = ir.Constant(_I64, WIDTH)
         tblock = builder.gep(tptr, [base_])
+        if zeros:
+            zend = _splat(builder, builder.trunc(_i64(context, builder, args[16], tys[16]),
+                                                 _I32), _V32)
+            zplus = _splat(builder, builder.trunc(_i64(context, builder, args[17], tys[17]),
+                                                  _I32), _V32)
+            ioptr = context.make_array(tys[18])(context, builder, args[18]).data
+            # the last row a group's two word rows may start at: the tails' end less two rows
+            nwords = builder.extract_value(
+                context.make_array(tys[7])(context, builder, args[7]).shape, 0)
+            qmax = builder.sub(builder.sub(nwords, base_), ir.Constant(_I64, 2 * WIDTH))
+            pair = cgutils.alloca_once(builder, ir.ArrayType(_I32, 2 * WIDTH))
+            spill = cgutils.alloca_once(builder, ir.ArrayType(_I32, WIDTH))
+            pair0 = builder.bitcast(pair, ir.PointerType(_I32))
+            spill0 = builder.bitcast(spill, ir.PointerType(_I32))
+
+        def group(g):
+            """The tails of group g (a vector in lane order): two loads, one shift."""
+            at = builder.mul(g, w64)
+            q = builder.mul(builder.lshr(at, ir.Constant(_I64, 5)), lanes64)
+            if zeros:  # a rank past the block's tails reads inside the array
+                q = builder.select(builder.icmp_signed(">", q, qmax), qmax, q)
+            lo = _vload(builder, tblock, q, _V32, 4)
+            hi = _vload(builder, tblock, builder.add(q, lanes64), _V32, 4)
+            off = _splat(builder, builder.trunc(builder.and_(at, ir.Constant(_I64, 31)), _I32),
+                         _V32)
+            return builder.and_(builder.or_(
+                builder.lshr(lo, off),
+                builder.shl(builder.shl(hi, _const(_V32, 1)),
+                            builder.sub(_const(_V32, 31), off))), wmask)
+
         pre = builder.block
         rhead = builder.append_basic_block("rows")
         rbody = builder.append_basic_block("row")
@@ -235,6 +271,7 @@ def float_values(typingctx, slots, vslot, r, c, c0, n, width, tails, base, w, L,
         builder.position_at_end(rhead)
         i = builder.phi(_I64)
         mags_r = builder.phi(_V32)
+        rank_r = builder.phi(_I64)
         builder.cbranch(builder.icmp_signed("<", i, n_), rbody, done)
         builder.position_at_end(rbody)
         riv = _splat(builder, builder.add(builder.sext(builder.load(builder.gep(rptr, [i])),
@@ -245,6 +282,7 @@ def float_values(typingctx, slots, vslot, r, c, c0, n, width, tails, base, w, L,
         builder.position_at_end(chead)
         jj = builder.phi(_I64)
         mags = builder.phi(_V32)
+        rank = builder.phi(_I64)  # the tails before this vector's entries
         builder.cbranch(builder.icmp_signed("<", jj, width_), cbody, rnext)
         builder.position_at_end(cbody)
         k = builder.add(krow, jj)
@@ -253,37 +291,82 @@ def float_values(typingctx, slots, vslot, r, c, c0, n, width, tails, base, w, L,
         col = builder.sext(_vload(builder, cptr, builder.add(c0_, jj), _V8, 1), _V32)
         hv = builder.add(hv, builder.shl(builder.ashr(builder.add(riv, col), _const(_V32, 2)),
                                          Pv))
-        at = builder.mul(builder.udiv(k, ir.Constant(_I64, WIDTH)), w64)  # the lanes' bit
-        q = builder.mul(builder.lshr(at, ir.Constant(_I64, 5)), ir.Constant(_I64, WIDTH))
-        lo = _vload(builder, tblock, q, _V32, 4)
-        hi = _vload(builder, tblock, builder.add(q, ir.Constant(_I64, WIDTH)), _V32, 4)
-        off = _splat(builder, builder.trunc(builder.and_(at, ir.Constant(_I64, 31)), _I32),
-                     _V32)
-        tl = builder.and_(builder.or_(
-            builder.lshr(lo, off),
-            builder.shl(builder.shl(hi, _const(_V32, 1)),
-                        builder.sub(_const(_V32, 31), off))), wmask)
+        if not zeros:  # entry k has tail k: this vector's tails are one group's
+            tl = group(builder.udiv(k, lanes64))
+            rank_n = rank
+        else:
+            # the nonzero entries take the next tails in order: the 16 tails from the rank
+            # (the end of one group, the start of the next: both stored, read at the rank's
+            # lane), expanded into the nonzero lanes
+            nz = builder.icmp_unsigned(">=", slot, zend)
+            g = builder.udiv(rank, lanes64)
+            _vstore(builder, group(g), pair0, zero64, 4)
+            _vstore(builder, group(builder.add(g, ir.Constant(_I64, 1))), pair0, lanes64, 4)
+            _vstore(builder, _vload(builder, pair0, builder.urem(rank, lanes64), _V32, 4),
+                    spill0, zero64, 4)
+            tl = _call(builder, f"llvm.masked.expandload.v{WIDTH}i32", _V32,
+                       [spill0, nz, _const(_V32, 0)])
+            count = _call(builder, f"llvm.ctpop.i{WIDTH}", ir.IntType(WIDTH),
+                          [builder.bitcast(nz, ir.IntType(WIDTH))])
+            rank_n = builder.add(rank, builder.zext(count, _I64))
         val = builder.or_(builder.or_(hv, builder.and_(tl, lowmask)),
                           builder.shl(builder.lshr(tl, Lv), topv))
+        if zeros:  # a zero class: its sign (the second class is -0.0), no head
+            hv = builder.select(nz, hv, _const(_V32, 0))
+            sign = builder.zext(builder.icmp_unsigned(">=", slot, zplus), _V32)
+            val = builder.select(nz, val, builder.shl(sign, topv))
         if out_bits == 16:
             val = builder.trunc(val, _V16)
         _vstore(builder, val, optr, builder.add(orow, jj), out_bits // 8)
         mags_n = builder.or_(mags, hv)
         jj.add_incoming(zero64, rbody)
-        jj.add_incoming(builder.add(jj, ir.Constant(_I64, WIDTH)), cbody)
+        jj.add_incoming(builder.add(jj, lanes64), cbody)
         mags.add_incoming(mags_r, rbody)
         mags.add_incoming(mags_n, cbody)
+        rank.add_incoming(rank_r, rbody)
+        rank.add_incoming(rank_n, cbody)
         builder.branch(chead)
         builder.position_at_end(rnext)
         i.add_incoming(zero64, pre)
         i.add_incoming(builder.add(i, ir.Constant(_I64, 1)), rnext)
         mags_r.add_incoming(_const(_V32, 0), pre)
         mags_r.add_incoming(mags, rnext)
+        rank_r.add_incoming(zero64, pre)
+        rank_r.add_incoming(rank, rnext)
         builder.branch(rhead)
         builder.position_at_end(done)
+        if zeros:
+            builder.store(rank_r, ioptr)
         return _call(builder, f"llvm.vector.reduce.or.v{WIDTH}i32", _I32, [mags_r])
 
-    return sig, codegen
+    return codegen
+
+
+@intrinsic
+def float_values(typingctx, slots, vslot, r, c, c0, n, width, tails, base, w, L, P, top, out,
+                 o0, rs):
+    """The values of a block without zeros whose width is a multiple of ``WIDTH``: its ``n``
+    x ``width`` entries, row by row, whose columns start at c0, entry (i, jj) to
+    out[o0 + i * rs + jj] (uint32 or uint16): vslot[slot] + (((r[i] + 2 + c[c0 + jj]) >> 2)
+    << P) | the tail's low L bits | its sign << top. The tails are in ``WIDTH`` lanes of
+    32-bit words from tails[base] (entry k in lane k % WIDTH, at bit (k // WIDTH) * w of the
+    lane; word q of a lane at tails[base + q * WIDTH + lane]), so a vector of entries reads
+    its tails with two loads and one shift. Returns the OR of the heads (uint32)."""
+    sig = types.uint32(slots, vslot, r, c, c0, n, width, tails, base, w, L, P, top, out, o0, rs)
+    return sig, _values_codegen(out.dtype.bitwidth, False)
+
+
+@intrinsic
+def float_values_zeros(typingctx, slots, vslot, r, c, c0, n, width, tails, base, w, L, P, top,
+                       out, o0, rs, zend, zplus, io):
+    """:func:`float_values` for a block that may hold zero classes (the slots below ``zend``;
+    those from ``zplus`` on are -0.0): a zero is its sign bit, and the nonzero entries take
+    the tails in order, so a vector reads the 16 tails from its first one's rank (from two
+    groups) and expands them into its nonzero lanes. io[0] = the tails read. Returns the OR
+    of the heads of the nonzero entries (uint32)."""
+    sig = types.uint32(slots, vslot, r, c, c0, n, width, tails, base, w, L, P, top, out, o0, rs,
+                       zend, zplus, io)
+    return sig, _values_codegen(out.dtype.bitwidth, True)
 
 
 @intrinsic

@@ -391,11 +391,11 @@ def _decode_block(b, words, word_ptr, tails, tail_ptr, fb, symt, vslot, zslots, 
     row and column (zeros for an axis the file does not store); ``slots``, ``states``, ``io``:
     scratch. Two passes: the rANS states (the slot of every entry), then the values with their
     tails, row by row. ``plain``: the table has no zero class, so entry k's tail is the k-th.
-    The values come from a vector loop when ``vector``, ``vslot`` is given and the block's
-    width is a multiple of the vector's: the one for blocks without zeros (the rANS pass
-    counts them), else the one that places the tails around zeros (``zslots``: where the
-    slots of the zero classes end, and of +0.0). Else from the scalar loop. Returns OK or
-    CORRUPT."""
+    The values come from a vector loop when ``vector`` and ``vslot`` is given: the one for
+    blocks without zeros (the rANS pass counts them) whose width is a multiple of the
+    vector's, else the one that places the tails around zeros and masks the rows' last
+    vectors (``zslots``: where the slots of the zero classes end, and of +0.0). Else (float64,
+    no vector loops) from the scalar loop. Returns OK or CORRUPT."""
     c0 = b * bc
     c1 = min(m, c0 + bc)
     width = c1 - c0
@@ -417,8 +417,8 @@ def _decode_block(b, words, word_ptr, tails, tail_ptr, fb, symt, vslot, zslots, 
     lowmask = (_U1 << L) - _U1
     top = np.uint64(nb - 1)
     ubits = _U1 << ushift
-    if vector and vslot.shape[0] > 0 and width % WIDTH == 0:
-        if io[2] == 0:  # no zero in the block: entry k has tail k
+    if vector and vslot.shape[0] > 0:
+        if io[2] == 0 and width % WIDTH == 0:  # no zero in the block: entry k has tail k
             if not full:
                 return CORRUPT
             mags = np.uint64(float_values(slots, vslot, r, c, c0, n, width, tails, t0, w, L,

@@ -76,17 +76,14 @@ def _call(builder, name, ret, args):
     return builder.call(cgutils.get_or_insert_function(builder.module, fnty, name), args)
 
 
-def _gather(builder, base, idx, shift=0, live=None):
-    """base[idx] for a vector of 32-bit indices (below 2^31) into 32-bit elements, each index
-    first shifted right by ``shift`` (a vector or 0); lanes not ``live`` read nothing (0).
-    The addresses are a getelementptr with a vector of 32-bit indices, which the backend
-    turns into one gather with 32-bit offsets."""
-    ptrs = builder.gep(base, [idx if shift == 0 else builder.lshr(idx, shift)],
-                       source_etype=_I32)
+def _gather(builder, base, idx):
+    """base[idx] for a vector of 32-bit indices (below 2^31) into 32-bit elements: a
+    getelementptr with a vector of indices, which the backend turns into one gather with
+    32-bit offsets."""
+    ptrs = builder.gep(base, [idx], source_etype=_I32)
     ptrs.type = _VPTR  # llvmlite types a gep by its pointer; a vector index makes a vector
     return _call(builder, f"llvm.masked.gather.v{WIDTH}i32.v{WIDTH}p0", _V32,
-                 [ptrs, ir.Constant(_I32, 4), _const(_V1, 1) if live is None else live,
-                  _const(_V32, 0)])
+                 [ptrs, ir.Constant(_I32, 4), _const(_V1, 1), _const(_V32, 0)])
 
 
 def _masked_load(builder, ptr, index, ty, live):
@@ -286,9 +283,16 @@ def _values_codegen(out_bits, zeros):
         builder.cbranch(builder.icmp_signed("<", jj, width_), cbody, rnext)
         builder.position_at_end(cbody)
         k = builder.add(krow, jj)
-        slot = builder.zext(_vload(builder, slptr, k, _V16, 2), _V32)
+        if zeros:  # any width: the row's last vector is masked
+            live = builder.icmp_signed("<", ir.Constant(_V32, list(range(WIDTH))), _splat(
+                builder, builder.trunc(builder.sub(width_, jj), _I32), _V32))
+            slot = builder.zext(_masked_load(builder, slptr, k, _V16, live), _V32)
+            col = builder.sext(_masked_load(builder, cptr, builder.add(c0_, jj), _V8, live),
+                               _V32)
+        else:
+            slot = builder.zext(_vload(builder, slptr, k, _V16, 2), _V32)
+            col = builder.sext(_vload(builder, cptr, builder.add(c0_, jj), _V8, 1), _V32)
         hv = _gather(builder, vsptr, slot)
-        col = builder.sext(_vload(builder, cptr, builder.add(c0_, jj), _V8, 1), _V32)
         hv = builder.add(hv, builder.shl(builder.ashr(builder.add(riv, col), _const(_V32, 2)),
                                          Pv))
         if not zeros:  # entry k has tail k: this vector's tails are one group's
@@ -298,7 +302,7 @@ def _values_codegen(out_bits, zeros):
             # the nonzero entries take the next tails in order: the 16 tails from the rank
             # (the end of one group, the start of the next: both stored, read at the rank's
             # lane), expanded into the nonzero lanes
-            nz = builder.icmp_unsigned(">=", slot, zend)
+            nz = builder.and_(builder.icmp_unsigned(">=", slot, zend), live)
             g = builder.udiv(rank, lanes64)
             _vstore(builder, group(g), pair0, zero64, 4)
             _vstore(builder, group(builder.add(g, ir.Constant(_I64, 1))), pair0, lanes64, 4)
@@ -317,7 +321,13 @@ def _values_codegen(out_bits, zeros):
             val = builder.select(nz, val, builder.shl(sign, topv))
         if out_bits == 16:
             val = builder.trunc(val, _V16)
-        _vstore(builder, val, optr, builder.add(orow, jj), out_bits // 8)
+        if zeros:
+            dst = builder.bitcast(builder.gep(optr, [builder.add(orow, jj)]),
+                                  ir.PointerType(val.type))
+            _call(builder, f"llvm.masked.store.v{WIDTH}i{out_bits}.p0", ir.VoidType(),
+                  [val, dst, ir.Constant(_I32, out_bits // 8), live])
+        else:
+            _vstore(builder, val, optr, builder.add(orow, jj), out_bits // 8)
         mags_n = builder.or_(mags, hv)
         jj.add_incoming(zero64, rbody)
         jj.add_incoming(builder.add(jj, lanes64), cbody)
@@ -359,11 +369,12 @@ def float_values(typingctx, slots, vslot, r, c, c0, n, width, tails, base, w, L,
 @intrinsic
 def float_values_zeros(typingctx, slots, vslot, r, c, c0, n, width, tails, base, w, L, P, top,
                        out, o0, rs, zend, zplus, io):
-    """:func:`float_values` for a block that may hold zero classes (the slots below ``zend``;
-    those from ``zplus`` on are -0.0): a zero is its sign bit, and the nonzero entries take
-    the tails in order, so a vector reads the 16 tails from its first one's rank (from two
-    groups) and expands them into its nonzero lanes. io[0] = the tails read. Returns the OR
-    of the heads of the nonzero entries (uint32)."""
+    """:func:`float_values` for a block of any width that may hold zero classes (the slots
+    below ``zend``; those from ``zplus`` on are -0.0): a zero is its sign bit, and the nonzero
+    entries take the tails in order, so a vector reads the 16 tails from its first one's rank
+    (from two groups) and expands them into its nonzero lanes; the last vector of a row is
+    masked. io[0] = the tails read. Returns the OR of the heads of the nonzero entries
+    (uint32)."""
     sig = types.uint32(slots, vslot, r, c, c0, n, width, tails, base, w, L, P, top, out, o0, rs,
                        zend, zplus, io)
     return sig, _values_codegen(out.dtype.bitwidth, True)

@@ -115,6 +115,29 @@ def _loop(builder):
     return pre, head, body, done
 
 
+def _close(builder, pre, body, head, done, phis):
+    """Give each (phi, value on entry, value after the body) its incomings, branch back to
+    the loop's head and go on after it."""
+    for phi, first, after in phis:
+        phi.add_incoming(first, pre)
+        phi.add_incoming(after, body)
+    builder.branch(head)
+    builder.position_at_end(done)
+
+
+def _states_in(builder, stptr):
+    return [_vload(builder, stptr, ir.Constant(_I64, WIDTH * v), _V32, 4)
+            for v in range(VECTORS)]
+
+
+def _states_out(builder, stptr, xs, ioptr, values):
+    """Store the state vectors and ``values`` to io[0], io[1], ..."""
+    for v in range(VECTORS):
+        _vstore(builder, xs[v], stptr, ir.Constant(_I64, WIDTH * v), 4)
+    for i, value in enumerate(values):
+        builder.store(value, builder.gep(ioptr, [ir.Constant(_I64, i)]))
+
+
 def _i64(context, builder, val, ty):
     return context.cast(builder, val, ty, types.int64)
 
@@ -146,8 +169,7 @@ def rans_lanes(typingctx, words, fb, states, slots, io, kend, scale, zend):
         p0 = builder.load(ioptr)
         z0 = builder.load(builder.gep(ioptr, [ir.Constant(_I64, 2)]))
         k0 = builder.load(builder.gep(ioptr, [ir.Constant(_I64, 1)]))
-        x0 = [_vload(builder, stptr, ir.Constant(_I64, WIDTH * v), _V32, 4)
-              for v in range(VECTORS)]
+        x0 = _states_in(builder, stptr)
         pre, head, body, done = _loop(builder)
         k = builder.phi(_I64)
         p = builder.phi(_I64)
@@ -184,22 +206,10 @@ def rans_lanes(typingctx, words, fb, states, slots, io, kend, scale, zend):
             pn = builder.add(pn, builder.zext(count, _I64))
             _vstore(builder, builder.trunc(slot, _V16), slptr,
                     builder.add(k, ir.Constant(_I64, WIDTH * v)), 2)
-        k.add_incoming(k0, pre)
-        k.add_incoming(builder.add(k, step), body)
-        p.add_incoming(p0, pre)
-        p.add_incoming(pn, body)
-        z.add_incoming(z0, pre)
-        z.add_incoming(zn, body)
-        for v in range(VECTORS):
-            xs[v].add_incoming(x0[v], pre)
-            xs[v].add_incoming(xn[v], body)
-        builder.branch(head)
-        builder.position_at_end(done)
-        for v in range(VECTORS):
-            _vstore(builder, xs[v], stptr, ir.Constant(_I64, WIDTH * v), 4)
-        builder.store(p, ioptr)
-        builder.store(k, builder.gep(ioptr, [ir.Constant(_I64, 1)]))
-        builder.store(z, builder.gep(ioptr, [ir.Constant(_I64, 2)]))
+        _close(builder, pre, body, head, done,
+               [(k, k0, builder.add(k, step)), (p, p0, pn), (z, z0, zn),
+                *zip(xs, x0, xn, strict=True)])
+        _states_out(builder, stptr, xs, ioptr, [p, k, z])
         return context.get_dummy_value()
 
     return sig, codegen
@@ -401,8 +411,7 @@ def rans_encode_lanes(typingctx, syms, fc, states, words, io, scale):
         upper = _splat(builder, builder.sub(ir.Constant(_I32, 32), sc32), _V32)
         pos0 = builder.load(ioptr)
         k0 = builder.load(builder.gep(ioptr, [ir.Constant(_I64, 1)]))
-        x0 = [_vload(builder, stptr, ir.Constant(_I64, WIDTH * v), _V32, 4)
-              for v in range(VECTORS)]
+        x0 = _states_in(builder, stptr)
         pre, head, body, done = _loop(builder)
         k = builder.phi(_I64)
         pos = builder.phi(_I64)
@@ -434,19 +443,9 @@ def rans_encode_lanes(typingctx, syms, fc, states, words, io, scale):
                                         builder.sub(x, builder.mul(q, freq))),
                             builder.lshr(f, _const(_V32, 16)))
             xn[v] = x
-        k.add_incoming(k0, pre)
-        k.add_incoming(kn, body)
-        pos.add_incoming(pos0, pre)
-        pos.add_incoming(pn, body)
-        for v in range(VECTORS):
-            xs[v].add_incoming(x0[v], pre)
-            xs[v].add_incoming(xn[v], body)
-        builder.branch(head)
-        builder.position_at_end(done)
-        for v in range(VECTORS):
-            _vstore(builder, xs[v], stptr, ir.Constant(_I64, WIDTH * v), 4)
-        builder.store(pos, ioptr)
-        builder.store(k, builder.gep(ioptr, [ir.Constant(_I64, 1)]))
+        _close(builder, pre, body, head, done,
+               [(k, k0, kn), (pos, pos0, pn), *zip(xs, x0, xn, strict=True)])
+        _states_out(builder, stptr, xs, ioptr, [pos, k])
         return context.get_dummy_value()
 
     return sig, codegen

@@ -325,7 +325,7 @@ class FloatANS(Encoded):
         tail_ptr = np.zeros(nblocks + 1, np.uint64)
         np.cumsum(tail_words(model.tailed, P - t + 1, M.dtype), out=tail_ptr[1:])
         tails = np.zeros(int(tail_ptr[-1]) + kf.TAIL_LANES, tails_dtype(M.dtype))
-        kf.pack_tails(M.bits, P, nb, t, bc, tails, tail_ptr)
+        kf.pack_tails(M.bits, P, nb, t, bc, tails, tail_ptr, model.tailed, simd.VECTOR)
         return cls(M.shape, M.dtype, t, sb, model.nsym, model.zeros, bc,
                    _encode_table(model), model.keys, freq, model.r, model.c, words, word_ptr,
                    tails, tail_ptr)

@@ -34,7 +34,15 @@ from numba import njit, prange
 from ..coding import rans
 from ..coding.rans import RANS_L
 from ..status import CORRUPT, OK
-from .simd import LANES, WIDTH, float_values, float_values_zeros, rans_encode_lanes, rans_lanes
+from .simd import (
+    LANES,
+    WIDTH,
+    float_values,
+    float_values_zeros,
+    pack_tail_groups,
+    rans_encode_lanes,
+    rans_lanes,
+)
 
 _U1 = np.uint64(1)
 SHIFT_RANGE = 64  # |(r + c + 2) >> 2| <= 64 for int8 r and c
@@ -241,52 +249,14 @@ def tail_words(tailed, w, ubits):
     return TAIL_LANES * ((groups * w + ubits - 1) // ubits)
 
 
-@njit(cache=True, nogil=True)
-def _pack_groups(u, n, c0, width, L, lowmask, vmask, top, w, ubits, ushift, tails, base):
-    """The tails of a block whose width is a multiple of TAIL_LANES, every entry taken as
-    having one (entry k to lane k % TAIL_LANES)."""
-    lanes = np.uint64(TAIL_LANES)
-    umask = ubits - _U1
-    g = np.uint64(0)
-    for i in range(n):
-        for j0 in range(c0, c0 + width, TAIL_LANES):
-            at = g * w
-            s = at & umask
-            row = base + (at >> ushift) * lanes
-            for lane in range(TAIL_LANES):
-                x = np.uint64(u[i, j0 + lane])
-                tails[row + np.uint64(lane)] |= (((x >> top) << L) | (x & lowmask)) << s
-            if s + w > ubits:  # the group's tails run into the next word row (never past
-                # the block's words: another thread may be writing the next block's)
-                for lane in range(TAIL_LANES):
-                    x = np.uint64(u[i, j0 + lane])
-                    tails[row + lanes + np.uint64(lane)] |= \
-                        (((x >> top) << L) | (x & lowmask)) >> (ubits - s)
-            g += _U1
-
-
-@njit(cache=True, nogil=True)
-def _all_tailed(u, n, c0, width, vmask):
-    for i in range(n):
-        for j in range(c0, c0 + width):
-            if np.uint64(u[i, j]) & vmask == 0:
-                return False
-    return True
-
-
-@njit(cache=True, nogil=True)
-def _clear(tails, lo, hi):
-    for q in range(lo, hi):
-        tails[q] = 0
-
-
 @njit(cache=True, nogil=True, parallel=True)
-def pack_tails(u, P, nb, t, bc, tails, tail_ptr):
+def pack_tails(u, P, nb, t, bc, tails, tail_ptr, tailed, vector):
     """Bit-pack the tails (sign << L | low L bits) of every block's nonzero entries, row by
     row within the block, block b from word tail_ptr[b] of ``tails`` (zeros; uint32 words,
     uint64 for float64): the r-th tail of a block goes to lane r % TAIL_LANES at bit
     (r // TAIL_LANES) * w of the lane, whose word q is tails[tail_ptr[b] + q * TAIL_LANES +
-    lane]."""
+    lane]. ``tailed``: each block's entries with a tail; a block without zeros whose width is
+    a multiple of TAIL_LANES is packed by the vector loop when ``vector``."""
     n, m = u.shape
     nblocks = (m + bc - 1) // bc
     L = np.uint64(P - t)
@@ -302,15 +272,9 @@ def pack_tails(u, P, nb, t, bc, tails, tail_ptr):
         base = np.uint64(tail_ptr[b])
         c0 = b * bc
         width = min(m, c0 + bc) - c0
-        if (width % TAIL_LANES == 0
-                and tail_ptr[b + 1] - tail_ptr[b] == tail_words(np.uint64(width * n), w, ubits)):
-            # every entry may have a tail: a group of TAIL_LANES entries of a row shares its
-            # word row and shift (a loop the compiler vectorizes); a block with zeros is
-            # packed again below
-            _pack_groups(u, n, c0, width, L, lowmask, vmask, top, w, ubits, ushift, tails, base)
-            if _all_tailed(u, n, c0, width, vmask):
-                continue
-            _clear(tails, base, np.uint64(tail_ptr[b + 1]))
+        if vector and nb <= 32 and width % TAIL_LANES == 0 and tailed[b] == width * n:
+            pack_tail_groups(u, c0, n, width, tails, base, w, L, top)
+            continue
         rank = np.uint64(0)
         for i in range(n):
             for j in range(b * bc, min(m, b * bc + bc)):

@@ -449,3 +449,82 @@ def rans_encode_lanes(typingctx, syms, fc, states, words, io, scale):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+@intrinsic
+def pack_tail_groups(typingctx, u, c0, n, width, tails, base, w, L, top):
+    """The tails of a block of ``u`` (n x m bit patterns, uint16 or uint32, C order) whose
+    entries all have one and whose width is a multiple of ``WIDTH``: columns c0 .. c0 + width,
+    row by row, OR-ed into the zeroed words of ``tails`` (uint32) from ``base``, 16 entries
+    at a time (their tails share a word row and a shift, :func:`float_values`). A group that
+    ends in its row's last bits writes no word past them (another block's)."""
+    sig = types.void(u, c0, n, width, tails, base, w, L, top)
+    in_bits = u.dtype.bitwidth
+    vin = _V16 if in_bits == 16 else _V32
+
+    def codegen(context, builder, signature, args):
+        tys = signature.args
+        uary = context.make_array(tys[0])(context, builder, args[0])
+        uptr = uary.data
+        m = builder.extract_value(uary.shape, 1)
+        tptr = context.make_array(tys[4])(context, builder, args[4]).data
+        c0_, n_, width_, base_ = (_i64(context, builder, args[i], tys[i]) for i in (1, 2, 3, 5))
+        w_, L_, top_ = (builder.trunc(_i64(context, builder, args[i], tys[i]), _I32)
+                        for i in (6, 7, 8))
+        one = ir.Constant(_I32, 1)
+        lowmask = _splat(builder, builder.sub(builder.shl(one, L_), one), _V32)
+        Lv = _splat(builder, L_, _V32)
+        topv = _splat(builder, top_, _V32)
+        w64 = builder.zext(w_, _I64)
+        lanes64 = ir.Constant(_I64, WIDTH)
+        zero64 = ir.Constant(_I64, 0)
+        tblock = builder.gep(tptr, [base_])
+        pre = builder.block
+        rhead = builder.append_basic_block("rows")
+        rbody = builder.append_basic_block("row")
+        chead = builder.append_basic_block("groups")
+        cbody = builder.append_basic_block("group")
+        spill = builder.append_basic_block("spill")
+        cnext = builder.append_basic_block("next_group")
+        rnext = builder.append_basic_block("next_row")
+        done = builder.append_basic_block("done")
+        builder.branch(rhead)
+        builder.position_at_end(rhead)
+        i = builder.phi(_I64)
+        builder.cbranch(builder.icmp_signed("<", i, n_), rbody, done)
+        builder.position_at_end(rbody)
+        urow = builder.add(builder.mul(i, m), c0_)
+        krow = builder.mul(i, width_)
+        builder.branch(chead)
+        builder.position_at_end(chead)
+        jj = builder.phi(_I64)
+        builder.cbranch(builder.icmp_signed("<", jj, width_), cbody, rnext)
+        builder.position_at_end(cbody)
+        x = builder.zext(_vload(builder, uptr, builder.add(urow, jj), vin, in_bits // 8), _V32)
+        tail = builder.or_(builder.shl(builder.lshr(x, topv), Lv), builder.and_(x, lowmask))
+        at = builder.mul(builder.udiv(builder.add(krow, jj), lanes64), w64)
+        q = builder.mul(builder.lshr(at, ir.Constant(_I64, 5)), lanes64)
+        s32 = builder.trunc(builder.and_(at, ir.Constant(_I64, 31)), _I32)
+        sv = _splat(builder, s32, _V32)
+        row = _vload(builder, tblock, q, _V32, 4)
+        _vstore(builder, builder.or_(row, builder.shl(tail, sv)), tblock, q, 4)
+        builder.cbranch(builder.icmp_unsigned(">", builder.add(s32, w_), ir.Constant(_I32, 32)),
+                        spill, cnext)
+        builder.position_at_end(spill)  # the group's tails run into the next word row
+        q1 = builder.add(q, lanes64)
+        row1 = _vload(builder, tblock, q1, _V32, 4)
+        _vstore(builder, builder.or_(row1, builder.lshr(tail, builder.sub(_const(_V32, 32), sv))),
+                tblock, q1, 4)
+        builder.branch(cnext)
+        builder.position_at_end(cnext)
+        jj.add_incoming(zero64, rbody)
+        jj.add_incoming(builder.add(jj, lanes64), cnext)
+        builder.branch(chead)
+        builder.position_at_end(rnext)
+        i.add_incoming(zero64, pre)
+        i.add_incoming(builder.add(i, ir.Constant(_I64, 1)), rnext)
+        builder.branch(rhead)
+        builder.position_at_end(done)
+        return context.get_dummy_value()
+
+    return sig, codegen

@@ -23,7 +23,8 @@ the tails of ``w`` bits from ``WIDTH`` lanes of 32-bit words (16 consecutive ent
 word row and a shift: two loads); stored as 32- or 16-bit patterns, with the OR of the heads
 returned for the range check. ``float_values_zeros``: the same for a block with zeros, whose
 nonzero entries take the tails in order (read from the rank of the vector's first one and
-expanded into the nonzero lanes).
+expanded into the nonzero lanes). ``pack_tail_groups`` writes the tails of a block without
+zeros, 16 at a time.
 """
 from __future__ import annotations
 

@@ -105,6 +105,10 @@ def _vstore(builder, value, ptr, index, align):
                                          ir.PointerType(value.type)), align=align)
 
 
+def _new_blocks(builder, *names):
+    return [builder.append_basic_block(name) for name in names]
+
+
 def _loop(builder):
     """(pre, head, body, done): the blocks of a loop; the caller adds the phis to head."""
     head = builder.append_basic_block("head")
@@ -269,12 +273,8 @@ def _values_codegen(out_bits, zeros):
                             builder.sub(_const(_V32, 31), off))), wmask)
 
         pre = builder.block
-        rhead = builder.append_basic_block("rows")
-        rbody = builder.append_basic_block("row")
-        chead = builder.append_basic_block("vectors")
-        cbody = builder.append_basic_block("vector")
-        rnext = builder.append_basic_block("next_row")
-        done = builder.append_basic_block("done")
+        rhead, rbody, chead, cbody, rnext, done = _new_blocks(
+            builder, "rows", "row", "vectors", "vector", "next_row", "done")
         builder.branch(rhead)
         builder.position_at_end(rhead)
         i = builder.phi(_I64)
@@ -481,14 +481,8 @@ def pack_tail_groups(typingctx, u, c0, n, width, tails, base, w, L, top):
         zero64 = ir.Constant(_I64, 0)
         tblock = builder.gep(tptr, [base_])
         pre = builder.block
-        rhead = builder.append_basic_block("rows")
-        rbody = builder.append_basic_block("row")
-        chead = builder.append_basic_block("groups")
-        cbody = builder.append_basic_block("group")
-        spill = builder.append_basic_block("spill")
-        cnext = builder.append_basic_block("next_group")
-        rnext = builder.append_basic_block("next_row")
-        done = builder.append_basic_block("done")
+        rhead, rbody, chead, cbody, spill, cnext, rnext, done = _new_blocks(
+            builder, "rows", "row", "groups", "group", "spill", "next_group", "next_row", "done")
         builder.branch(rhead)
         builder.position_at_end(rhead)
         i = builder.phi(_I64)

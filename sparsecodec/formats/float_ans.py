@@ -74,10 +74,8 @@ def tails_dtype(dtype: np.dtype) -> type[np.unsignedinteger]:
 def tail_words(tailed: np.ndarray, w: int, dtype: np.dtype) -> np.ndarray:
     """The words each block's tails take (``kernels.floats.tail_words``): ``TAIL_LANES``
     lanes of ceil(ceil(tailed / TAIL_LANES) * w / word bits) words."""
-    lanes = kf.TAIL_LANES
-    ubits = 8 * np.dtype(tails_dtype(dtype)).itemsize
-    groups = -(-np.asarray(tailed, np.int64) // lanes)
-    return lanes * (-(-(groups * w) // ubits))
+    return kf.tail_words(np.asarray(tailed, np.int64), w,
+                         8 * np.dtype(tails_dtype(dtype)).itemsize)
 
 
 def block_entries(n: int, m: int, bc: int) -> np.ndarray:
@@ -145,9 +143,10 @@ def _table_bytes(keys: np.ndarray, nsym: int, sb: int) -> int:
 
 def choose(M: Matrix, head_bits: int | None, shift: str | None, bc: int) -> _Model:
     """The head width and shift axes with the fewest estimated bytes (entropy of the keys,
-    the tails, the table and the offsets), or the ones asked for. One pass over the matrix
-    counts the keys for every choice of axes at the widest head (narrower heads merge
-    them) and the entries with tails in each block of ``bc`` columns."""
+    the tails, the table and the offsets), or the ones asked for. One pass over a sample of
+    rows counts the keys for every choice of axes at the widest head (narrower heads merge
+    them); a pass over every entry then counts the chosen model's keys, writes each entry's
+    key index and counts the entries with tails in each block of ``bc`` columns."""
     E, P = FIELDS[M.dtype.name]
     n, m = M.shape
     nb = 8 * M.dtype.itemsize
@@ -160,8 +159,8 @@ def choose(M: Matrix, head_bits: int | None, shift: str | None, bc: int) -> _Mod
     # the choice reads every step-th row (all of them up to CHOICE_SAMPLE entries); the
     # counts of the chosen model are then taken over every entry
     step = max(1, n * m // CHOICE_SAMPLE)
-    by_axes, zeros, tailed = kf.key_histograms(M.bits[::step], P, nb, top, r[::step], c,
-                                               lo_top, size_top, bc)
+    by_axes, zeros = kf.key_histograms(M.bits[::step], P, nb, top, r[::step], c, lo_top,
+                                       size_top)
     scale = n * m / max(1, -(-n // step) * m)  # entries per sampled entry
     best: tuple[float, int, str, np.ndarray, np.ndarray] | None = None
     for sh in shifts:
@@ -382,9 +381,9 @@ class FloatANS(Encoded):
                 st = np.zeros(max(nblocks, 1), np.int64)
                 n, m = self.shape
                 with threads.for_work(n * m * 8):
-                    bad = kf.zero_counts(self.words, self.word_ptr, self._fb, self._symt,
-                                         self.sb, n, m, self.block_cols,
-                                         zero_symbols(self.zeros), counts, st, simd.VECTOR)
+                    bad = kf.zero_counts(self.words, self.word_ptr, self._fb, self.sb, n, m,
+                                         self.block_cols, self._zslots, counts, st,
+                                         simd.VECTOR)
                 status.check_block(self.format, int(bad))
                 self._zero_counts = (int(counts[:, 0].sum()), int(counts[:, 1].sum()))
         return self._zero_counts

@@ -135,14 +135,13 @@ def key_counts(u, P, nb, t, r, c, kmin, size, bc, keys):
 
 
 @njit(cache=True, nogil=True)
-def key_histograms(u, P, nb, t, r, c, kmin, size, bc):
+def key_histograms(u, P, nb, t, r, c, kmin, size):
     """In one pass: the counts of the keys at head width t (index key - kmin, ``size`` of
-    them) with no offsets, row offsets, column offsets and both (rows of ``counts``); the
-    counts of +0.0 and -0.0; and each block's entries that are not zeros (they have tails)."""
+    them) with no offsets, row offsets, column offsets and both (rows of ``counts``), and the
+    counts of +0.0 and -0.0."""
     n, m = u.shape
     counts = np.zeros((4, size), np.int64)
     zeros = np.zeros(2, np.int64)
-    tailed = np.zeros((m + bc - 1) // bc if m else 0, np.int64)
     L = np.uint64(P - t)
     vmask = np.uint64((1 << (nb - 1)) - 1)
     top = np.uint64(nb - 1)
@@ -154,14 +153,13 @@ def key_histograms(u, P, nb, t, r, c, kmin, size, bc):
             if v == 0:
                 zeros[np.int64(x >> top)] += 1
                 continue
-            tailed[j // bc] += 1
             h = np.int64(v >> L) - kmin
             cj = np.int64(c[j])
             counts[0, h - ((2 >> 2) << t)] += 1
             counts[1, h - (((ri + 2) >> 2) << t)] += 1
             counts[2, h - (((cj + 2) >> 2) << t)] += 1
             counts[3, h - (((ri + cj + 2) >> 2) << t)] += 1
-    return counts, zeros, tailed
+    return counts, zeros
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -186,6 +184,20 @@ def _code(x, f, rcp, start, scale, words, pos):
     return (np.uint64(q) << scale) + np.uint64(rem) + start, pos
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _code_entries(kb, fck, xs, words, pos, hi, lo, scale):
+    """Code entries hi - 1 down to lo of a block (key indices ``kb``) into their states
+    ``xs`` (entry k: state k % LANES); returns the new pos."""
+    for k in range(hi - 1, lo - 1, -1):
+        fc = np.uint64(fck[kb[k]])
+        f = fc & np.uint64(0xFFFF)
+        lane = k % LANES
+        x, pos = _code(np.uint64(xs[lane]), f, 1.0 / np.float64(f), fc >> _U16, scale, words,
+                       pos)
+        xs[lane] = np.uint32(x)
+    return pos
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def encode_blocks(keys, fck, sb, n, m, bc, scratch, scratch_off, used, vector):
     """rANS-code every block of ``bc`` columns into ``scratch`` (block b writes downwards from
@@ -206,22 +218,11 @@ def encode_blocks(keys, fck, sb, n, m, bc, scratch, scratch_off, used, vector):
         xs = np.full(LANES, RANS_L, np.uint32)
         pos = words.shape[0]
         full = count - count % LANES
-        io = np.empty(2, np.int64)
-        for part in range(2):  # the entries past the last group; then what the vector leaves
-            for k in range(count - 1 if part == 0 else io[1] - 1, full - 1 if part == 0 else -1,
-                           -1):
-                fc = np.uint64(fck[kb[k]])
-                f = fc & np.uint64(0xFFFF)
-                lane = k % LANES
-                x, pos = _code(np.uint64(xs[lane]), f, 1.0 / np.float64(f), fc >> _U16, scale,
-                               words, pos)
-                xs[lane] = np.uint32(x)
-            if part == 0:
-                io[0] = pos
-                io[1] = full
-                if vector:
-                    rans_encode_lanes(kb, fck, xs, words, io, sb)
-                pos = io[0]
+        pos = _code_entries(kb, fck, xs, words, pos, count, full, scale)  # past the groups
+        io = np.array([pos, full], np.int64)
+        if vector:
+            rans_encode_lanes(kb, fck, xs, words, io, sb)
+        pos = _code_entries(kb, fck, xs, words, io[0], io[1], 0, scale)  # what it left
         for lane in range(LANES - 1, -1, -1):  # state 0 first in the stream
             pos = rans.flush(np.uint64(xs[lane]), words, pos)
         used[b] = words.shape[0] - pos
@@ -442,10 +443,10 @@ def decode_blocks(words, word_ptr, tails, tail_ptr, fb, symt, vslot, zslots, vba
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def zero_counts(words, word_ptr, fb, symt, sb, n, m, bc, zsym, counts, status, vector):
-    """Per block, the entries of each zero class (counts[b, sign]: symbol ``zsym[sign]``,
-    -1 when absent), from the rANS pass alone; ``status``: one int64 per block, scratch.
-    Returns the first corrupt block or -1."""
+def zero_counts(words, word_ptr, fb, sb, n, m, bc, zslots, counts, status, vector):
+    """Per block, the entries of +0.0 and -0.0 (counts[b, sign]), from the rANS pass alone:
+    the zero classes' slots end at zslots[0], +0.0's at zslots[1]. ``status``: one int64 per
+    block, scratch. Returns the first corrupt block or -1."""
     nblocks = counts.shape[0]
     for b in prange(nblocks):
         count = (min(m, b * bc + bc) - b * bc) * n
@@ -455,15 +456,17 @@ def zero_counts(words, word_ptr, fb, symt, sb, n, m, bc, zsym, counts, status, v
             status[b] = OK if wend == w0 else CORRUPT
             continue
         slots = np.empty(count, np.uint16)
+        io = np.empty(3, np.int64)
         if not _slots_pass(words, w0, wend, fb, sb, count, slots, np.empty(LANES, np.uint32),
-                           np.empty(3, np.int64), vector, 0):
+                           io, vector, zslots[0]):
             status[b] = CORRUPT
             continue
         status[b] = OK
+        plus = 0
         for k in range(count):
-            for sign in range(2):
-                if np.int64(symt[slots[k]]) == zsym[sign]:
-                    counts[b, sign] += 1
+            plus += np.int64(slots[k]) < zslots[1]
+        counts[b, 0] = plus
+        counts[b, 1] = io[2] - plus
     for b in range(nblocks):
         if status[b] != OK:
             return b

@@ -95,6 +95,49 @@ def _masked_load(builder, ptr, index, ty, live):
                  [src, ir.Constant(_I32, bits // 8), live, ir.Constant(ty, [0] * WIDTH)])
 
 
+def _compress_store(builder, value, ptr, index, live, count):
+    """The ``live`` lanes of ``value`` (``count`` of them) to ptr[index:index + count], in
+    lane order: packed in the register, then a masked store of the first ``count`` lanes.
+    (``llvm.masked.compressstore`` becomes a compressing store to memory, which costs about
+    a hundred cycles on AMD Zen 4: the encoder's vector loop ran 3x slower with it.)"""
+    packed = _call(builder, f"llvm.experimental.vector.compress.v{WIDTH}i16", value.type,
+                   [value, live, ir.Constant(value.type, ir.Undefined)])
+    first = builder.trunc(builder.sub(builder.shl(ir.Constant(_I32, 1),
+                                                  builder.zext(count, _I32)),
+                                      ir.Constant(_I32, 1)), ir.IntType(WIDTH))
+    dst = builder.bitcast(builder.gep(ptr, [index]), ir.PointerType(value.type))
+    _call(builder, f"llvm.masked.store.v{WIDTH}i16.p0", ir.VoidType(),
+          [packed, dst, ir.Constant(_I32, 2), builder.bitcast(first, _V1)])
+
+
+def _expand(builder, value, live):
+    """The first lanes of ``value`` moved to the ``live`` lanes, in order (others 0): a
+    register expand where the CPU has one (VBMI2 for 16-bit lanes); elsewhere through a
+    stack slot and ``llvm.masked.expandload``, which the backend emulates."""
+    ty = value.type
+    if VECTOR:
+        return _call(builder, f"llvm.x86.avx512.mask.expand.v{WIDTH}i{ty.element.width}", ty,
+                     [value, ir.Constant(ty, [0] * WIDTH), live])
+    slot = cgutils.alloca_once(builder, ty)
+    builder.store(value, slot)
+    return _call(builder, f"llvm.masked.expandload.v{WIDTH}i{ty.element.width}", ty,
+                 [builder.bitcast(slot, ir.PointerType(ty.element)), live,
+                  ir.Constant(ty, [0] * WIDTH)])
+
+
+def _window(builder, lo, hi, shift, scratch):
+    """Lanes shift .. shift + WIDTH of the 32-bit vectors lo, hi put end to end: one
+    two-table permute where the CPU has it, else through ``scratch`` (2 * WIDTH i32)."""
+    if VECTOR:
+        idx = builder.add(ir.Constant(_V32, list(range(WIDTH))),
+                          _splat(builder, builder.trunc(shift, _I32), _V32))
+        return _call(builder, f"llvm.x86.avx512.vpermi2var.d.{32 * WIDTH}", _V32,
+                     [lo, idx, hi])
+    _vstore(builder, lo, scratch, ir.Constant(_I64, 0), 4)
+    _vstore(builder, hi, scratch, ir.Constant(_I64, WIDTH), 4)
+    return _vload(builder, scratch, shift, _V32, 4)
+
+
 def _vload(builder, ptr, index, ty, align):
     return builder.load(builder.bitcast(builder.gep(ptr, [index]), ir.PointerType(ty)),
                         align=align)
@@ -253,9 +296,7 @@ def _values_codegen(out_bits, zeros):
                 context.make_array(tys[7])(context, builder, args[7]).shape, 0)
             qmax = builder.sub(builder.sub(nwords, base_), ir.Constant(_I64, 2 * WIDTH))
             pair = cgutils.alloca_once(builder, ir.ArrayType(_I32, 2 * WIDTH))
-            spill = cgutils.alloca_once(builder, ir.ArrayType(_I32, WIDTH))
             pair0 = builder.bitcast(pair, ir.PointerType(_I32))
-            spill0 = builder.bitcast(spill, ir.PointerType(_I32))
 
         def group(g):
             """The tails of group g (a vector in lane order): two loads, one shift."""
@@ -315,12 +356,9 @@ def _values_codegen(out_bits, zeros):
             # lane), expanded into the nonzero lanes
             nz = builder.and_(builder.icmp_unsigned(">=", slot, zend), live)
             g = builder.udiv(rank, lanes64)
-            _vstore(builder, group(g), pair0, zero64, 4)
-            _vstore(builder, group(builder.add(g, ir.Constant(_I64, 1))), pair0, lanes64, 4)
-            _vstore(builder, _vload(builder, pair0, builder.urem(rank, lanes64), _V32, 4),
-                    spill0, zero64, 4)
-            tl = _call(builder, f"llvm.masked.expandload.v{WIDTH}i32", _V32,
-                       [spill0, nz, _const(_V32, 0)])
+            tl = _expand(builder, _window(builder, group(g),
+                                          group(builder.add(g, ir.Constant(_I64, 1))),
+                                          builder.urem(rank, lanes64), pair0), nz)
             count = _call(builder, f"llvm.ctpop.i{WIDTH}", ir.IntType(WIDTH),
                           [builder.bitcast(nz, ir.IntType(WIDTH))])
             rank_n = builder.add(rank, builder.zext(count, _I64))
@@ -434,8 +472,7 @@ def rans_encode_lanes(typingctx, syms, fc, states, words, io, scale):
             count = _call(builder, f"llvm.ctpop.i{WIDTH}", ir.IntType(WIDTH),
                           [builder.bitcast(need, ir.IntType(WIDTH))])
             pn = builder.sub(pn, builder.zext(count, _I64))
-            _call(builder, f"llvm.masked.compressstore.v{WIDTH}i16", ir.VoidType(),
-                  [builder.trunc(x, _V16), builder.gep(wptr, [pn]), need])
+            _compress_store(builder, builder.trunc(x, _V16), wptr, pn, need, count)
             x = builder.select(need, builder.lshr(x, _const(_V32, 16)), x)
             dv = ir.VectorType(ir.DoubleType(), WIDTH)
             q = builder.fptoui(builder.fdiv(builder.uitofp(x, dv), builder.uitofp(freq, dv)),

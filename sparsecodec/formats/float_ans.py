@@ -190,7 +190,7 @@ def choose(M: Matrix, head_bits: int | None, shift: str | None, bc: int) -> _Mod
     lo, size = key_range(E, t)
     keys = np.empty(n * m, np.uint16)
     counts, zeros, tailed = kf.key_counts(M.bits, P, nb, t, *offsets(rr, cc, M.shape), lo, size,
-                                          bc, keys)
+                                          bc, keys, simd.VECTOR)
     used = np.flatnonzero(counts)
     nsym = used.size + int(np.count_nonzero(zeros))
     if nsym > 1 << 15:

@@ -42,6 +42,7 @@ from .simd import (
     pack_tail_groups,
     rans_encode_lanes,
     rans_lanes,
+    segment_keys,
 )
 
 _U1 = np.uint64(1)
@@ -96,15 +97,16 @@ def exponent_fit(u, P, E, cstep, rstep):
 
 
 @njit(cache=True, nogil=True)
-def key_counts(u, P, nb, t, r, c, kmin, size, bc, keys):
+def key_counts(u, P, nb, t, r, c, kmin, size, bc, keys, vector):
     """The counts of the keys at head width t with offsets ``r`` and ``c`` (index
     key - kmin), of +0.0 and -0.0, and each block's entries that have tails; and every
     entry's key index (``size`` + sign for a zero) into ``keys`` (uint16), in block order
-    (block b from c0 * n, its entries row by row). Counted into four histograms by column,
-    so that equal keys in a row do not wait for each other's increments."""
+    (block b from c0 * n, its entries row by row). A row segment of a block at a time: its
+    key indices (the vector loop :func:`simd.segment_keys` when ``vector``), then their
+    counts, into four histograms by position so that equal keys in a row do not wait for
+    each other's increments."""
     n, m = u.shape
-    counts4 = np.zeros((4, size), np.int64)
-    zeros = np.zeros(2, np.int64)
+    counts4 = np.zeros((4, size + 2), np.int64)  # the zero classes at size and size + 1
     nblocks = (m + bc - 1) // bc if m else 0
     tailed = np.zeros(nblocks, np.int64)
     L = np.uint64(P - t)
@@ -115,23 +117,31 @@ def key_counts(u, P, nb, t, r, c, kmin, size, bc, keys):
         for b in range(nblocks):
             c0 = b * bc
             width = min(m, c0 + bc) - c0
-            base = c0 * n + i * width - c0
-            nz = 0
-            for j in range(c0, c0 + width):
-                x = np.uint64(u[i, j])
-                v = x & vmask
-                if v == 0:
-                    sign = np.int64(x >> top)
-                    zeros[sign] += 1
-                    keys[base + j] = np.uint16(size + sign)
-                    continue
-                nz += 1
-                h = np.int64(v >> L) - kmin - (((ri + np.int64(c[j])) >> 2) << t)
-                counts4[j & 3, h] += 1
-                keys[base + j] = np.uint16(h)
-            tailed[b] += nz
+            base = c0 * n + i * width
+            if vector:
+                zeros = segment_keys(u, i, c0, width, c, ri, P - t, t, kmin, size, keys, base)
+            else:
+                zeros = 0
+                for j in range(c0, c0 + width):
+                    x = np.uint64(u[i, j])
+                    v = x & vmask
+                    if v == 0:
+                        zeros += 1
+                        keys[base + j - c0] = np.uint16(size + np.int64(x >> top))
+                    else:
+                        keys[base + j - c0] = np.uint16(
+                            np.int64(v >> L) - kmin - (((ri + np.int64(c[j])) >> 2) << t))
+            tailed[b] += width - zeros
+            end = base + width
+            for q in range(base, end - 3, 4):
+                counts4[0, keys[q]] += 1
+                counts4[1, keys[q + 1]] += 1
+                counts4[2, keys[q + 2]] += 1
+                counts4[3, keys[q + 3]] += 1
+            for q in range(end - width % 4, end):
+                counts4[0, keys[q]] += 1
     counts = counts4[0] + counts4[1] + counts4[2] + counts4[3]
-    return counts, zeros, tailed
+    return counts[:size], counts[size:], tailed
 
 
 @njit(cache=True, nogil=True)

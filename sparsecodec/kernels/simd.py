@@ -560,3 +560,69 @@ def pack_tail_groups(typingctx, u, c0, n, width, tails, base, w, L, top):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+def _to32(builder, value):
+    """An integer vector as 32-bit lanes (zero-extended or truncated)."""
+    bits = value.type.element.width
+    if bits == 32:
+        return value
+    return (builder.zext if bits < 32 else builder.trunc)(value, _V32)
+
+
+@intrinsic
+def segment_keys(typingctx, u, i, c0, width, c, ri, L, t, kmin, size, keys, kbase):
+    """The key indices of entries c0 .. c0 + width of row i of ``u`` (n x m bit patterns,
+    uint16, uint32 or uint64, C order) into keys[kbase:kbase + width] (uint16), 16 at a time (the
+    last vector masked): for a nonzero magnitude v, (v >> L) - kmin - (((ri + c[j]) >> 2) <<
+    t) (``ri``: the row's offset plus 2; ``c``: int8 column offsets); for +0.0 and -0.0,
+    ``size`` + sign. Returns the segment's zeros (int64). The loop
+    :func:`kernels.floats.key_counts` runs elsewhere."""
+    sig = types.int64(u, i, c0, width, c, ri, L, t, kmin, size, keys, kbase)
+    in_bits = u.dtype.bitwidth
+    vin = ir.VectorType(ir.IntType(in_bits), WIDTH)
+
+    def codegen(context, builder, signature, args):
+        tys = signature.args
+        uary = context.make_array(tys[0])(context, builder, args[0])
+        m = builder.extract_value(uary.shape, 1)
+        cptr = context.make_array(tys[4])(context, builder, args[4]).data
+        kptr = context.make_array(tys[10])(context, builder, args[10]).data
+        i_, c0_, width_, kbase_ = (_i64(context, builder, args[j], tys[j]) for j in (1, 2, 3, 11))
+        ri_, L_, t_, kmin_, size_ = (builder.trunc(_i64(context, builder, args[j], tys[j]), _I32)
+                                     for j in (5, 6, 7, 8, 9))
+        urow = builder.gep(uary.data, [builder.add(builder.mul(i_, m), c0_)])
+        crow = builder.gep(cptr, [c0_])
+        krow = builder.gep(kptr, [kbase_])
+        vmask = _const(vin, (1 << (in_bits - 1)) - 1)
+        riv, tv = (_splat(builder, x, _V32) for x in (ri_, t_))
+        Lv = _splat(builder, builder.zext(L_, vin.element) if in_bits > 32 else
+                    builder.trunc(L_, vin.element) if in_bits < 32 else L_, vin)
+        kminv, sizev = (_splat(builder, x, _V32) for x in (kmin_, size_))
+        lanes = ir.Constant(_V32, list(range(WIDTH)))
+        pre, head, body, done = _loop(builder)
+        jj = builder.phi(_I64)
+        zeros = builder.phi(_I64)
+        builder.cbranch(builder.icmp_signed("<", jj, width_), body, done)
+        builder.position_at_end(body)
+        live = builder.icmp_signed("<", lanes, _splat(
+            builder, builder.trunc(builder.sub(width_, jj), _I32), _V32))
+        x = _masked_load(builder, urow, jj, vin, live)
+        col = builder.sext(_masked_load(builder, crow, jj, _V8, live), _V32)
+        v = builder.and_(x, vmask)
+        octave = builder.shl(builder.ashr(builder.add(riv, col), _const(_V32, 2)), tv)
+        h = builder.sub(builder.sub(_to32(builder, builder.lshr(v, Lv)), kminv), octave)
+        isz = builder.icmp_unsigned("==", v, ir.Constant(vin, [0] * WIDTH))
+        sign = _to32(builder, builder.lshr(x, _const(vin, in_bits - 1)))
+        key = builder.select(isz, builder.add(sizev, sign), h)
+        dst = builder.bitcast(builder.gep(krow, [jj]), ir.PointerType(_V16))
+        _call(builder, f"llvm.masked.store.v{WIDTH}i16.p0", ir.VoidType(),
+              [builder.trunc(key, _V16), dst, ir.Constant(_I32, 2), live])
+        zc = _call(builder, f"llvm.ctpop.i{WIDTH}", ir.IntType(WIDTH),
+                   [builder.bitcast(builder.and_(isz, live), ir.IntType(WIDTH))])
+        _close(builder, pre, body, head, done,
+               [(jj, ir.Constant(_I64, 0), builder.add(jj, ir.Constant(_I64, WIDTH))),
+                (zeros, ir.Constant(_I64, 0), builder.add(zeros, builder.zext(zc, _I64)))])
+        return zeros
+
+    return sig, codegen

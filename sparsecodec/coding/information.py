@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 
 def information_bits(counts: np.ndarray) -> float:
@@ -17,3 +18,16 @@ def entropy(counts: np.ndarray) -> float:
     """Zero-order entropy in bits per symbol: :func:`information_bits` over the count."""
     total = float(np.asarray(counts)[np.asarray(counts) > 0].sum())
     return information_bits(counts) / total if total else 0.0
+
+
+@njit(cache=True, nogil=True)
+def counts_information(counts):
+    """:func:`information_bits` for numba kernels (int64 counts)."""
+    total = 0
+    for c in counts:
+        total += c
+    bits = 0.0
+    for c in counts:
+        if c > 0:
+            bits -= c * np.log2(c / total)
+    return max(0.0, bits)

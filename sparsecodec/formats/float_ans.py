@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from .. import status
-from ..coding.information import information_bits
 from ..coding.rans import cumulative, quantize_freqs
 from ..errors import FormatError, OptionError
 from ..kernels import floats as kf
@@ -51,19 +50,6 @@ def key_range(E: int, t: int) -> tuple[int, int]:
     """The smallest key and the count of keys a head width ``t`` can give."""
     lo = -(kf.SHIFT_RANGE << t)
     return lo, (1 << (E + t)) + 2 * (kf.SHIFT_RANGE << t)
-
-
-def scale_bits_for(count: int, nsym: int) -> int:
-    """rANS precision: 12 bits below 2^16 entries, 13 below 2^20, else 15; more when the
-    symbols need it (at most 15)."""
-    sb = 12 if count < 1 << 16 else 13 if count < 1 << 20 else 15
-    return max(sb, min(15, max(1, nsym - 1).bit_length()))
-
-
-def _varint_bytes(values: np.ndarray) -> int:
-    v = np.asarray(values, np.int64)
-    return int(np.sum(1 + (np.maximum(v, 1).astype(np.float64) >= 128)
-                      + (v >= 1 << 14) + (v >= 1 << 21) + (v >= 1 << 28)))
 
 
 def tails_dtype(dtype: np.dtype) -> type[np.unsignedinteger]:
@@ -122,25 +108,6 @@ def _fit(M: Matrix) -> tuple[np.ndarray, np.ndarray, int, int]:
     return kf.exponent_fit(M.bits, P, E, max(1, m // FIT_SAMPLE), max(1, n // FIT_SAMPLE))
 
 
-def _coarser(counts: np.ndarray, E: int, t_from: int, t: int) -> np.ndarray:
-    """The key counts at head width t from those at t_from >= t (keys shift right exactly:
-    the octave part of a key is a multiple of 2^t_from)."""
-    lo_f, size_f = key_range(E, t_from)
-    lo, size = key_range(E, t)
-    keys = np.arange(size_f, dtype=np.int64) + lo_f
-    return np.bincount((keys >> (t_from - t)) - lo, weights=counts,
-                       minlength=size).astype(np.int64)
-
-
-def _table_bytes(keys: np.ndarray, nsym: int, sb: int) -> int:
-    """Bytes of the stored table: the key deltas as varints and ``nsym`` frequencies (each
-    counted at the varint size of 2^sb / nsym, the typical frequency)."""
-    if keys.size == 0:
-        return _varint_bytes(np.full(nsym, 1 << sb))
-    deltas = np.concatenate([[2 * abs(int(keys[0]))], np.diff(keys) - 1])
-    return _varint_bytes(deltas) + nsym * (1 + ((1 << sb) // max(nsym, 1) >= 128))
-
-
 def choose(M: Matrix, head_bits: int | None, shift: str | None, bc: int) -> _Model:
     """The head width and shift axes with the fewest estimated bytes (entropy of the keys,
     the tails, the table and the offsets), or the ones asked for. One pass over a sample of
@@ -162,29 +129,20 @@ def choose(M: Matrix, head_bits: int | None, shift: str | None, bc: int) -> _Mod
     by_axes, zeros = kf.key_histograms(M.bits[::step], P, nb, top, r[::step], c, lo_top,
                                        size_top)
     scale = n * m / max(1, -(-n // step) * m)  # entries per sampled entry
-    best: tuple[float, int, str, np.ndarray, np.ndarray] | None = None
-    for sh in shifts:
-        if shift is None and ((sh in ("rows", "both") and rows_used < 2)
-                              or (sh in ("cols", "both") and cols_used < 2)):
-            continue
-        counts_top = by_axes[SHIFTS.index(sh)]
-        extra = (n if sh in ("rows", "both") else 0) + (m if sh in ("cols", "both") else 0)
-        for t in ts:
-            counts = counts_top if t == top else _coarser(counts_top, E, top, t)
-            used = np.flatnonzero(counts)
-            nsym = used.size + int(np.count_nonzero(zeros))
-            if nsym > 1 << 15:
-                continue
-            sb = scale_bits_for(n * m, nsym)
-            lo, _ = key_range(E, t)
-            cost = (scale * information_bits(np.concatenate([counts[used], zeros])) / 8
-                    + (n * m - scale * int(zeros.sum())) * (P - t + 1) / 8
-                    + _table_bytes(used + lo, nsym, sb) + extra)
-            if best is None or cost < best[0]:
-                best = (cost, t, sh, counts, zeros)
-    if best is None:
+    extra = np.array([(n if sh in ("rows", "both") else 0) + (m if sh in ("cols", "both") else 0)
+                      for sh in SHIFTS], np.float64)
+    costs = kf.choice_costs(by_axes, zeros, P, top, kf.SHIFT_RANGE, n * m, scale, extra)
+    for a, sh in enumerate(SHIFTS):
+        if sh not in shifts or (shift is None and ((sh in ("rows", "both") and rows_used < 2)
+                                                   or (sh in ("cols", "both")
+                                                       and cols_used < 2))):
+            costs[a] = np.inf
+    costs[:, [t for t in range(top + 1) if t not in ts]] = np.inf
+    if not np.isfinite(costs).any():
         raise OptionError(f"float_ans: head_bits={head_bits} gives more than 2^15 symbols")
-    _, t, sh, counts, zeros = best
+    a, t = np.unravel_index(int(np.argmin(costs)), costs.shape)
+    sh = SHIFTS[int(a)]
+    t = int(t)
     rr = r if sh in ("rows", "both") else np.zeros(0, np.int8)
     cc = c if sh in ("cols", "both") else np.zeros(0, np.int8)
     lo, size = key_range(E, t)
@@ -195,7 +153,7 @@ def choose(M: Matrix, head_bits: int | None, shift: str | None, bc: int) -> _Mod
     nsym = used.size + int(np.count_nonzero(zeros))
     if nsym > 1 << 15:
         raise OptionError(f"float_ans: head_bits={t} gives more than 2^15 symbols")
-    return _Model(t, sh, rr, cc, used + lo, counts[used], zeros, scale_bits_for(n * m, nsym),
+    return _Model(t, sh, rr, cc, used + lo, counts[used], zeros, kf.scale_bits_for(n * m, nsym),
                   tailed, keys)
 
 

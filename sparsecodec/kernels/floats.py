@@ -32,6 +32,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..coding import rans
+from ..coding.information import counts_information
 from ..coding.rans import RANS_L
 from ..status import CORRUPT, OK
 from .simd import (
@@ -170,6 +171,70 @@ def key_histograms(u, P, nb, t, r, c, kmin, size):
             counts[2, h - (((cj + 2) >> 2) << t)] += 1
             counts[3, h - (((ri + cj + 2) >> 2) << t)] += 1
     return counts, zeros
+
+
+@njit(cache=True, nogil=True)
+def scale_bits_for(count, nsym):
+    """rANS precision: 12 bits below 2^16 entries, 13 below 2^20, else 15; more when the
+    symbols need it (at most 15)."""
+    sb = 12 if count < 1 << 16 else 13 if count < 1 << 20 else 15
+    need = 0
+    x = max(1, nsym - 1)
+    while x:
+        need += 1
+        x >>= 1
+    return max(sb, min(15, need))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _varint_bytes(v):
+    v = max(v, 1)
+    return 1 + (v >= 1 << 7) + (v >= 1 << 14) + (v >= 1 << 21) + (v >= 1 << 28)
+
+
+@njit(cache=True, nogil=True)
+def choice_costs(by_axes, zeros, P, top, shift_range, count, scale, extra):
+    """The estimated bytes of each choice of axes (rows of ``by_axes``: the key counts of a
+    sample at head width ``top``, index key - lo(top)) and head width t = 0 .. top: the
+    information of the keys and zeros (scaled by ``scale``, entries per sampled entry), the
+    tails (P - t + 1 bits per nonzero of the ``count`` entries), the table (key deltas and
+    frequencies as varints) and the offsets (``extra``[axes] bytes); inf where a choice
+    would have more than 2^15 symbols. Narrower heads merge 2^(top - t) adjacent keys."""
+    nax = by_axes.shape[0]
+    out = np.full((nax, top + 1), np.inf)
+    zsum = zeros[0] + zeros[1]
+    merged = np.zeros(by_axes.shape[1] + 2, np.int64)
+    for a in range(nax):
+        for t in range(top + 1):
+            d = top - t
+            size = by_axes.shape[1] >> d
+            lo = -(shift_range << t)
+            merged[:] = 0
+            for q in range(by_axes.shape[1]):
+                merged[q >> d] += by_axes[a, q]
+            merged[size] = zeros[0]
+            merged[size + 1] = zeros[1]
+            nkeys = 0
+            table = 0
+            prev = 0
+            for k in range(size):
+                if merged[k] > 0:
+                    key = k + lo
+                    table += _varint_bytes(key - prev - 1 if nkeys else 2 * abs(key))
+                    prev = key
+                    nkeys += 1
+            nsym = nkeys + (zeros[0] > 0) + (zeros[1] > 0)
+            if nsym > 1 << 15:
+                continue
+            sb = scale_bits_for(count, nsym)
+            if nkeys:
+                table += nsym * (1 + ((1 << sb) // max(nsym, 1) >= 128))
+            else:  # no keys: the frequencies alone
+                table = nsym * _varint_bytes(1 << sb)
+            info = counts_information(merged[:size + 2])
+            out[a, t] = (scale * info / 8 + (count - scale * zsum) * (P - t + 1) / 8
+                         + table + extra[a])
+    return out
 
 
 @njit(cache=True, nogil=True, inline="always")

@@ -127,7 +127,7 @@ def choose(M: Matrix, head_bits: int | None, shift: str | None, bc: int) -> _Mod
     # counts of the chosen model are then taken over every entry
     step = max(1, n * m // CHOICE_SAMPLE)
     by_axes, zeros = kf.key_histograms(M.bits[::step], P, nb, top, r[::step], c, lo_top,
-                                       size_top)
+                                       size_top, simd.VECTOR)
     scale = n * m / max(1, -(-n // step) * m)  # entries per sampled entry
     extra = np.array([(n if sh in ("rows", "both") else 0) + (m if sh in ("cols", "both") else 0)
                       for sh in SHIFTS], np.float64)

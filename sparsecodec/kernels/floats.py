@@ -49,15 +49,17 @@ from .simd import (
 _U1 = np.uint64(1)
 SHIFT_RANGE = 64  # |(r + c + 2) >> 2| <= 64 for int8 r and c
 TAIL_LANES = WIDTH  # the tails of a block are interleaved in as many lanes as a vector has
+FIT_RUN = 16  # consecutive columns the exponent fit's row means read at a time
 
 
 @njit(cache=True, nogil=True)
 def exponent_fit(u, P, E, cstep, rstep):
     """Per-row and per-column offsets of the exponent field (a two-way additive fit of the
     exponents of the finite nonzero normal entries), in quarter octaves, clipped to int8:
-    (r, c, rows with a normal entry, columns with one). The row means read every
-    ``cstep``-th column, the column means every ``rstep``-th row (the fit is the writer's
-    choice: a sample of a few hundred entries a row or column is enough)."""
+    (r, c, rows with a normal entry, columns with one). The row means read runs of
+    ``FIT_RUN`` columns, one run in every ``cstep`` (the same columns in every row); the
+    column means every ``rstep``-th row (the fit is the writer's choice: a sample of a few
+    hundred entries a row or column is enough). Branch-free, so that the loops vectorize."""
     n, m = u.shape
     emax = np.int64((1 << E) - 1)
     pm = np.uint64(P)
@@ -66,14 +68,19 @@ def exponent_fit(u, P, E, cstep, rstep):
     rn = np.zeros(n, np.int64)
     cs = np.zeros(m, np.float64)
     cn = np.zeros(m, np.int64)
+    for i in range(n):
+        s = 0
+        k = 0
+        for j0 in range(0, m, FIT_RUN * cstep):
+            for j in range(j0, min(m, j0 + FIT_RUN)):
+                e = np.int64((np.uint64(u[i, j]) >> pm) & em)
+                ok = np.int64(0 < e) & np.int64(e < emax)
+                s += ok * e
+                k += ok
+        rs[i] = s
+        rn[i] = k
     total = 0.0
     count = 0
-    for i in range(n):
-        for j in range(0, m, cstep):
-            e = np.int64((np.uint64(u[i, j]) >> pm) & em)
-            if 0 < e < emax:
-                rs[i] += e
-                rn[i] += 1
     for i in range(n):
         total += rs[i]
         count += rn[i]
@@ -82,11 +89,12 @@ def exponent_fit(u, P, E, cstep, rstep):
     for i in range(n):
         a[i] = rs[i] / rn[i] - mu if rn[i] else 0.0
     for i in range(0, n, rstep):
+        ai = a[i]
         for j in range(m):
             e = np.int64((np.uint64(u[i, j]) >> pm) & em)
-            if 0 < e < emax:
-                cs[j] += e - a[i]
-                cn[j] += 1
+            ok = np.int64(0 < e) & np.int64(e < emax)
+            cs[j] += ok * (e - ai)
+            cn[j] += ok
     r = np.zeros(n, np.int8)
     c = np.zeros(m, np.int8)
     for i in range(n):
@@ -146,23 +154,38 @@ def key_counts(u, P, nb, t, r, c, kmin, size, bc, keys, vector):
 
 
 @njit(cache=True, nogil=True)
-def key_histograms(u, P, nb, t, r, c, kmin, size):
+def key_histograms(u, P, nb, t, r, c, kmin, size, vector):
     """In one pass: the counts of the keys at head width t (index key - kmin, ``size`` of
     them) with no offsets, row offsets, column offsets and both (rows of ``counts``), and the
-    counts of +0.0 and -0.0."""
+    counts of +0.0 and -0.0. With ``vector``, a row's four key rows come from
+    :func:`simd.segment_keys`, then are counted."""
     n, m = u.shape
-    counts = np.zeros((4, size), np.int64)
-    zeros = np.zeros(2, np.int64)
+    counts = np.zeros((4, size + 2), np.int64)  # the zero classes at size and size + 1
     L = np.uint64(P - t)
     vmask = np.uint64((1 << (nb - 1)) - 1)
     top = np.uint64(nb - 1)
+    if vector:
+        flat = np.zeros(m, np.int8)
+        rows = np.empty((4, m), np.uint16)
+        for i in range(n):
+            ri = np.int64(r[i]) + 2
+            segment_keys(u, i, 0, m, flat, 2, P - t, t, kmin, size, rows[0], 0)
+            segment_keys(u, i, 0, m, flat, ri, P - t, t, kmin, size, rows[1], 0)
+            segment_keys(u, i, 0, m, c, 2, P - t, t, kmin, size, rows[2], 0)
+            segment_keys(u, i, 0, m, c, ri, P - t, t, kmin, size, rows[3], 0)
+            for j in range(m):
+                counts[0, rows[0, j]] += 1
+                counts[1, rows[1, j]] += 1
+                counts[2, rows[2, j]] += 1
+                counts[3, rows[3, j]] += 1
+        return counts[:, :size], counts[0, size:].copy()
     for i in range(n):
         ri = np.int64(r[i])
         for j in range(m):
             x = np.uint64(u[i, j])
             v = x & vmask
             if v == 0:
-                zeros[np.int64(x >> top)] += 1
+                counts[0, size + np.int64(x >> top)] += 1
                 continue
             h = np.int64(v >> L) - kmin
             cj = np.int64(c[j])
@@ -170,7 +193,7 @@ def key_histograms(u, P, nb, t, r, c, kmin, size):
             counts[1, h - (((ri + 2) >> 2) << t)] += 1
             counts[2, h - (((cj + 2) >> 2) << t)] += 1
             counts[3, h - (((ri + cj + 2) >> 2) << t)] += 1
-    return counts, zeros
+    return counts[:, :size], counts[0, size:].copy()
 
 
 @njit(cache=True, nogil=True)

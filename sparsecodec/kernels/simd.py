@@ -573,11 +573,11 @@ def _to32(builder, value):
 @intrinsic
 def segment_keys(typingctx, u, i, c0, width, c, ri, L, t, kmin, size, keys, kbase):
     """The key indices of entries c0 .. c0 + width of row i of ``u`` (n x m bit patterns,
-    uint16, uint32 or uint64, C order) into keys[kbase:kbase + width] (uint16), 16 at a time (the
-    last vector masked): for a nonzero magnitude v, (v >> L) - kmin - (((ri + c[j]) >> 2) <<
-    t) (``ri``: the row's offset plus 2; ``c``: int8 column offsets); for +0.0 and -0.0,
-    ``size`` + sign. Returns the segment's zeros (int64). The loop
-    :func:`kernels.floats.key_counts` runs elsewhere."""
+    uint16, uint32 or uint64; each row contiguous, the rows ``strides[0]`` bytes apart) into
+    keys[kbase:kbase + width] (uint16), 16 at a time (the last vector masked): for a nonzero
+    magnitude v, (v >> L) - kmin - (((ri + c[j]) >> 2) << t) (``ri``: the row's offset plus
+    2; ``c``: int8 column offsets); for +0.0 and -0.0, ``size`` + sign. Returns the
+    segment's zeros (int64)."""
     sig = types.int64(u, i, c0, width, c, ri, L, t, kmin, size, keys, kbase)
     in_bits = u.dtype.bitwidth
     vin = ir.VectorType(ir.IntType(in_bits), WIDTH)
@@ -585,13 +585,16 @@ def segment_keys(typingctx, u, i, c0, width, c, ri, L, t, kmin, size, keys, kbas
     def codegen(context, builder, signature, args):
         tys = signature.args
         uary = context.make_array(tys[0])(context, builder, args[0])
-        m = builder.extract_value(uary.shape, 1)
         cptr = context.make_array(tys[4])(context, builder, args[4]).data
         kptr = context.make_array(tys[10])(context, builder, args[10]).data
         i_, c0_, width_, kbase_ = (_i64(context, builder, args[j], tys[j]) for j in (1, 2, 3, 11))
         ri_, L_, t_, kmin_, size_ = (builder.trunc(_i64(context, builder, args[j], tys[j]), _I32)
                                      for j in (5, 6, 7, 8, 9))
-        urow = builder.gep(uary.data, [builder.add(builder.mul(i_, m), c0_)])
+        # row i starts i * strides[0] bytes in (rows may be a stepped view of a matrix)
+        row_bytes = builder.mul(i_, builder.extract_value(uary.strides, 0))
+        row = builder.bitcast(builder.gep(builder.bitcast(uary.data, ir.PointerType(_I8)),
+                                          [row_bytes]), uary.data.type)
+        urow = builder.gep(row, [c0_])
         crow = builder.gep(cptr, [c0_])
         krow = builder.gep(kptr, [kbase_])
         vmask = _const(vin, (1 << (in_bits - 1)) - 1)

@@ -3,11 +3,15 @@
 LLVM's cost model does not vectorize table lookups (gathers) on every x86 target (on AMD Zen
 it never does), and numba has no vector types, so these loops are emitted here as explicit
 vector IR through :func:`numba.extending.intrinsic`: ``llvm.masked.gather`` for the table
-lookups, ``llvm.masked.expandload`` and ``llvm.masked.compressstore`` for the words a group
-of rANS states reads or writes. The backend lowers them to AVX-512 instructions where the CPU
-has them and emulates them one lane at a time elsewhere (always correct, slower than the
-scalar loops: :data:`VECTOR` says whether to use them). They are called from numba functions
-whose scalar loops finish what a vector loop leaves (see :mod:`kernels.floats`).
+lookups, ``llvm.masked.expandload`` for the words a group of rANS states reads, and
+``llvm.experimental.vector.compress`` plus a masked store for the words it writes (not
+``llvm.masked.compressstore``: a compressing store to memory is microcoded on AMD Zen 4, and
+made the encoder 3x slower). Where :data:`VECTOR` holds, two x86 intrinsics move lanes inside
+registers (an expand, a two-table permute); elsewhere the same steps go through the stack.
+The backend lowers the generic intrinsics to AVX-512 instructions where the CPU has them and
+emulates them one lane at a time elsewhere (always correct, slower than the scalar loops:
+:data:`VECTOR` says whether to use them). They are called from numba functions whose scalar
+loops finish what a vector loop leaves (see :mod:`kernels.floats`).
 
 ``rans_lanes``: ``LANES`` interleaved rANS states (entry k uses state k % LANES), as
 ``VECTORS`` vectors of ``WIDTH`` 32-bit states. One step of a vector: the slot of each state
@@ -22,9 +26,10 @@ slot's value ``vslot[slot]`` (its key << L), plus its octave ((r + c[j] + 2) >> 
 the tails of ``w`` bits from ``WIDTH`` lanes of 32-bit words (16 consecutive entries share a
 word row and a shift: two loads); stored as 32- or 16-bit patterns, with the OR of the heads
 returned for the range check. ``float_values_zeros``: the same for a block with zeros, whose
-nonzero entries take the tails in order (read from the rank of the vector's first one and
-expanded into the nonzero lanes). ``pack_tail_groups`` writes the tails of a block without
-zeros, 16 at a time.
+nonzero entries take the tails in order (the 16 tails from the rank of the vector's first
+one, taken from two lane groups, expanded into the nonzero lanes). ``pack_tail_groups``
+writes the tails of a block without zeros, 16 at a time. ``segment_keys``: the encoder's key
+of every entry of a row segment, 16 at a time.
 """
 from __future__ import annotations
 

@@ -187,6 +187,12 @@ def test_corrupt_components_are_refused_or_decoded_safely():
                 continue
             assert got.shape == W.shape
     assert detected >= 0.4 * tried  # tail flips are undetectable by design: raw bits
+    # the rANS state count is 32 or 64; the other count reads the streams wrongly: refused
+    for states in (0, 33, 48, 128, True):
+        with pytest.raises(sc.FormatError, match="states"):
+            FloatANS.from_components({**meta, "states": states}, comps).decode()
+    with pytest.raises(sc.FormatError):
+        FloatANS.from_components({**meta, "states": 96 - meta["states"]}, comps).decode()
 
 
 @given(st.binary(min_size=0, max_size=64), st.integers(0, 6))
@@ -307,20 +313,21 @@ def _decode_with(enc, vector):
                            enc._vslot, enc._zslots, enc._vbase, enc._nzm, enc.sb, P,
                            8 * enc.dtype.itemsize, enc.t, enc._r, enc._c, enc.zeros == 0, n, m,
                            enc.block_cols, 0, nblocks, out, m,
-                           np.zeros(max(nblocks, 1), np.int64), vector)
+                           np.zeros(max(nblocks, 1), np.int64), enc.states, vector)
     return bad, out.reshape(n, m)
 
 
 @given(st.sampled_from(["float16", "bfloat16", "float32", "float64"]), st.integers(1, 70),
        st.integers(1, 8), st.sampled_from([16, 32, 48, 64]), st.integers(0, 20),
-       st.sampled_from([0.0, 0.3, 0.9]), st.integers(0, 2**32 - 1))
+       st.sampled_from([0.0, 0.3, 0.9]), st.sampled_from([32, 64]),
+       st.integers(0, 2**32 - 1))
 @settings(max_examples=80, deadline=None)
-def test_vector_and_scalar_value_loops_agree(name, n, groups, bc, nzero, zfrac, seed):
+def test_vector_and_scalar_value_loops_agree(name, n, groups, bc, nzero, zfrac, states, seed):
     """The vector loops (keys; rANS lanes; values of blocks whose width is a multiple of 16,
     with and without zeros) and the scalar loops code and decode the same bits: any row count
     (the rANS pass's scalar end), blocks with a few zeros (whose tails may take the words of
-    a block without) and with many (+0.0 and -0.0), an odd last block, and float64 (whose
-    values take the scalar loops)."""
+    a block without) and with many (+0.0 and -0.0), an odd last block, 32 and 64 rANS
+    states, and float64 (whose values take the scalar loops)."""
     rng = np.random.default_rng(seed)
     m = 16 * groups + int(rng.integers(0, 2)) * 5
     A = (rng.standard_normal((n, m)) * np.exp(rng.normal(0, 1, (1, m)))).astype(dtype_of(name))
@@ -328,19 +335,21 @@ def test_vector_and_scalar_value_loops_agree(name, n, groups, bc, nzero, zfrac, 
     B[rng.integers(0, n, nzero), rng.integers(0, m, nzero)] = 0
     B[rng.random((n, m)) < zfrac] = 0
     B[(B == 0) & (rng.random((n, m)) < 0.5)] = B.dtype.type(1) << B.dtype.type(8 * B.itemsize - 1)
-    enc = FloatANS.encode(A, block_symbols=n * bc)
-    assert enc.block_cols == min(bc, m)
+    from sparsecodec.formats import float_ans as fa
+    from sparsecodec.kernels import simd
+    was = fa.STATES_64_FROM, simd.VECTOR
+    fa.STATES_64_FROM = 0 if states == 64 else 1 << 20
+    try:
+        enc = FloatANS.encode(A, block_symbols=n * bc)
+        simd.VECTOR = False  # the scalar encoder writes the same words as the vector one
+        scalar = FloatANS.encode(A, block_symbols=n * bc)
+    finally:
+        fa.STATES_64_FROM, simd.VECTOR = was
+    assert enc.block_cols == min(bc, m) and enc.states == states
     assert enc._vslot.size == (1 << enc.sb if name != "float64" else 0)  # 32-bit loops
     for vector in (True, False):
         bad, out = _decode_with(enc, vector)
         assert bad == -1 and np.array_equal(out, B)
-    # the scalar encoder writes the same words as the vector one
-    from sparsecodec.kernels import simd
-    was, simd.VECTOR = simd.VECTOR, False
-    try:
-        scalar = FloatANS.encode(A, block_symbols=n * bc)
-    finally:
-        simd.VECTOR = was
     assert all(np.array_equal(a, scalar.components()[k]) for k, a in enc.components().items())
 
 

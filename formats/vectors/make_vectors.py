@@ -75,6 +75,7 @@ VARIANTS = {
 
 
 FLOATS = "float_ans.floats"  # unquantized floats of every width, for float_ans alone
+STATES64 = ("weights_float32", "weights_float16")  # also stored with 64 rANS states
 
 
 def float_matrices() -> dict[str, np.ndarray]:
@@ -106,6 +107,23 @@ def float_matrices() -> dict[str, np.ndarray]:
     return out
 
 
+def float_encodings() -> dict[str, sc.Encoded]:
+    """float_ans of every matrix of :func:`float_matrices` with 32 rANS states (their size),
+    and of the float32 and float16 ones again with 64 (the states of large matrices)."""
+    from sparsecodec.formats import float_ans as fa
+
+    floats = float_matrices()
+    out = {k: sc.encode(A, format="float_ans", block_symbols=256) for k, A in floats.items()}
+    was = fa.STATES_64_FROM
+    fa.STATES_64_FROM = 0
+    try:
+        for k in STATES64:
+            out[f"{k}_states64"] = sc.encode(floats[k], format="float_ans", block_symbols=256)
+    finally:
+        fa.STATES_64_FROM = was
+    return out
+
+
 def float_bits(A: np.ndarray) -> np.ndarray:
     return A.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[A.itemsize])
 
@@ -126,8 +144,7 @@ def main() -> None:
         np.save(HERE / f"{name}.npy", W)
     print(f"wrote the {len(matrices())} expected arrays")
     floats = float_matrices()
-    sc.save(HERE / f"{FLOATS}.spc", {k: sc.encode(A, format="float_ans", block_symbols=256)
-                                      for k, A in floats.items()}, metadata={"vectors": FLOATS})
+    sc.save(HERE / f"{FLOATS}.spc", float_encodings(), metadata={"vectors": FLOATS})
     np.savez(HERE / f"{FLOATS}.npz", **{k: float_bits(A) for k, A in floats.items()})
     print(f"wrote {FLOATS}.spc and its expected bits")
 

@@ -11,12 +11,12 @@ table serves rows and columns of different scales. +0.0 and -0.0 are symbols of 
 (the zero classes, first in the table when present) and have no tail.
 
 Blocks are ``bc`` whole columns; within a block entries are taken row by row (W[0, c0..c1),
-then W[1, c0..c1), ...), so a block decodes straight into row segments of a row-major
-matrix. A block is an rANS stream of ``LANES`` interleaved states (entry k of a block uses
-state k % LANES) over one static table (:mod:`sparsecodec.coding.rans`), and the tails of its
-nonzero entries from word ``tail_ptr[b]`` of ``tails``, in ``TAIL_LANES`` lanes of words
-(the r-th tail in lane r % TAIL_LANES, at bit (r // TAIL_LANES) * w of the lane): sixteen
-entries of a row share a word row and a shift.
+then W[1, c0..c1), ...), so a block decodes straight into row segments of a row-major matrix.
+A block is an rANS stream of ``lanes`` interleaved states (32, or 64 in a large matrix; entry
+k of a block uses state k % lanes) over one static table (:mod:`sparsecodec.coding.rans`), and
+the tails of its nonzero entries from word ``tail_ptr[b]`` of ``tails``, in ``TAIL_LANES``
+lanes of words (the r-th tail in lane r % TAIL_LANES, at bit (r // TAIL_LANES) * w of the
+lane): sixteen entries of a row share a word row and a shift.
 
 Coding and decoding run vector loops (:mod:`kernels.simd`) with scalar loops for what they
 leave. Decoding makes two passes per block: the rANS pass writes each entry's slot; the
@@ -36,13 +36,14 @@ from ..coding.information import counts_information
 from ..coding.rans import RANS_L
 from ..status import CORRUPT, OK
 from .simd import (
-    LANES,
     WIDTH,
     float_values,
     float_values_zeros,
     pack_tail_groups,
-    rans_encode_lanes,
-    rans_lanes,
+    rans_encode_32,
+    rans_encode_64,
+    rans_lanes_32,
+    rans_lanes_64,
     segment_keys,
 )
 
@@ -283,13 +284,13 @@ def _code(x, f, rcp, start, scale, words, pos):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _code_entries(kb, fck, xs, words, pos, hi, lo, scale):
+def _code_entries(kb, fck, xs, words, pos, hi, lo, scale, lanes):
     """Code entries hi - 1 down to lo of a block (key indices ``kb``) into their states
-    ``xs`` (entry k: state k % LANES); returns the new pos."""
+    ``xs`` (entry k: state k % lanes); returns the new pos."""
     for k in range(hi - 1, lo - 1, -1):
         fc = np.uint64(fck[kb[k]])
         f = fc & np.uint64(0xFFFF)
-        lane = k % LANES
+        lane = k % lanes
         x, pos = _code(np.uint64(xs[lane]), f, 1.0 / np.float64(f), fc >> _U16, scale, words,
                        pos)
         xs[lane] = np.uint32(x)
@@ -297,11 +298,11 @@ def _code_entries(kb, fck, xs, words, pos, hi, lo, scale):
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def encode_blocks(keys, fck, sb, n, m, bc, scratch, scratch_off, used, vector):
+def encode_blocks(keys, fck, sb, n, m, bc, scratch, scratch_off, used, lanes, vector):
     """rANS-code every block of ``bc`` columns into ``scratch`` (block b writes downwards from
     scratch_off[b + 1]); used[b] = the words it wrote. ``keys``: every entry's key index in
     block order (:func:`key_counts`); ``fck[index]``: its symbol's freq | cum << 16. Per
-    block: the last entries that do not fill a group of LANES (scalar), then the groups (the
+    block: the last entries that do not fill a group of ``lanes`` (scalar), then the groups (the
     vector loop when ``vector``; the scalar loop codes what it leaves)."""
     nblocks = (m + bc - 1) // bc
     scale = np.uint64(sb)
@@ -313,15 +314,17 @@ def encode_blocks(keys, fck, sb, n, m, bc, scratch, scratch_off, used, vector):
             continue
         kb = keys[c0 * n:c0 * n + count]
         words = scratch[scratch_off[b]:scratch_off[b + 1]]
-        xs = np.full(LANES, RANS_L, np.uint32)
+        xs = np.full(lanes, RANS_L, np.uint32)
         pos = words.shape[0]
-        full = count - count % LANES
-        pos = _code_entries(kb, fck, xs, words, pos, count, full, scale)  # past the groups
+        full = count - count % lanes
+        pos = _code_entries(kb, fck, xs, words, pos, count, full, scale, lanes)  # past groups
         io = np.array([pos, full], np.int64)
-        if vector:
-            rans_encode_lanes(kb, fck, xs, words, io, sb)
-        pos = _code_entries(kb, fck, xs, words, io[0], io[1], 0, scale)  # what it left
-        for lane in range(LANES - 1, -1, -1):  # state 0 first in the stream
+        if vector and lanes == 64:
+            rans_encode_64(kb, fck, xs, words, io, sb)
+        elif vector:
+            rans_encode_32(kb, fck, xs, words, io, sb)
+        pos = _code_entries(kb, fck, xs, words, io[0], io[1], 0, scale, lanes)  # what it left
+        for lane in range(lanes - 1, -1, -1):  # state 0 first in the stream
             pos = rans.flush(np.uint64(xs[lane]), words, pos)
         used[b] = words.shape[0] - pos
 
@@ -394,28 +397,30 @@ _U16 = np.uint64(16)
 
 
 @njit(cache=True, nogil=True)
-def _slots_pass(words, w0, wend, fb, sb, count, slots, states, io, vector, zend):
+def _slots_pass(words, w0, wend, fb, sb, count, slots, states, io, lanes, vector, zend):
     """The rANS pass of a block: the slot of each of its ``count`` entries into ``slots``
-    (``states``: LANES uint32, ``io``: 3 int64, scratch), by the vector loop when ``vector``,
+    (``states``: ``lanes`` uint32, ``io``: 3 int64, scratch), by the vector loop when ``vector``,
     and the scalar loop; io[2] = the slots below ``zend`` (zero classes). Returns True when
     the states end where the encoder started and every word of the block was read."""
-    if wend - w0 < np.uint64(2 * LANES):
+    if wend - w0 < np.uint64(2 * lanes):
         return False
     block = words[w0:wend]  # the vector loop reads up to its end, never past it
     nw = np.int64(block.shape[0])
-    for lane in range(LANES):
+    for lane in range(lanes):
         states[lane] = np.uint32((np.uint32(block[2 * lane]) << np.uint32(16))
                                  | np.uint32(block[2 * lane + 1]))
-    io[0] = 2 * LANES
+    io[0] = 2 * lanes
     io[1] = 0
     io[2] = 0
-    if vector:
-        rans_lanes(block, fb, states, slots, io, count, sb, zend)
+    if vector and lanes == 64:
+        rans_lanes_64(block, fb, states, slots, io, count, sb, zend)
+    elif vector:
+        rans_lanes_32(block, fb, states, slots, io, count, sb, zend)
     p = io[0]
     scale = np.uint64(sb)
     mask = (_U1 << scale) - _U1
     for k in range(io[1], count):  # what the vector loop left: the block's last entries
-        lane = k % LANES
+        lane = k % lanes
         x = np.uint64(states[lane])
         slot = x & mask
         f = np.uint64(fb[slot])
@@ -427,7 +432,7 @@ def _slots_pass(words, w0, wend, fb, sb, count, slots, states, io, vector, zend)
         states[lane] = np.uint32((x << (need << np.uint64(4))) | (w & (np.uint64(0) - need)))
         p += np.int64(need)
     ok = p == nw
-    for lane in range(LANES):
+    for lane in range(lanes):
         ok = ok and np.uint64(states[lane]) == RANS_L
     return ok
 
@@ -474,7 +479,8 @@ def _decode_block(b, words, word_ptr, tails, tail_ptr, fb, symt, vslot, zslots, 
     full = tend - t0 == tail_words(np.uint64(count), w, _U1 << ushift)
     if plain and not full:
         return CORRUPT  # every entry has a tail: the block's words are known
-    if not _slots_pass(words, w0, wend, fb, sb, count, slots, states, io, vector, zslots[0]):
+    if not _slots_pass(words, w0, wend, fb, sb, count, slots, states, io, states.shape[0],
+                       vector, zslots[0]):
         return CORRUPT
     L = np.uint64(P - t)
     lowmask = (_U1 << L) - _U1
@@ -519,7 +525,7 @@ def _decode_block(b, words, word_ptr, tails, tail_ptr, fb, symt, vslot, zslots, 
 
 @njit(cache=True, nogil=True, parallel=True)
 def decode_blocks(words, word_ptr, tails, tail_ptr, fb, symt, vslot, zslots, vbase, nzm, sb, P,
-                  nb, t, r, c, plain, n, m, bc, b_lo, b_hi, out, rs, status, vector):
+                  nb, t, r, c, plain, n, m, bc, b_lo, b_hi, out, rs, status, lanes, vector):
     """Decode blocks [b_lo, b_hi) into ``out`` (bit patterns, as the output's unsigned
     type): entry (i, j) to out[i * rs + j - b_lo * bc], a row-major array ``rs`` wide.
     ``status``: one int64 per block, scratch; ``vector``: use the vector loops. Returns the
@@ -529,7 +535,7 @@ def decode_blocks(words, word_ptr, tails, tail_ptr, fb, symt, vslot, zslots, vba
         b = b_lo + q
         o0 = b * bc - b_lo * bc
         slots = np.empty(bc * n, np.uint16)
-        states = np.empty(LANES, np.uint32)
+        states = np.empty(lanes, np.uint32)  # the block's rANS states
         io = np.empty(3, np.int64)
         status[q] = _decode_block(b, words, word_ptr, tails, tail_ptr, fb, symt, vslot, zslots,
                                   vbase, nzm, sb, P, nb, t, r, c, plain, n, m, bc, out, o0, rs,
@@ -541,7 +547,7 @@ def decode_blocks(words, word_ptr, tails, tail_ptr, fb, symt, vslot, zslots, vba
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def zero_counts(words, word_ptr, fb, sb, n, m, bc, zslots, counts, status, vector):
+def zero_counts(words, word_ptr, fb, sb, n, m, bc, zslots, counts, status, lanes, vector):
     """Per block, the entries of +0.0 and -0.0 (counts[b, sign]), from the rANS pass alone:
     the zero classes' slots end at zslots[0], +0.0's at zslots[1]. ``status``: one int64 per
     block, scratch. Returns the first corrupt block or -1."""
@@ -555,8 +561,8 @@ def zero_counts(words, word_ptr, fb, sb, n, m, bc, zslots, counts, status, vecto
             continue
         slots = np.empty(count, np.uint16)
         io = np.empty(3, np.int64)
-        if not _slots_pass(words, w0, wend, fb, sb, count, slots, np.empty(LANES, np.uint32),
-                           io, vector, zslots[0]):
+        if not _slots_pass(words, w0, wend, fb, sb, count, slots, np.empty(lanes, np.uint32),
+                           io, lanes, vector, zslots[0]):
             status[b] = CORRUPT
             continue
         status[b] = OK

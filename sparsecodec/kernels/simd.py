@@ -13,13 +13,13 @@ emulates them one lane at a time elsewhere (always correct, slower than the scal
 :data:`VECTOR` says whether to use them). They are called from numba functions whose scalar
 loops finish what a vector loop leaves (see :mod:`kernels.floats`).
 
-``rans_lanes``: ``LANES`` interleaved rANS states (entry k uses state k % LANES), as
-``VECTORS`` vectors of ``WIDTH`` 32-bit states. One step of a vector: the slot of each state
-(its low ``scale`` bits); ``fb[slot]`` = freq | (slot - cum) << 16; the new state
-freq * (x >> scale) + (slot - cum); the states that fell below 2^16 read the next words of the
-stream in lane order (an expanding load) and shift them in. It writes the slots, not the
-symbols (the value pass looks the symbol's value up by slot), and counts the zero classes'.
-``rans_encode_lanes`` is its encoder.
+``rans_lanes_32`` and ``rans_lanes_64``: 32 or 64 interleaved rANS states (entry k uses state
+k % lanes), as two or four vectors of ``WIDTH`` 32-bit states. One step of a vector: the slot
+of each state (its low ``scale`` bits); ``fb[slot]`` = freq | (slot - cum) << 16; the new
+state freq * (x >> scale) + (slot - cum); the states that fell below 2^16 read the next words
+of the stream in lane order (an expanding load) and shift them in. It writes the slots, not
+the symbols (the value pass looks the symbol's value up by slot), and counts the zero
+classes'. ``rans_encode_32`` and ``rans_encode_64`` are their encoders.
 
 ``float_values``: the values of a block without zeros, 16 entries of a row at a time: the
 slot's value ``vslot[slot]`` (its key << L), plus its octave ((r + c[j] + 2) >> 2) << P, and
@@ -40,8 +40,8 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 WIDTH = 16  # 32-bit lanes per vector (one AVX-512 register)
-VECTORS = 2  # vectors stepped together: their latencies overlap
-LANES = WIDTH * VECTORS  # rANS states per block
+STATES = (32, 64)  # rANS states a block may have: vectors of WIDTH stepped together, whose
+# latencies overlap (two vectors; four on large matrices, at 128 more flushed bytes a block)
 NEEDS = ("avx512f", "avx512bw", "avx512vl", "avx512vbmi2")  # gathers, 16-bit expand/compress
 
 
@@ -178,15 +178,15 @@ def _close(builder, pre, body, head, done, phis):
     builder.position_at_end(done)
 
 
-def _states_in(builder, stptr):
+def _states_in(builder, stptr, vectors):
     return [_vload(builder, stptr, ir.Constant(_I64, WIDTH * v), _V32, 4)
-            for v in range(VECTORS)]
+            for v in range(vectors)]
 
 
 def _states_out(builder, stptr, xs, ioptr, values):
     """Store the state vectors and ``values`` to io[0], io[1], ..."""
-    for v in range(VECTORS):
-        _vstore(builder, xs[v], stptr, ir.Constant(_I64, WIDTH * v), 4)
+    for v, x in enumerate(xs):
+        _vstore(builder, x, stptr, ir.Constant(_I64, WIDTH * v), 4)
     for i, value in enumerate(values):
         builder.store(value, builder.gep(ioptr, [ir.Constant(_I64, i)]))
 
@@ -195,77 +195,86 @@ def _i64(context, builder, val, ty):
     return context.cast(builder, val, ty, types.int64)
 
 
-@intrinsic
-def rans_lanes(typingctx, words, fb, states, slots, io, kend, scale, zend):
-    """Step all ``LANES`` states (uint32 ``states``) over the uint16 ``words`` from
-    io = [p, k, zeros] (k a multiple of LANES) while k + LANES <= kend and p + LANES <= the
-    words' count, writing entry k's slot to slots[k] (uint16) and adding the slots below
-    ``zend`` (the zero classes') to io[2]. Updates ``states`` and ``io``."""
-    sig = types.void(words, fb, states, slots, io, kend, scale, zend)
+def _rans_lanes(vectors):
+    """The loop below for ``vectors`` vectors of ``WIDTH`` states."""
+    lanes = WIDTH * vectors
 
-    def codegen(context, builder, signature, args):
-        wa, fba, sta, sla, ioa, kend_, sc, zend_ = args
-        tys = signature.args
-        wary = context.make_array(tys[0])(context, builder, wa)
-        wptr = wary.data
-        nwords = builder.extract_value(wary.shape, 0)
-        fbptr = context.make_array(tys[1])(context, builder, fba).data
-        stptr = context.make_array(tys[2])(context, builder, sta).data
-        slptr = context.make_array(tys[3])(context, builder, sla).data
-        ioptr = context.make_array(tys[4])(context, builder, ioa).data
-        kend_ = _i64(context, builder, kend_, tys[5])
-        sc32 = builder.trunc(_i64(context, builder, sc, tys[6]), _I32)
-        maskv = _splat(builder, builder.sub(builder.shl(ir.Constant(_I32, 1), sc32),
-                                            ir.Constant(_I32, 1)), _V32)
-        scv = _splat(builder, sc32, _V32)
-        zendv = _splat(builder, builder.trunc(_i64(context, builder, zend_, tys[7]), _I32), _V32)
-        p0 = builder.load(ioptr)
-        z0 = builder.load(builder.gep(ioptr, [ir.Constant(_I64, 2)]))
-        k0 = builder.load(builder.gep(ioptr, [ir.Constant(_I64, 1)]))
-        x0 = _states_in(builder, stptr)
-        pre, head, body, done = _loop(builder)
-        k = builder.phi(_I64)
-        p = builder.phi(_I64)
-        z = builder.phi(_I64)
-        xs = [builder.phi(_V32) for _ in range(VECTORS)]
-        step = ir.Constant(_I64, LANES)
-        more = builder.and_(
-            builder.icmp_signed("<=", builder.add(k, step), kend_),
-            builder.icmp_signed("<=", builder.add(p, step), nwords))
-        builder.cbranch(more, body, done)
-        builder.position_at_end(body)
-        pn = p
-        zn = z
-        xn = []
-        for v in range(VECTORS):
-            x = xs[v]
-            slot = builder.and_(x, maskv)
-            zc = _call(builder, f"llvm.ctpop.i{WIDTH}", ir.IntType(WIDTH),
-                       [builder.bitcast(builder.icmp_unsigned("<", slot, zendv),
-                                        ir.IntType(WIDTH))])
-            zn = builder.add(zn, builder.zext(zc, _I64))
-            f = _gather(builder, fbptr, slot)
-            x = builder.add(builder.mul(builder.and_(f, _const(_V32, 0xFFFF)),
-                                        builder.lshr(x, scv)),
-                            builder.lshr(f, _const(_V32, 16)))
-            need = builder.icmp_unsigned("<", x, _const(_V32, 1 << 16))
-            w = _call(builder, f"llvm.masked.expandload.v{WIDTH}i16", _V16,
-                      [builder.gep(wptr, [pn]), need, _const(_V16, 0)])
-            x = builder.select(need, builder.or_(builder.shl(x, _const(_V32, 16)),
-                                                 builder.zext(w, _V32)), x)
-            xn.append(x)
-            count = _call(builder, f"llvm.ctpop.i{WIDTH}", ir.IntType(WIDTH),
-                          [builder.bitcast(need, ir.IntType(WIDTH))])
-            pn = builder.add(pn, builder.zext(count, _I64))
-            _vstore(builder, builder.trunc(slot, _V16), slptr,
-                    builder.add(k, ir.Constant(_I64, WIDTH * v)), 2)
-        _close(builder, pre, body, head, done,
-               [(k, k0, builder.add(k, step)), (p, p0, pn), (z, z0, zn),
-                *zip(xs, x0, xn, strict=True)])
-        _states_out(builder, stptr, xs, ioptr, [p, k, z])
-        return context.get_dummy_value()
+    def rans_lanes(typingctx, words, fb, states, slots, io, kend, scale, zend):
+        """Step all ``lanes`` states (uint32 ``states``) over the uint16 ``words`` from
+        io = [p, k, zeros] (k a multiple of lanes) while k + lanes <= kend and p + lanes <= the
+        words' count, writing entry k's slot to slots[k] (uint16) and adding the slots below
+        ``zend`` (the zero classes') to io[2]. Updates ``states`` and ``io``."""
+        sig = types.void(words, fb, states, slots, io, kend, scale, zend)
 
-    return sig, codegen
+        def codegen(context, builder, signature, args):
+            wa, fba, sta, sla, ioa, kend_, sc, zend_ = args
+            tys = signature.args
+            wary = context.make_array(tys[0])(context, builder, wa)
+            wptr = wary.data
+            nwords = builder.extract_value(wary.shape, 0)
+            fbptr = context.make_array(tys[1])(context, builder, fba).data
+            stptr = context.make_array(tys[2])(context, builder, sta).data
+            slptr = context.make_array(tys[3])(context, builder, sla).data
+            ioptr = context.make_array(tys[4])(context, builder, ioa).data
+            kend_ = _i64(context, builder, kend_, tys[5])
+            sc32 = builder.trunc(_i64(context, builder, sc, tys[6]), _I32)
+            maskv = _splat(builder, builder.sub(builder.shl(ir.Constant(_I32, 1), sc32),
+                                                ir.Constant(_I32, 1)), _V32)
+            scv = _splat(builder, sc32, _V32)
+            zendv = _splat(builder, builder.trunc(_i64(context, builder, zend_, tys[7]), _I32),
+                           _V32)
+            p0 = builder.load(ioptr)
+            z0 = builder.load(builder.gep(ioptr, [ir.Constant(_I64, 2)]))
+            k0 = builder.load(builder.gep(ioptr, [ir.Constant(_I64, 1)]))
+            x0 = _states_in(builder, stptr, vectors)
+            pre, head, body, done = _loop(builder)
+            k = builder.phi(_I64)
+            p = builder.phi(_I64)
+            z = builder.phi(_I64)
+            xs = [builder.phi(_V32) for _ in range(vectors)]
+            step = ir.Constant(_I64, lanes)
+            more = builder.and_(
+                builder.icmp_signed("<=", builder.add(k, step), kend_),
+                builder.icmp_signed("<=", builder.add(p, step), nwords))
+            builder.cbranch(more, body, done)
+            builder.position_at_end(body)
+            pn = p
+            zn = z
+            xn = []
+            for v in range(vectors):
+                x = xs[v]
+                slot = builder.and_(x, maskv)
+                zc = _call(builder, f"llvm.ctpop.i{WIDTH}", ir.IntType(WIDTH),
+                           [builder.bitcast(builder.icmp_unsigned("<", slot, zendv),
+                                            ir.IntType(WIDTH))])
+                zn = builder.add(zn, builder.zext(zc, _I64))
+                f = _gather(builder, fbptr, slot)
+                x = builder.add(builder.mul(builder.and_(f, _const(_V32, 0xFFFF)),
+                                            builder.lshr(x, scv)),
+                                builder.lshr(f, _const(_V32, 16)))
+                need = builder.icmp_unsigned("<", x, _const(_V32, 1 << 16))
+                w = _call(builder, f"llvm.masked.expandload.v{WIDTH}i16", _V16,
+                          [builder.gep(wptr, [pn]), need, _const(_V16, 0)])
+                x = builder.select(need, builder.or_(builder.shl(x, _const(_V32, 16)),
+                                                     builder.zext(w, _V32)), x)
+                xn.append(x)
+                count = _call(builder, f"llvm.ctpop.i{WIDTH}", ir.IntType(WIDTH),
+                              [builder.bitcast(need, ir.IntType(WIDTH))])
+                pn = builder.add(pn, builder.zext(count, _I64))
+                _vstore(builder, builder.trunc(slot, _V16), slptr,
+                        builder.add(k, ir.Constant(_I64, WIDTH * v)), 2)
+            _close(builder, pre, body, head, done,
+                   [(k, k0, builder.add(k, step)), (p, p0, pn), (z, z0, zn),
+                    *zip(xs, x0, xn, strict=True)])
+            _states_out(builder, stptr, xs, ioptr, [p, k, z])
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return intrinsic(rans_lanes)
+
+
+rans_lanes_32, rans_lanes_64 = _rans_lanes(2), _rans_lanes(4)
 
 
 def _values_codegen(out_bits, zeros):
@@ -434,64 +443,72 @@ def float_values_zeros(typingctx, slots, vslot, r, c, c0, n, width, tails, base,
     return sig, _values_codegen(out.dtype.bitwidth, True)
 
 
-@intrinsic
-def rans_encode_lanes(typingctx, syms, fc, states, words, io, scale):
-    """The encoder of :func:`rans_lanes`: code entries k - 1 down to 0 of ``syms`` (uint16
-    symbols; io = [pos, k], k a multiple of LANES) into the ``LANES`` uint32 ``states``, a
-    group of LANES entries at a time, last lane first: each state that would overflow
-    (x >> (32 - scale) >= freq) first puts its low word below ``pos`` (a compressing store,
-    in lane order, so that the decoder's expanding load reads them back), then
-    x = (x // freq) << scale + x % freq + cum, the quotient from a double division (exact:
-    x < 2^32). ``fc``: per symbol, freq | cum << 16 (uint32). Updates ``states`` and ``io``
-    (pos: the lowest word written)."""
-    sig = types.void(syms, fc, states, words, io, scale)
+def _rans_encode_lanes(vectors):
+    """The loop below for ``vectors`` vectors of ``WIDTH`` states."""
+    lanes = WIDTH * vectors
 
-    def codegen(context, builder, signature, args):
-        tys = signature.args
-        syptr, fcptr, stptr, wptr, ioptr = (
-            context.make_array(tys[i])(context, builder, args[i]).data for i in range(5))
-        sc32 = builder.trunc(_i64(context, builder, args[5], tys[5]), _I32)
-        scv = _splat(builder, sc32, _V32)
-        upper = _splat(builder, builder.sub(ir.Constant(_I32, 32), sc32), _V32)
-        pos0 = builder.load(ioptr)
-        k0 = builder.load(builder.gep(ioptr, [ir.Constant(_I64, 1)]))
-        x0 = _states_in(builder, stptr)
-        pre, head, body, done = _loop(builder)
-        k = builder.phi(_I64)
-        pos = builder.phi(_I64)
-        xs = [builder.phi(_V32) for _ in range(VECTORS)]
-        step = ir.Constant(_I64, LANES)
-        builder.cbranch(builder.and_(builder.icmp_signed(">=", k, step),
-                                     builder.icmp_signed(">=", pos, step)), body, done)
-        builder.position_at_end(body)
-        kn = builder.sub(k, step)
-        pn = pos
-        xn = [None] * VECTORS
-        for v in range(VECTORS - 1, -1, -1):
-            s = builder.zext(_vload(builder, syptr, builder.add(kn, ir.Constant(
-                _I64, WIDTH * v)), _V16, 2), _V32)
-            f = _gather(builder, fcptr, s)
-            freq = builder.and_(f, _const(_V32, 0xFFFF))
-            x = xs[v]
-            need = builder.icmp_unsigned(">=", builder.lshr(x, upper), freq)
-            count = _call(builder, f"llvm.ctpop.i{WIDTH}", ir.IntType(WIDTH),
-                          [builder.bitcast(need, ir.IntType(WIDTH))])
-            pn = builder.sub(pn, builder.zext(count, _I64))
-            _compress_store(builder, builder.trunc(x, _V16), wptr, pn, need, count)
-            x = builder.select(need, builder.lshr(x, _const(_V32, 16)), x)
-            dv = ir.VectorType(ir.DoubleType(), WIDTH)
-            q = builder.fptoui(builder.fdiv(builder.uitofp(x, dv), builder.uitofp(freq, dv)),
-                               _V32)
-            x = builder.add(builder.add(builder.shl(q, scv),
-                                        builder.sub(x, builder.mul(q, freq))),
-                            builder.lshr(f, _const(_V32, 16)))
-            xn[v] = x
-        _close(builder, pre, body, head, done,
-               [(k, k0, kn), (pos, pos0, pn), *zip(xs, x0, xn, strict=True)])
-        _states_out(builder, stptr, xs, ioptr, [pos, k])
-        return context.get_dummy_value()
+    def rans_encode_lanes(typingctx, syms, fc, states, words, io, scale):
+        """The encoder of :func:`rans_lanes`: code entries k - 1 down to 0 of ``syms`` (uint16
+        symbols; io = [pos, k], k a multiple of lanes) into the ``lanes`` uint32 ``states``, a
+        group of lanes entries at a time, last lane first: each state that would overflow
+        (x >> (32 - scale) >= freq) first puts its low word below ``pos`` (a compressing store,
+        in lane order, so that the decoder's expanding load reads them back), then
+        x = (x // freq) << scale + x % freq + cum, the quotient from a double division (exact:
+        x < 2^32). ``fc``: per symbol, freq | cum << 16 (uint32). Updates ``states`` and ``io``
+        (pos: the lowest word written)."""
+        sig = types.void(syms, fc, states, words, io, scale)
 
-    return sig, codegen
+        def codegen(context, builder, signature, args):
+            tys = signature.args
+            syptr, fcptr, stptr, wptr, ioptr = (
+                context.make_array(tys[i])(context, builder, args[i]).data for i in range(5))
+            sc32 = builder.trunc(_i64(context, builder, args[5], tys[5]), _I32)
+            scv = _splat(builder, sc32, _V32)
+            upper = _splat(builder, builder.sub(ir.Constant(_I32, 32), sc32), _V32)
+            pos0 = builder.load(ioptr)
+            k0 = builder.load(builder.gep(ioptr, [ir.Constant(_I64, 1)]))
+            x0 = _states_in(builder, stptr, vectors)
+            pre, head, body, done = _loop(builder)
+            k = builder.phi(_I64)
+            pos = builder.phi(_I64)
+            xs = [builder.phi(_V32) for _ in range(vectors)]
+            step = ir.Constant(_I64, lanes)
+            builder.cbranch(builder.and_(builder.icmp_signed(">=", k, step),
+                                         builder.icmp_signed(">=", pos, step)), body, done)
+            builder.position_at_end(body)
+            kn = builder.sub(k, step)
+            pn = pos
+            xn = [None] * vectors
+            for v in range(vectors - 1, -1, -1):
+                s = builder.zext(_vload(builder, syptr, builder.add(kn, ir.Constant(
+                    _I64, WIDTH * v)), _V16, 2), _V32)
+                f = _gather(builder, fcptr, s)
+                freq = builder.and_(f, _const(_V32, 0xFFFF))
+                x = xs[v]
+                need = builder.icmp_unsigned(">=", builder.lshr(x, upper), freq)
+                count = _call(builder, f"llvm.ctpop.i{WIDTH}", ir.IntType(WIDTH),
+                              [builder.bitcast(need, ir.IntType(WIDTH))])
+                pn = builder.sub(pn, builder.zext(count, _I64))
+                _compress_store(builder, builder.trunc(x, _V16), wptr, pn, need, count)
+                x = builder.select(need, builder.lshr(x, _const(_V32, 16)), x)
+                dv = ir.VectorType(ir.DoubleType(), WIDTH)
+                q = builder.fptoui(builder.fdiv(builder.uitofp(x, dv), builder.uitofp(freq, dv)),
+                                   _V32)
+                x = builder.add(builder.add(builder.shl(q, scv),
+                                            builder.sub(x, builder.mul(q, freq))),
+                                builder.lshr(f, _const(_V32, 16)))
+                xn[v] = x
+            _close(builder, pre, body, head, done,
+                   [(k, k0, kn), (pos, pos0, pn), *zip(xs, x0, xn, strict=True)])
+            _states_out(builder, stptr, xs, ioptr, [pos, k])
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return intrinsic(rans_encode_lanes)
+
+
+rans_encode_32, rans_encode_64 = _rans_encode_lanes(2), _rans_encode_lanes(4)
 
 
 @intrinsic

@@ -219,6 +219,24 @@ def test_small_products_run_on_one_thread_and_restore_the_count(monkeypatch):
     assert numba.get_num_threads() == before
 
 
+def test_a_busy_machine_is_seen_before_the_load_average_rises(monkeypatch, tmp_path):
+    """The tasks runnable at this moment count as much as the 1-minute load average: two
+    busy processes on a machine of two cores make products serial at once."""
+    fake = tmp_path / "loadavg"
+    fake.write_text("0.08 0.30 0.71 3/83 23578\n")
+    assert threads.runnable_others(str(fake)) == 2
+    for text in ("", "0.1 0.2", "0.1 0.2 0.3 x/9 1"):
+        fake.write_text(text)
+        assert threads.runnable_others(str(fake)) == 0
+    assert threads.runnable_others(str(tmp_path / "missing")) == 0
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (0.08, 0.3, 0.7))
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+    for others, busy in ((2, True), (1, False), (0, False)):
+        monkeypatch.setattr(threads, "runnable_others", lambda o=others: o)
+        monkeypatch.setattr(threads, "_load", [0.0, -1.0])  # read again
+        assert threads.saturated() == busy
+
+
 def test_auto_for_speed_picks_a_small_exact_encoding():
     rng = np.random.default_rng(7)
     W = qz.integer(qz.prune(rng.standard_normal((48, 40)).astype(np.float32), 50).weights,

@@ -282,8 +282,9 @@ class FloatANS(Encoded):
         np.cumsum(per_block + 2 * states, out=scratch_off[1:])
         scratch = np.empty(int(scratch_off[-1]), np.uint16)
         used = np.zeros(nblocks, np.int64)
-        kf.encode_blocks(model.index, fck, sb, n, m, bc, scratch, scratch_off, used, states,
-                         simd.VECTOR)
+        with threads.for_work(n * m * 8):  # serial when small or when the cores are busy
+            kf.encode_blocks(model.index, fck, sb, n, m, bc, scratch, scratch_off, used,
+                             states, simd.VECTOR)
         del model.index
         words = np.empty(int(used.sum()), np.uint16)
         word_ptr = np.zeros(nblocks + 1, np.uint64)
@@ -292,7 +293,8 @@ class FloatANS(Encoded):
         tail_ptr = np.zeros(nblocks + 1, np.uint64)
         np.cumsum(tail_words(model.tailed, P - t + 1, M.dtype), out=tail_ptr[1:])
         tails = np.zeros(int(tail_ptr[-1]) + kf.TAIL_LANES, tails_dtype(M.dtype))
-        kf.pack_tails(M.bits, P, nb, t, bc, tails, tail_ptr, model.tailed, simd.VECTOR)
+        with threads.for_work(n * m * 8):
+            kf.pack_tails(M.bits, P, nb, t, bc, tails, tail_ptr, model.tailed, simd.VECTOR)
         return cls(M.shape, M.dtype, t, sb, model.nsym, model.zeros, bc, states,
                    _encode_table(model), model.keys, freq, model.r, model.c, words, word_ptr,
                    tails, tail_ptr)

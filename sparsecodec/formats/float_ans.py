@@ -140,17 +140,17 @@ def choose(M: Matrix, head_bits: int | None, shift: str | None, bc: int) -> _Mod
     extra = np.array([(n if sh in ("rows", "both") else 0) + (m if sh in ("cols", "both") else 0)
                       for sh in SHIFTS], np.float64)
     costs = kf.choice_costs(by_axes, zeros, P, top, kf.SHIFT_RANGE, n * m, scale, extra)
-    for a, sh in enumerate(SHIFTS):
+    for axes, sh in enumerate(SHIFTS):
         if sh not in shifts or (shift is None and ((sh in ("rows", "both") and rows_used < 2)
                                                    or (sh in ("cols", "both")
                                                        and cols_used < 2))):
-            costs[a] = np.inf
+            costs[axes] = np.inf
     costs[:, [t for t in range(top + 1) if t not in ts]] = np.inf
     if not np.isfinite(costs).any():
         raise OptionError(f"float_ans: head_bits={head_bits} gives more than 2^15 symbols")
-    a, t = np.unravel_index(int(np.argmin(costs)), costs.shape)
-    sh = SHIFTS[int(a)]
-    t = int(t)
+    best_axes, best_t = np.unravel_index(int(np.argmin(costs)), costs.shape)
+    sh = SHIFTS[int(best_axes)]
+    t = int(best_t)
     rr = r if sh in ("rows", "both") else np.zeros(0, np.int8)
     cc = c if sh in ("cols", "both") else np.zeros(0, np.int8)
     lo, size = key_range(E, t)

@@ -139,7 +139,7 @@ def choose(M: Matrix, head_bits: int | None, shift: str | None, bc: int) -> _Mod
     scale = n * m / max(1, -(-n // step) * m)  # entries per sampled entry
     extra = np.array([(n if sh in ("rows", "both") else 0) + (m if sh in ("cols", "both") else 0)
                       for sh in SHIFTS], np.float64)
-    costs = kf.choice_costs(by_axes, zeros, P, top, kf.SHIFT_RANGE, n * m, scale, extra)
+    costs = kf.choice_costs(by_axes, zeros, P, top, n * m, scale, extra)
     for axes, sh in enumerate(SHIFTS):
         if sh not in shifts or (shift is None and ((sh in ("rows", "both") and rows_used < 2)
                                                    or (sh in ("cols", "both")

@@ -217,7 +217,7 @@ def _varint_bytes(v):
 
 
 @njit(cache=True, nogil=True)
-def choice_costs(by_axes, zeros, P, top, shift_range, count, scale, extra):
+def choice_costs(by_axes, zeros, P, top, count, scale, extra):
     """The estimated bytes of each choice of axes (rows of ``by_axes``: the key counts of a
     sample at head width ``top``, index key - lo(top)) and head width t = 0 .. top: the
     information of the keys and zeros (scaled by ``scale``, entries per sampled entry), the
@@ -232,7 +232,7 @@ def choice_costs(by_axes, zeros, P, top, shift_range, count, scale, extra):
         for t in range(top + 1):
             d = top - t
             size = by_axes.shape[1] >> d
-            lo = -(shift_range << t)
+            lo = -(SHIFT_RANGE << t)
             merged[:] = 0
             for q in range(by_axes.shape[1]):
                 merged[q >> d] += by_axes[a, q]
@@ -397,11 +397,13 @@ _U16 = np.uint64(16)
 
 
 @njit(cache=True, nogil=True)
-def _slots_pass(words, w0, wend, fb, sb, count, slots, states, io, lanes, vector, zend):
+def _slots_pass(words, w0, wend, fb, sb, count, slots, states, io, vector, zend):
     """The rANS pass of a block: the slot of each of its ``count`` entries into ``slots``
-    (``states``: ``lanes`` uint32, ``io``: 3 int64, scratch), by the vector loop when ``vector``,
-    and the scalar loop; io[2] = the slots below ``zend`` (zero classes). Returns True when
-    the states end where the encoder started and every word of the block was read."""
+    (``states``: the block's 32 or 64 uint32 states, ``io``: 3 int64, scratch), by the vector
+    loop when ``vector``, and the scalar loop; io[2] = the slots below ``zend`` (zero
+    classes). Returns True when the states end where the encoder started and every word of
+    the block was read."""
+    lanes = states.shape[0]
     if wend - w0 < np.uint64(2 * lanes):
         return False
     block = words[w0:wend]  # the vector loop reads up to its end, never past it
@@ -479,8 +481,7 @@ def _decode_block(b, words, word_ptr, tails, tail_ptr, fb, symt, vslot, zslots, 
     full = tend - t0 == tail_words(np.uint64(count), w, _U1 << ushift)
     if plain and not full:
         return CORRUPT  # every entry has a tail: the block's words are known
-    if not _slots_pass(words, w0, wend, fb, sb, count, slots, states, io, states.shape[0],
-                       vector, zslots[0]):
+    if not _slots_pass(words, w0, wend, fb, sb, count, slots, states, io, vector, zslots[0]):
         return CORRUPT
     L = np.uint64(P - t)
     lowmask = (_U1 << L) - _U1
@@ -562,7 +563,7 @@ def zero_counts(words, word_ptr, fb, sb, n, m, bc, zslots, counts, status, lanes
         slots = np.empty(count, np.uint16)
         io = np.empty(3, np.int64)
         if not _slots_pass(words, w0, wend, fb, sb, count, slots, np.empty(lanes, np.uint32),
-                           io, lanes, vector, zslots[0]):
+                           io, vector, zslots[0]):
             status[b] = CORRUPT
             continue
         status[b] = OK

@@ -100,6 +100,27 @@ def _masked_load(builder, ptr, index, ty, live):
                  [src, ir.Constant(_I32, bits // 8), live, ir.Constant(ty, [0] * WIDTH)])
 
 
+def _masked_store(builder, value, ptr, index, live):
+    """The ``live`` lanes of ``value`` to ptr[index:index + WIDTH] (others not written)."""
+    bits = value.type.element.width
+    dst = builder.bitcast(builder.gep(ptr, [index]), ir.PointerType(value.type))
+    _call(builder, f"llvm.masked.store.v{WIDTH}i{bits}.p0", ir.VoidType(),
+          [value, dst, ir.Constant(_I32, bits // 8), live])
+
+
+def _popcount(builder, mask):
+    """The set lanes of a ``WIDTH``-lane mask, as an int64."""
+    count = _call(builder, f"llvm.ctpop.i{WIDTH}", ir.IntType(WIDTH),
+                  [builder.bitcast(mask, ir.IntType(WIDTH))])
+    return builder.zext(count, _I64)
+
+
+def _live(builder, left):
+    """The mask of the lanes below ``left`` (int64): a row's last, partial vector."""
+    return builder.icmp_signed("<", ir.Constant(_V32, list(range(WIDTH))),
+                               _splat(builder, builder.trunc(left, _I32), _V32))
+
+
 def _compress_store(builder, value, ptr, index, live, count):
     """The ``live`` lanes of ``value`` (``count`` of them) to ptr[index:index + count], in
     lane order: packed in the register, then a masked store of the first ``count`` lanes.
@@ -108,11 +129,9 @@ def _compress_store(builder, value, ptr, index, live, count):
     packed = _call(builder, f"llvm.experimental.vector.compress.v{WIDTH}i16", value.type,
                    [value, live, ir.Constant(value.type, ir.Undefined)])
     first = builder.trunc(builder.sub(builder.shl(ir.Constant(_I32, 1),
-                                                  builder.zext(count, _I32)),
+                                                  builder.trunc(count, _I32)),
                                       ir.Constant(_I32, 1)), ir.IntType(WIDTH))
-    dst = builder.bitcast(builder.gep(ptr, [index]), ir.PointerType(value.type))
-    _call(builder, f"llvm.masked.store.v{WIDTH}i16.p0", ir.VoidType(),
-          [packed, dst, ir.Constant(_I32, 2), builder.bitcast(first, _V1)])
+    _masked_store(builder, packed, ptr, index, builder.bitcast(first, _V1))
 
 
 def _expand(builder, value, live):
@@ -244,10 +263,7 @@ def _rans_lanes(vectors):
             for v in range(vectors):
                 x = xs[v]
                 slot = builder.and_(x, maskv)
-                zc = _call(builder, f"llvm.ctpop.i{WIDTH}", ir.IntType(WIDTH),
-                           [builder.bitcast(builder.icmp_unsigned("<", slot, zendv),
-                                            ir.IntType(WIDTH))])
-                zn = builder.add(zn, builder.zext(zc, _I64))
+                zn = builder.add(zn, _popcount(builder, builder.icmp_unsigned("<", slot, zendv)))
                 f = _gather(builder, fbptr, slot)
                 x = builder.add(builder.mul(builder.and_(f, _const(_V32, 0xFFFF)),
                                             builder.lshr(x, scv)),
@@ -258,9 +274,7 @@ def _rans_lanes(vectors):
                 x = builder.select(need, builder.or_(builder.shl(x, _const(_V32, 16)),
                                                      builder.zext(w, _V32)), x)
                 xn.append(x)
-                count = _call(builder, f"llvm.ctpop.i{WIDTH}", ir.IntType(WIDTH),
-                              [builder.bitcast(need, ir.IntType(WIDTH))])
-                pn = builder.add(pn, builder.zext(count, _I64))
+                pn = builder.add(pn, _popcount(builder, need))
                 _vstore(builder, builder.trunc(slot, _V16), slptr,
                         builder.add(k, ir.Constant(_I64, WIDTH * v)), 2)
             _close(builder, pre, body, head, done,
@@ -350,8 +364,7 @@ def _values_codegen(out_bits, zeros):
         builder.position_at_end(cbody)
         k = builder.add(krow, jj)
         if zeros:  # any width: the row's last vector is masked
-            live = builder.icmp_signed("<", ir.Constant(_V32, list(range(WIDTH))), _splat(
-                builder, builder.trunc(builder.sub(width_, jj), _I32), _V32))
+            live = _live(builder, builder.sub(width_, jj))
             slot = builder.zext(_masked_load(builder, slptr, k, _V16, live), _V32)
             col = builder.sext(_masked_load(builder, cptr, builder.add(c0_, jj), _V8, live),
                                _V32)
@@ -373,9 +386,7 @@ def _values_codegen(out_bits, zeros):
             tl = _expand(builder, _window(builder, group(g),
                                           group(builder.add(g, ir.Constant(_I64, 1))),
                                           builder.urem(rank, lanes64), pair0), nz)
-            count = _call(builder, f"llvm.ctpop.i{WIDTH}", ir.IntType(WIDTH),
-                          [builder.bitcast(nz, ir.IntType(WIDTH))])
-            rank_n = builder.add(rank, builder.zext(count, _I64))
+            rank_n = builder.add(rank, _popcount(builder, nz))
         val = builder.or_(builder.or_(hv, builder.and_(tl, lowmask)),
                           builder.shl(builder.lshr(tl, Lv), topv))
         if zeros:  # a zero class: its sign (the second class is -0.0), no head
@@ -385,10 +396,7 @@ def _values_codegen(out_bits, zeros):
         if out_bits == 16:
             val = builder.trunc(val, _V16)
         if zeros:
-            dst = builder.bitcast(builder.gep(optr, [builder.add(orow, jj)]),
-                                  ir.PointerType(val.type))
-            _call(builder, f"llvm.masked.store.v{WIDTH}i{out_bits}.p0", ir.VoidType(),
-                  [val, dst, ir.Constant(_I32, out_bits // 8), live])
+            _masked_store(builder, val, optr, builder.add(orow, jj), live)
         else:
             _vstore(builder, val, optr, builder.add(orow, jj), out_bits // 8)
         mags_n = builder.or_(mags, hv)
@@ -486,9 +494,8 @@ def _rans_encode_lanes(vectors):
                 freq = builder.and_(f, _const(_V32, 0xFFFF))
                 x = xs[v]
                 need = builder.icmp_unsigned(">=", builder.lshr(x, upper), freq)
-                count = _call(builder, f"llvm.ctpop.i{WIDTH}", ir.IntType(WIDTH),
-                              [builder.bitcast(need, ir.IntType(WIDTH))])
-                pn = builder.sub(pn, builder.zext(count, _I64))
+                count = _popcount(builder, need)
+                pn = builder.sub(pn, count)
                 _compress_store(builder, builder.trunc(x, _V16), wptr, pn, need, count)
                 x = builder.select(need, builder.lshr(x, _const(_V32, 16)), x)
                 dv = ir.VectorType(ir.DoubleType(), WIDTH)
@@ -624,14 +631,12 @@ def segment_keys(typingctx, u, i, c0, width, c, ri, L, t, kmin, size, keys, kbas
         Lv = _splat(builder, builder.zext(L_, vin.element) if in_bits > 32 else
                     builder.trunc(L_, vin.element) if in_bits < 32 else L_, vin)
         kminv, sizev = (_splat(builder, x, _V32) for x in (kmin_, size_))
-        lanes = ir.Constant(_V32, list(range(WIDTH)))
         pre, head, body, done = _loop(builder)
         jj = builder.phi(_I64)
         zeros = builder.phi(_I64)
         builder.cbranch(builder.icmp_signed("<", jj, width_), body, done)
         builder.position_at_end(body)
-        live = builder.icmp_signed("<", lanes, _splat(
-            builder, builder.trunc(builder.sub(width_, jj), _I32), _V32))
+        live = _live(builder, builder.sub(width_, jj))
         x = _masked_load(builder, urow, jj, vin, live)
         col = builder.sext(_masked_load(builder, crow, jj, _V8, live), _V32)
         v = builder.and_(x, vmask)
@@ -640,14 +645,11 @@ def segment_keys(typingctx, u, i, c0, width, c, ri, L, t, kmin, size, keys, kbas
         isz = builder.icmp_unsigned("==", v, ir.Constant(vin, [0] * WIDTH))
         sign = _to32(builder, builder.lshr(x, _const(vin, in_bits - 1)))
         key = builder.select(isz, builder.add(sizev, sign), h)
-        dst = builder.bitcast(builder.gep(krow, [jj]), ir.PointerType(_V16))
-        _call(builder, f"llvm.masked.store.v{WIDTH}i16.p0", ir.VoidType(),
-              [builder.trunc(key, _V16), dst, ir.Constant(_I32, 2), live])
-        zc = _call(builder, f"llvm.ctpop.i{WIDTH}", ir.IntType(WIDTH),
-                   [builder.bitcast(builder.and_(isz, live), ir.IntType(WIDTH))])
+        _masked_store(builder, builder.trunc(key, _V16), krow, jj, live)
         _close(builder, pre, body, head, done,
                [(jj, ir.Constant(_I64, 0), builder.add(jj, ir.Constant(_I64, WIDTH))),
-                (zeros, ir.Constant(_I64, 0), builder.add(zeros, builder.zext(zc, _I64)))])
+                (zeros, ir.Constant(_I64, 0),
+                 builder.add(zeros, _popcount(builder, builder.and_(isz, live))))])
         return zeros
 
     return sig, codegen
